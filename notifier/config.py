@@ -1,0 +1,184 @@
+"""The NOTIFIER settings dict: seed-compatible keys, their defaults, and strict validation.
+
+Validated once when settings load, so a typo or a wrong type stops the process with a message naming the key
+instead of surfacing as a silent default at 8 a.m. on a Monday.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+NOTIFICATION_TYPES: tuple[str, ...] = (
+    "activation_of_policy",
+    "starting_of_policy",
+    "need_for_renewal",
+    "expiration_of_policy",
+    "reminder_after_expiration",
+    "renewal_of_policy",
+)
+
+
+class ConfigError(ValueError):
+    """A NOTIFIER config value is unknown, missing or of the wrong type; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class EGAProviderConfig(_Strict):
+    GateUrl: str = "http://127.0.0.1:8000"
+    SmsResource: str = "/api/policy_notification/test_sms/"
+    PrivateKey: str = ""
+    UserId: str = ""
+    SenderId: str = ""
+    ServiceId: str = ""
+    RequestType: str = ""
+    HeaderKeys: str = "X-Auth-Request-Hash,X-Auth-Request-Id,X-Auth-Request-Type"
+    HeaderValues: str = "PrivateKey,UserId,RequestType"
+
+
+class TextProviderConfig(_Strict):
+    DestinationFolder: str = "sent_notification"
+
+
+class EligibleNotificationTypes(_Strict):
+    activation_of_policy: bool = False
+    starting_of_policy: bool = False
+    need_for_renewal: bool = False
+    expiration_of_policy: bool = False
+    reminder_after_expiration: bool = False
+    renewal_of_policy: bool = False
+
+
+class MaxDelayDays(_Strict):
+    """How many days after its event date a candidate may still be sent (SPEC §4). None: the spec's default."""
+
+    activation_of_policy: int = Field(default=5, ge=0)
+    starting_of_policy: int = Field(default=2, ge=0)
+    need_for_renewal: int | None = Field(default=None, ge=0)
+    expiration_of_policy: int = Field(default=2, ge=0)
+    reminder_after_expiration: int = Field(default=5, ge=0)
+    renewal_of_policy: int = Field(default=5, ge=0)
+
+
+class CircuitBreakerConfig(_Strict):
+    failure_threshold: int = Field(default=5, ge=1)
+    window_seconds: int = Field(default=60, ge=1)
+    cooldown_seconds: int = Field(default=30, ge=1)
+
+
+class NotifierConfig(_Strict):
+    providers: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {
+            "eGASMSGateway": EGAProviderConfig().model_dump(),
+            "TextNotificationProvider": TextProviderConfig().model_dump(),
+        }
+    )
+    eligibleNotificationTypes: EligibleNotificationTypes = EligibleNotificationTypes()
+    family_policy_notification_report_perms: list[str] = Field(default_factory=lambda: ["131224"])
+    trigger_time_interval_hours: int = Field(default=4, ge=1, le=24)
+    trigger_first_call_hour: int = Field(default=8, ge=0, le=23)
+    trigger_last_call_hour: int = Field(default=20, ge=0, le=23)
+    reminder_before_expiry_days: int = Field(default=5, ge=1)
+    reminder_after_expiry_days: int = Field(default=5, ge=1)
+    max_delay_days: MaxDelayDays = MaxDelayDays()
+    max_attempts: int = Field(default=5, ge=1)
+    rate_limit_per_second: float = Field(default=10.0, gt=0)
+    http_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    http_read_timeout_seconds: float = Field(default=15.0, gt=0)
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+
+    @model_validator(mode="after")
+    def _hours_in_order(self) -> NotifierConfig:
+        if self.trigger_first_call_hour > self.trigger_last_call_hour:
+            raise ValueError("trigger_first_call_hour must not be after trigger_last_call_hour")
+        return self
+
+    @model_validator(mode="after")
+    def _known_providers(self) -> NotifierConfig:
+        known: dict[str, type[_Strict]] = {
+            "eGASMSGateway": EGAProviderConfig,
+            "TextNotificationProvider": TextProviderConfig,
+        }
+        for name, values in self.providers.items():
+            schema = known.get(name)
+            if schema is None:
+                continue  # other providers validate their own config (notifier.providers)
+            try:
+                schema.model_validate(values)
+            except ValidationError as exc:
+                raise ValueError(f"providers.{name}: {_describe(exc)}") from None
+        return self
+
+    def max_delay(self, notification_type: str) -> int:
+        value = getattr(self.max_delay_days, notification_type)
+        if value is None:  # need_for_renewal stops the day before expiry, when expiration takes over
+            return max(self.reminder_before_expiry_days - 1, 0)
+        return int(value)
+
+    def is_enabled(self, notification_type: str) -> bool:
+        return bool(getattr(self.eligibleNotificationTypes, notification_type))
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        key = ".".join(str(item) for item in error["loc"]) or "(root)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        parts.append(f"'{key}': {message}")
+    return "; ".join(parts)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_config(raw: dict[str, Any] | None = None) -> NotifierConfig:
+    """Validate a NOTIFIER dict (partial: missing keys take their defaults). Raises ConfigError naming the key."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("NOTIFIER config must be a JSON object")
+    defaults = NotifierConfig().model_dump()
+    # Provider entries are merged per provider so that overriding one key keeps the others' defaults.
+    merged = _deep_merge(defaults, raw)
+    try:
+        return NotifierConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(f"NOTIFIER config: {_describe(exc)}") from None
+
+
+def load_from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """NOTIFIER overrides from NOTIFIER_CONFIG (a JSON object) or NOTIFIER_CONFIG_FILE (a JSON file)."""
+    environ = dict(os.environ) if environ is None else environ
+    text = environ.get("NOTIFIER_CONFIG", "")
+    source = "NOTIFIER_CONFIG"
+    path = environ.get("NOTIFIER_CONFIG_FILE", "")
+    if path:
+        source = f"NOTIFIER_CONFIG_FILE ({path})"
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: must be a JSON object")
+    return value

@@ -1,0 +1,95 @@
+"""The one phone rule: parse with phonenumbers in NOTIFIER_DEFAULT_REGION, keep only valid numbers, as E.164.
+
+Used by eligibility modes, detection, the report and delivery alike, so "has a phone" always means
+"a number the sender would text".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+import phonenumbers
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from notifier.models import Family, FamilyPhone, Insuree
+
+_REFRESH_BATCH = 5000
+
+
+@lru_cache(maxsize=100_000)
+def _normalize(raw: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
+    """E.164 form of `raw`, or None when it is missing, blank, unparsable or not a valid number."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text:
+        return None
+    return _normalize(text, (region or settings.NOTIFIER_DEFAULT_REGION).upper())
+
+
+def pick_family_phone(members: Iterable[tuple[int, bool, str | None]]) -> tuple[int, str] | None:
+    """The sender's rule over (insuree id, is head, raw phone): head first, then by id; the first valid number."""
+    for insuree_id, _head, raw in sorted(members, key=lambda m: (not m[1], m[0])):
+        phone = normalize_phone(raw)
+        if phone is not None:
+            return insuree_id, phone
+    return None
+
+
+def refresh_family_phones(family_ids: Iterable[int] | None = None) -> int:
+    """Recompute FamilyPhone for the given families (all current families when None). Returns rows written.
+
+    One streamed query over current insurees with a non-blank phone, grouped by family in Python (the phone
+    rule is phonenumbers', which SQL cannot express), then one delete and bulk inserts in one transaction.
+    """
+    scope = None if family_ids is None else sorted(set(family_ids))
+    insurees = Insuree.objects.current().filter(family__validity_to__isnull=True, phone__isnull=False)
+    insurees = insurees.exclude(phone="")
+    if scope is not None:
+        insurees = insurees.filter(family_id__in=scope)
+    rows = insurees.order_by("family_id", "-head", "id").values_list("family_id", "id", "head", "phone")
+
+    now = timezone.now()
+    written = 0
+    with transaction.atomic():
+        stale = FamilyPhone.objects.all() if scope is None else FamilyPhone.objects.filter(family_id__in=scope)
+        stale.delete()
+        batch: list[FamilyPhone] = []
+        current_family: int | None = None
+        found = False
+        for family_id, insuree_id, _head, raw in rows.iterator(chunk_size=_REFRESH_BATCH):
+            if family_id != current_family:
+                current_family, found = family_id, False
+            if found:
+                continue
+            phone = normalize_phone(raw)
+            if phone is None:
+                continue
+            found = True
+            batch.append(FamilyPhone(family_id=family_id, insuree_id=insuree_id, phone=phone, refreshed_at=now))
+            if len(batch) >= _REFRESH_BATCH:
+                FamilyPhone.objects.bulk_create(batch)
+                written += len(batch)
+                batch = []
+        if batch:
+            FamilyPhone.objects.bulk_create(batch)
+            written += len(batch)
+    return written
+
+
+def family_phone(family: Family) -> str | None:
+    row = FamilyPhone.objects.filter(family=family).values_list("phone", flat=True).first()
+    return row

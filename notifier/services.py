@@ -1,0 +1,263 @@
+"""Services: the family service (mutations + after-mutation signals) and the seed's consent services.
+
+Every service validates before it writes and runs in one transaction, so bad input raises a ValidationError
+naming the field and leaves nothing half-written; a failing signal receiver rolls the whole mutation back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid as uuid_module
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from notifier import signals
+from notifier.models import Family, FamilyNotification, Insuree, Language, Location
+
+NOTIFICATION_KEYS = {"approvalOfNotification", "languageOfNotification"}
+CONTRIBUTION_KEY = "PolicyNotification"
+
+
+# --- consent (seed contract) --------------------------------------------------------------------------------
+
+
+def default_language_code() -> str:
+    first = Language.objects.order_by("sort_order", "code").values_list("code", flat=True).first()
+    return first or "en"
+
+
+def _current_family(family_uuid: Any) -> Family:
+    try:
+        key = family_uuid if isinstance(family_uuid, uuid_module.UUID) else uuid_module.UUID(str(family_uuid))
+    except (TypeError, ValueError, AttributeError):
+        raise ValidationError({"family_uuid": f"not a valid UUID: {family_uuid!r}"}) from None
+    family = Family.objects.current().filter(uuid=key).first()
+    if family is None:
+        raise ValidationError({"family_uuid": f"no current family with uuid {key}"})
+    return family
+
+
+def _clean_notification_data(notification_data: Any, *, partial: bool) -> dict[str, Any]:
+    if notification_data is None:
+        notification_data = {}
+    if not isinstance(notification_data, Mapping):
+        raise ValidationError({"notification_data": "must be a dict"})
+    unknown = sorted(set(notification_data) - NOTIFICATION_KEYS)
+    if unknown:
+        raise ValidationError({key: "unknown key" for key in unknown})
+    cleaned: dict[str, Any] = {}
+    if "approvalOfNotification" in notification_data:
+        approval = notification_data["approvalOfNotification"]
+        if not isinstance(approval, bool):
+            raise ValidationError({"approvalOfNotification": f"must be true or false, got {approval!r}"})
+        cleaned["approval_of_sms"] = approval
+    elif not partial:
+        cleaned["approval_of_sms"] = False
+    if "languageOfNotification" in notification_data:
+        language = notification_data["languageOfNotification"]
+        if not isinstance(language, str) or not Language.objects.filter(code=language).exists():
+            raise ValidationError({"languageOfNotification": f"unknown language code {language!r}"})
+        cleaned["language_of_sms"] = language
+    elif not partial:
+        cleaned["language_of_sms"] = default_language_code()
+    return cleaned
+
+
+@transaction.atomic
+def create_family_notification_policy(family_uuid: Any, notification_data: Any = None) -> FamilyNotification:
+    """Create the consent row of a family (defaults: no approval, the first language)."""
+    family = _current_family(family_uuid)
+    cleaned = _clean_notification_data(notification_data, partial=False)
+    existing = FamilyNotification.objects.select_for_update().filter(family=family).first()
+    if existing is not None and existing.validity_to is None:
+        raise ValidationError({"family_uuid": f"family {family.uuid} already has a notification policy"})
+    if existing is not None:  # a retired row is reused: the table holds one row per family
+        for name, value in cleaned.items():
+            setattr(existing, name, value)
+        existing.validity_from, existing.validity_to = timezone.now(), None
+        existing.save()
+        return existing
+    return FamilyNotification.objects.create(family=family, **cleaned)
+
+
+@transaction.atomic
+def update_family_notification_policy(family_uuid: Any, notification_data: Any = None) -> FamilyNotification:
+    """Change the given keys of a family's consent; a family without a row gets one (defaults + the keys)."""
+    family = _current_family(family_uuid)
+    cleaned = _clean_notification_data(notification_data, partial=True)
+    existing = FamilyNotification.objects.select_for_update().filter(family=family, validity_to=None).first()
+    if existing is None:
+        return create_family_notification_policy(family.uuid, notification_data)
+    changed = [name for name, value in cleaned.items() if getattr(existing, name) != value]
+    if changed:
+        for name in changed:
+            setattr(existing, name, cleaned[name])
+        existing.validity_from = timezone.now()
+        existing.save(update_fields=[*changed, "validity_from"])
+    return existing
+
+
+@transaction.atomic
+def delete_family_notification_policy(family_uuid: Any, notification_data: Any = None) -> None:
+    """Retire a family's consent: no message goes out to it afterwards. Works on a just-deleted family too."""
+    try:
+        key = uuid_module.UUID(str(family_uuid))
+    except (TypeError, ValueError):
+        raise ValidationError({"family_uuid": f"not a valid UUID: {family_uuid!r}"}) from None
+    _clean_notification_data(notification_data, partial=True)
+    family_ids = Family.objects.filter(uuid=key, legacy_id__isnull=True).values_list("id", flat=True)
+    if not family_ids:
+        raise ValidationError({"family_uuid": f"no family with uuid {key}"})
+    FamilyNotification.objects.filter(family_id__in=list(family_ids), validity_to=None).update(
+        validity_to=timezone.now(), approval_of_sms=False
+    )
+
+
+# --- the family service -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberData:
+    chf_id: str
+    last_name: str
+    other_names: str
+    phone: str | None = None
+    dob: dt.date | None = None
+    head: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _clean_member(member: MemberData, index: int) -> None:
+    prefix = f"members[{index}]"
+    if not member.chf_id or len(member.chf_id) > 12:
+        raise ValidationError({f"{prefix}.chf_id": "required, at most 12 characters"})
+    if not member.last_name:
+        raise ValidationError({f"{prefix}.last_name": "required"})
+    if not member.other_names:
+        raise ValidationError({f"{prefix}.other_names": "required"})
+    if member.phone is not None and len(member.phone) > 50:
+        raise ValidationError({f"{prefix}.phone": "at most 50 characters"})
+
+
+def _clean_contributions(contributions: Any) -> dict[str, Any]:
+    if contributions is None:
+        return {}
+    if not isinstance(contributions, Mapping):
+        raise ValidationError({"contributions": "must be a dict keyed by module name"})
+    return dict(contributions)
+
+
+def _clean_location(location: Location | None) -> None:
+    if location is not None and (location.type != Location.Type.VILLAGE or location.validity_to is not None):
+        raise ValidationError({"location": "must be a current village (LocationType V)"})
+
+
+@transaction.atomic
+def create_family(
+    members: Sequence[MemberData],
+    *,
+    location: Location | None = None,
+    contributions: Mapping[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> Family:
+    """Create a family with its members (exactly one head) and send `family_created`."""
+    cleaned_contributions = _clean_contributions(contributions)
+    if not members:
+        raise ValidationError({"members": "a family needs at least its head"})
+    heads = [m for m in members if m.head]
+    if len(heads) != 1:
+        raise ValidationError({"members": f"exactly one member must be the head, got {len(heads)}"})
+    for index, member in enumerate(members):
+        _clean_member(member, index)
+    _clean_location(location)
+    at = at or timezone.now()
+    family = Family.objects.create(location=location, validity_from=at)
+    created = Insuree.objects.bulk_create(
+        [
+            Insuree(
+                chf_id=m.chf_id,
+                last_name=m.last_name,
+                other_names=m.other_names,
+                phone=m.phone,
+                dob=m.dob,
+                head=m.head,
+                family=family,
+                validity_from=at,
+            )
+            for m in members
+        ]
+    )
+    family.head_insuree = next(i for i in created if i.head)
+    family.save(update_fields=["head_insuree"])
+    signals.family_created.send(sender=Family, family=family, contributions=cleaned_contributions)
+    return family
+
+
+@transaction.atomic
+def update_family(
+    family_uuid: Any,
+    *,
+    location: Location | None = None,
+    contributions: Mapping[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> Family:
+    """Change a family (a history row keeps the old values) and send `family_updated`."""
+    cleaned_contributions = _clean_contributions(contributions)
+    family = _current_family(family_uuid)
+    if location is not None and location.pk != family.location_id:
+        _clean_location(location)
+        family.save_history(at)
+        family.location = location
+        family.save()
+    signals.family_updated.send(sender=Family, family=family, contributions=cleaned_contributions)
+    return family
+
+
+@transaction.atomic
+def delete_family(
+    family_uuid: Any, *, contributions: Mapping[str, Any] | None = None, at: dt.datetime | None = None
+) -> Family:
+    """Retire a family and its members (openIMIS deletes by closing validity) and send `family_deleted`."""
+    cleaned_contributions = _clean_contributions(contributions)
+    family = _current_family(family_uuid)
+    at = at or timezone.now()
+    Insuree.objects.current().filter(family=family).update(validity_to=at)
+    family.retire(at)
+    signals.family_deleted.send(sender=Family, family=family, contributions=cleaned_contributions)
+    return family
+
+
+INSUREE_FIELDS = {"chf_id", "last_name", "other_names", "phone", "dob"}
+
+
+@transaction.atomic
+def update_insuree(insuree_uuid: Any, changes: Mapping[str, Any], *, at: dt.datetime | None = None) -> Insuree:
+    """Change an insuree's fields (history row kept) and send `insuree_changed` so derived phones follow."""
+    unknown = sorted(set(changes) - INSUREE_FIELDS)
+    if unknown:
+        raise ValidationError({key: "unknown or read-only field" for key in unknown})
+    try:
+        key = uuid_module.UUID(str(insuree_uuid))
+    except ValueError:
+        raise ValidationError({"insuree_uuid": f"not a valid UUID: {insuree_uuid!r}"}) from None
+    insuree = Insuree.objects.current().filter(uuid=key).first()
+    if insuree is None:
+        raise ValidationError({"insuree_uuid": f"no current insuree with uuid {key}"})
+    candidate = MemberData(
+        chf_id=changes.get("chf_id", insuree.chf_id),
+        last_name=changes.get("last_name", insuree.last_name),
+        other_names=changes.get("other_names", insuree.other_names),
+        phone=changes.get("phone", insuree.phone),
+    )
+    _clean_member(candidate, 0)
+    insuree.save_history(at)
+    for name, value in changes.items():
+        setattr(insuree, name, value)
+    insuree.save()
+    signals.insuree_changed.send(sender=Insuree, insuree=insuree)
+    return insuree

@@ -1,0 +1,81 @@
+"""Shared fixtures: small factories for the openIMIS mirror. Tests run against the real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from notifier import services
+from notifier.models import Family, Location, Officer, Policy, Product
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def village(db: None) -> Location:
+    region = Location.objects.create(code="R1", name="Region", type=Location.Type.REGION)
+    district = Location.objects.create(code="D1", name="District", type=Location.Type.DISTRICT, parent=region)
+    ward = Location.objects.create(code="W1", name="Ward", type=Location.Type.WARD, parent=district)
+    return Location.objects.create(code="V1", name="Village", type=Location.Type.VILLAGE, parent=ward)
+
+
+@pytest.fixture
+def product(db: None) -> Product:
+    return Product.objects.create(code="BASIC", name="Basic cover")
+
+
+@pytest.fixture
+def officer(db: None, village: Location) -> Officer:
+    return Officer.objects.create(code="EO1", last_name="Mushi", other_names="Amani", location=village.parent)
+
+
+@pytest.fixture
+def make_family(db: None, village: Location) -> Callable[..., Family]:
+    """make_family(head_phone=..., members=[phone, ...], consent={...} or None for no contribution)."""
+
+    def make(
+        head_phone: str | None = "0712345678",
+        members: list[str | None] | None = None,
+        consent: dict[str, Any] | None = None,
+        location: Location | None = None,
+    ) -> Family:
+        number = next(_counter)
+        people = [
+            services.MemberData(
+                chf_id=f"{number:06d}00", last_name=f"Head{number}", other_names="Amani", phone=head_phone, head=True
+            )
+        ]
+        for index, phone in enumerate(members or []):
+            people.append(
+                services.MemberData(
+                    chf_id=f"{number:06d}{index + 1:02d}", last_name=f"Head{number}", other_names="Neema", phone=phone
+                )
+            )
+        contributions = None if consent is None else {services.CONTRIBUTION_KEY: consent}
+        return services.create_family(people, location=location or village, contributions=contributions)
+
+    return make
+
+
+@pytest.fixture
+def make_policy(db: None, product: Product) -> Callable[..., Policy]:
+    def make(family: Family, **fields: Any) -> Policy:
+        today = timezone.localdate()
+        values: dict[str, Any] = {
+            "product": product,
+            "stage": Policy.Stage.NEW,
+            "status": Policy.Status.ACTIVE,
+            "enroll_date": today - dt.timedelta(days=30),
+            "start_date": today - dt.timedelta(days=20),
+            "effective_date": today - dt.timedelta(days=20),
+            "expiry_date": today + dt.timedelta(days=345),
+        }
+        values.update(fields)
+        return Policy.objects.create(family=family, **values)
+
+    return make
