@@ -188,11 +188,14 @@ def family_head(family: Family) -> Insuree:
     return head
 
 
+def head_name(head: Insuree) -> str:
+    return " ".join(part.strip() for part in (head.other_names or "", head.last_name or "") if part and part.strip())
+
+
 def policy_values(policy: Policy, head: Insuree) -> dict[str, str | dt.date | None]:
-    name = " ".join(part.strip() for part in (head.other_names or "", head.last_name or "") if part and part.strip())
     return {
         "InsuranceID": head.chf_id,
-        "Name": name,
+        "Name": head_name(head),
         "ProductCode": policy.product.code,
         "ProductName": policy.product.name,
         "EffectiveDate": policy.effective_date,
@@ -252,3 +255,31 @@ def template_report(text: str, language: str, *, replace_lookalikes: bool = Fals
 
 def describe_chars(chars: Iterable[str]) -> str:
     return ", ".join(sms.describe_char(char) for char in chars)
+
+
+def find_family(reference: str) -> Family | None:
+    """A current family by its head's CHFID, or by family id when `reference` is all digits and no CHFID matches."""
+    reference = reference.strip()
+    if not reference:
+        return None
+    families = Family.objects.current().select_related("head_insuree")
+    family = families.filter(head_insuree__chf_id=reference).first()
+    if family is None and reference.isdigit():
+        family = families.filter(pk=int(reference)).first()
+    return family
+
+
+def preview_values(family: Family | None) -> dict[str, str | dt.date | None]:
+    """Values for a preview: the family's head and its latest current policy; long samples for whatever is missing."""
+    values: dict[str, str | dt.date | None] = dict(LONG_SAMPLE_VALUES)
+    if family is None:
+        return values
+    head = family_head(family)
+    policy = (
+        Policy.objects.current().filter(family=family).select_related("product").order_by("-expiry_date", "-id").first()
+    )
+    if policy is None:
+        values.update({"InsuranceID": head.chf_id, "Name": head_name(head)})
+        return values
+    values.update({key: value for key, value in policy_values(policy, head).items() if value is not None})
+    return values
