@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from notifier import sms
 from notifier.config import NOTIFICATION_TYPES
 from notifier.demo import load_demo
-from notifier.models import Family, FamilyNotification, Language, NotificationTemplate, Outbox, Policy
+from notifier.models import Family, FamilyNotification, Language, NotificationTemplate, Outbox, Policy, Product
 from notifier.rendering import (
     LONG_SAMPLE_VALUES,
     PLACEHOLDERS,
@@ -270,3 +270,18 @@ def test_it_never_overwrites_an_edited_template_when_defaults_are_shipped_again(
         == (migration.TEMPLATES["renewal_of_policy"]["fr"])
     )
     assert NotificationTemplate.objects.count() == len(NOTIFICATION_TYPES) * len(SHIPPED_LANGUAGES)
+
+
+def test_it_inserts_values_literally_without_expanding_braces_inside_them(
+    make_family: Callable[..., Family], make_policy: Callable[..., Policy], product: Product
+) -> None:
+    product.name = "{InsuranceID} {{x}} Ng\u02bcwana"
+    product.save()
+    policy = make_policy(make_family())
+    NotificationTemplate.objects.filter(notification_type="renewal_of_policy", language_id="en").update(
+        text="Renewed: {ProductName}."
+    )
+    message = render_outbox(make_outbox(policy, "renewal_of_policy", "en"))
+    assert message.text == "Renewed: {InsuranceID} {{x}} Ng\u02bcwana."
+    assert message.encoding == sms.UCS2  # a value outside GSM-7 is counted as the network will
+    assert message.segments == 1
