@@ -1,0 +1,1 @@
+"""Benchmarks: a synthetic scheme generator and the detection, delivery and report benchmarks (see README.md)."""
