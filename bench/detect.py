@@ -1,0 +1,565 @@
+"""Detection benchmark: our engine against an upstream-style baseline, on the same database and day.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/notifier_bench .venv/bin/python bench/detect.py --date 2026-11-28
+
+Both run in their own child process (clean peak RSS), with all six types enabled, after the notifier's state
+(outbox, decisions, detection runs, attempts) has been emptied, so the engine makes a first run (no obsolete scan).
+
+**Engine**: `notifier.detection.run_all_detection(date)` for the six types, writing outbox rows and decisions as
+in production. Reported: wall time, CPU time, SQL statements, peak RSS, per type the candidates in its due window
+(queued / skipped by reason).
+
+**Baseline** (what the upstream module does, SPEC §13 items 7 and 8, rebuilt on our models):
+- exact-date triggers: only event date == the day is looked at, no catch-up window;
+- activation / renewal: current active policies (stage not R / stage R) whose current row became valid that day,
+  kept when the history row spanning the start of the day had another status (upstream's "did the value change");
+- starting: current active policies with EffectiveDate == the day;
+- need_for_renewal / expiration / reminder_after: current policies with ExpiryDate == day + 5 / day / day - 5,
+  *whatever their status*, iterated as model instances; for each one the product is loaded (lazy foreign key, as
+  upstream's conversion lookup does) and ONE renewal query fetches the family's policies starting after the expiry.
+  Upstream counts as renewal any row of the same product (its conversion lookup only follows a product *without*
+  a conversion, so never), history and deleted rows included;
+- eligibility per candidate, ONE query each (upstream validates policy by policy): the family's consent row and
+  its phone (notifier_family_phone: the same phone rule as ours).
+From the same rows the baseline derives two sets: what upstream would send, and the *corrected* set, the same
+exact-date candidates with our rules (status active/expired, current family, renewal = another current policy of
+the same product or its conversion product; starting supersedes a same-day activation). The corrected set must
+equal exactly our engine's decisions whose event date is the day; the upstream set's differences are counted and
+explained (SPEC §13 item 8). With --baseline-sample N, only N randomly chosen (seeded) expiring policies per
+expiry type are checked and the baseline's time for them is extrapolated to all of them; the report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import ROOT, cpu_seconds, machine, peak_rss_mb, setup_django, write_results
+
+TYPES = (
+    "activation_of_policy",
+    "starting_of_policy",
+    "need_for_renewal",
+    "expiration_of_policy",
+    "reminder_after_expiration",
+    "renewal_of_policy",
+)
+EXPIRY_TYPES = ("need_for_renewal", "expiration_of_policy", "reminder_after_expiration")
+ALL_ENABLED = {"eligibleNotificationTypes": dict.fromkeys(TYPES, True)}
+NOTIFIER_STATE_TABLES = ("notifier_delivery_attempt", "notifier_outbox", "notifier_decision", "notifier_detection_run")
+
+
+@contextmanager
+def count_queries() -> Iterator[Counter[str]]:
+    """Count the SQL statements Django sends while the block runs (counts['total'])."""
+    from django.db import connection
+
+    counts: Counter[str] = Counter()
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        counts["total"] += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield counts
+
+
+# --- engine ------------------------------------------------------------------------------------------------------
+
+
+def run_engine(day: dt.date) -> dict[str, Any]:
+    """Our detection for the six types on `day`; figures only (the decisions stay in the database)."""
+    from notifier.detection import run_all_detection
+
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    with count_queries() as queries:
+        results = run_all_detection(day, types=list(TYPES))
+    seconds = time.perf_counter() - started
+    per_type = {
+        result.notification_type: {
+            "window": [result.window_start.isoformat(), result.window_end.isoformat()],
+            "queued": result.queued,
+            "skipped": result.skipped,
+            "candidates": result.queued + sum(result.skipped.values()),
+        }
+        for result in results
+    }
+    return {
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds() - cpu_before, 3),
+        "queries": queries["total"],
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "types": per_type,
+    }
+
+
+def engine_decisions(day: dt.date) -> dict[str, dict[str, list[int]]]:
+    """Per type, the engine's candidates with event date == day (all decisions) and the queued ones."""
+    from notifier.models import Decision
+
+    sets: dict[str, dict[str, list[int]]] = {name: {"candidates": [], "queued": []} for name in TYPES}
+    rows = Decision.objects.filter(event_date=day).values_list("notification_type", "policy_id", "outcome")
+    for notification_type, policy_id, outcome in rows.iterator():
+        sets[notification_type]["candidates"].append(policy_id)
+        if outcome == Decision.Outcome.QUEUED:
+            sets[notification_type]["queued"].append(policy_id)
+    return sets
+
+
+# --- baseline ----------------------------------------------------------------------------------------------------
+
+
+class _Baseline:
+    """The upstream-style detection (module docstring). Collects both the upstream and the corrected verdicts."""
+
+    def __init__(self, day: dt.date, sample: int | None, seed: int) -> None:
+        from notifier.conf import get_config
+
+        self.day = day
+        self.sample = sample
+        self.rng = random.Random(seed)
+        self.config = get_config()
+        self.eligibility_cache_hits = 0
+        self.types: dict[str, dict[str, Any]] = {}
+
+    def _eligibility(self, family_id: int) -> tuple[bool, bool, bool]:
+        """(family is current, consent approves, has a valid phone): one query, as upstream's per-policy check."""
+        from notifier.models import Family
+
+        row = (
+            Family.objects.filter(pk=family_id)
+            .values("validity_to", "notification__approval_of_sms", "notification__validity_to", "sms_phone__phone")
+            .first()
+        )
+        if row is None:
+            return False, False, False
+        approved = bool(row["notification__approval_of_sms"]) and row["notification__validity_to"] is None
+        return row["validity_to"] is None, approved, bool(row["sms_phone__phone"])
+
+    def _record(
+        self,
+        notification_type: str,
+        candidates: list[dict[str, Any]],
+        examined: int,
+        total: int,
+    ) -> None:
+        upstream_sent, corrected_candidates, corrected_queued = [], [], []
+        differences: Counter[str] = Counter()
+        for candidate in candidates:
+            current_family, approved, phone = self._eligibility(candidate["family_id"])
+            candidate_upstream = candidate["upstream"]
+            candidate_corrected = candidate["corrected"] and current_family
+            if candidate_upstream and approved and phone:
+                upstream_sent.append(candidate["id"])
+            if candidate_corrected:
+                corrected_candidates.append(candidate["id"])
+                superseded = notification_type == "activation_of_policy" and candidate["effective_date"] == self.day
+                if approved and phone and not superseded:
+                    corrected_queued.append(candidate["id"])
+            if candidate_upstream != candidate_corrected:
+                differences[candidate.get("why") or ("deleted family" if not current_family else "other")] += 1
+        self.types[notification_type] = {
+            "examined": examined,
+            "total": total,
+            "upstream_sent": upstream_sent,
+            "corrected_candidates": corrected_candidates,
+            "corrected_queued": corrected_queued,
+            "upstream_vs_corrected": dict(differences),
+        }
+
+    def activation_like(self, notification_type: str) -> None:
+        from notifier.detection import day_start
+        from notifier.models import Policy
+
+        started = time.perf_counter()
+        with count_queries() as queries:
+            start, end = day_start(self.day), day_start(self.day + dt.timedelta(days=1))
+            policies = Policy.objects.filter(
+                validity_to__isnull=True,
+                status=Policy.Status.ACTIVE,
+                validity_from__gte=start,
+                validity_from__lt=end,
+            )
+            if notification_type == "renewal_of_policy":
+                policies = policies.filter(stage=Policy.Stage.RENEWAL)
+            else:
+                policies = policies.exclude(stage=Policy.Stage.RENEWAL)
+            rows = list(policies.values("id", "family_id", "effective_date", "stage"))
+            before = {
+                legacy_id: status
+                for legacy_id, status in Policy.objects.filter(
+                    legacy_id__in=[row["id"] for row in rows], validity_from__lte=start, validity_to__gte=start
+                )
+                .order_by("legacy_id", "id")
+                .values_list("legacy_id", "status")
+            }
+            candidates = []
+            for row in rows:
+                changed = before.get(row["id"]) != Policy.Status.ACTIVE
+                candidates.append(
+                    {
+                        **row,
+                        "upstream": changed,
+                        "corrected": row["stage"] == Policy.Stage.NEW or notification_type == "renewal_of_policy",
+                        "why": "status did not change" if not changed else None,
+                    }
+                )
+            self._record(notification_type, candidates, len(rows), len(rows))
+        self.types[notification_type]["seconds"] = time.perf_counter() - started
+        self.types[notification_type]["queries"] = queries["total"]
+
+    def starting(self) -> None:
+        from notifier.models import Policy
+
+        started = time.perf_counter()
+        with count_queries() as queries:
+            rows = list(
+                Policy.objects.filter(
+                    validity_to__isnull=True, status=Policy.Status.ACTIVE, effective_date=self.day
+                ).values("id", "family_id", "effective_date")
+            )
+            candidates = [{**row, "upstream": True, "corrected": True, "why": None} for row in rows]
+            self._record("starting_of_policy", candidates, len(rows), len(rows))
+        self.types["starting_of_policy"]["seconds"] = time.perf_counter() - started
+        self.types["starting_of_policy"]["queries"] = queries["total"]
+
+    def expiring(self, notification_type: str) -> None:
+        from notifier.models import Policy
+
+        offset = {
+            "need_for_renewal": self.config.reminder_before_expiry_days,
+            "expiration_of_policy": 0,
+            "reminder_after_expiration": -self.config.reminder_after_expiry_days,
+        }[notification_type]
+        expiry_date = self.day + dt.timedelta(days=offset)
+        renewal_date = expiry_date + dt.timedelta(days=1)
+        started = time.perf_counter()
+        with count_queries() as queries:
+            expiring = list(Policy.objects.filter(validity_to__isnull=True, expiry_date=expiry_date))
+            total = len(expiring)
+            if self.sample is not None and total > self.sample:
+                expiring = self.rng.sample(expiring, self.sample)
+            candidates = []
+            for policy in expiring:
+                product = policy.product  # a query per policy, as upstream's conversion lookup
+                later = list(
+                    Policy.objects.filter(family_id=policy.family_id, start_date__gte=renewal_date).values_list(
+                        "id", "product_id", "validity_to"
+                    )
+                )
+                upstream_renewed = any(product_id == policy.product_id for _id, product_id, _to in later)
+                renewing_products = {policy.product_id, product.conversion_product_id}
+                corrected_renewed = any(
+                    validity_to is None and other_id != policy.id and product_id in renewing_products
+                    for other_id, product_id, validity_to in later
+                )
+                status_ok = policy.status in (Policy.Status.ACTIVE, Policy.Status.EXPIRED)
+                why = None
+                if not status_ok:
+                    why = f"status {Policy.Status(policy.status).label.lower()} not ignored"
+                elif upstream_renewed and not corrected_renewed:
+                    why = "renewal only in a history or deleted row"
+                elif corrected_renewed and not upstream_renewed:
+                    why = "renewed into the conversion product"
+                candidates.append(
+                    {
+                        "id": policy.id,
+                        "family_id": policy.family_id,
+                        "effective_date": policy.effective_date,
+                        "upstream": not upstream_renewed,
+                        "corrected": status_ok and not corrected_renewed,
+                        "why": why,
+                    }
+                )
+            self._record(notification_type, candidates, len(expiring), total)
+            if len(expiring) < total:
+                self.types[notification_type]["examined_ids"] = [policy.id for policy in expiring]
+        self.types[notification_type]["seconds"] = time.perf_counter() - started
+        self.types[notification_type]["queries"] = queries["total"]
+
+
+def _run_type(baseline: _Baseline, notification_type: str) -> dict[str, Any]:
+    if notification_type in EXPIRY_TYPES:
+        baseline.expiring(notification_type)
+    elif notification_type == "starting_of_policy":
+        baseline.starting()
+    else:
+        baseline.activation_like(notification_type)
+    figures = baseline.types[notification_type]
+    examined, total = figures["examined"], figures["total"]
+    figures["extrapolated_seconds"] = figures["seconds"] * (total / examined) if examined else figures["seconds"]
+    return figures
+
+
+def run_baseline(
+    day: dt.date, sample: int | None = None, seed: int = 1, *, cover_windows: bool = False
+) -> dict[str, Any]:
+    """The baseline for `day`; with cover_windows also for every earlier day of each type's due window (the
+    runs upstream would need to make to cover what one engine run covers), timed but not compared."""
+    baseline = _Baseline(day, sample, seed)
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    for notification_type in TYPES:
+        _run_type(baseline, notification_type)
+    seconds = time.perf_counter() - started
+    extrapolated = sum(figures["extrapolated_seconds"] for figures in baseline.types.values())
+    result: dict[str, Any] = {
+        "seconds": round(seconds, 3),
+        "extrapolated_seconds": round(extrapolated, 3),
+        "sampled": any(f["examined"] < f["total"] for f in baseline.types.values()),
+        "cpu_seconds": round(cpu_seconds() - cpu_before, 3),
+        "queries": sum(f["queries"] for f in baseline.types.values()),
+        "types": baseline.types,
+    }
+    if cover_windows:
+        window_seconds, window_queries = extrapolated, result["queries"]
+        for notification_type in TYPES:
+            for back in range(1, baseline.config.max_delay(notification_type) + 1):
+                earlier = _Baseline(day - dt.timedelta(days=back), sample, seed)
+                figures = _run_type(earlier, notification_type)
+                window_seconds += figures["extrapolated_seconds"]
+                window_queries += figures["queries"]
+        result["window_seconds"] = round(window_seconds, 3)
+        result["window_queries"] = window_queries
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return result
+
+
+# --- comparison ----------------------------------------------------------------------------------------------------
+
+
+def compare(engine_sets: dict[str, dict[str, list[int]]], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Per type: set sizes and agreement of the corrected baseline with the engine's same-day decisions."""
+    agreement: dict[str, Any] = {}
+    for notification_type in TYPES:
+        figures = baseline["types"][notification_type]
+        ours_candidates = set(engine_sets[notification_type]["candidates"])
+        ours_queued = set(engine_sets[notification_type]["queued"])
+        sampled = figures["examined"] < figures["total"]
+        corrected_candidates = set(figures["corrected_candidates"])
+        corrected_queued = set(figures["corrected_queued"])
+        upstream_sent = set(figures["upstream_sent"])
+        if sampled:  # only the sampled policies can be compared
+            examined = set(figures["examined_ids"])
+            ours_candidates &= examined
+            ours_queued &= examined
+        agreement[notification_type] = {
+            "engine_same_day_candidates": len(ours_candidates),
+            "baseline_corrected_candidates": len(corrected_candidates),
+            "candidates_only_in_engine": sorted(ours_candidates - corrected_candidates)[:20],
+            "candidates_only_in_baseline": sorted(corrected_candidates - ours_candidates)[:20],
+            "engine_same_day_queued": len(ours_queued),
+            "baseline_corrected_queued": len(corrected_queued),
+            "queued_only_in_engine": sorted(ours_queued - corrected_queued)[:20],
+            "queued_only_in_baseline": sorted(corrected_queued - ours_queued)[:20],
+            "agree": ours_candidates == corrected_candidates and ours_queued == corrected_queued,
+            "upstream_would_send": len(upstream_sent),
+            "upstream_not_in_engine": len(upstream_sent - ours_queued),
+            "engine_not_in_upstream": len(ours_queued - upstream_sent),
+            "upstream_vs_corrected_candidates": figures["upstream_vs_corrected"],
+        }
+    return agreement
+
+
+# --- orchestration ---------------------------------------------------------------------------------------------
+
+
+def reset_notifier_state() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(NOTIFIER_STATE_TABLES)} RESTART IDENTITY CASCADE")
+
+
+def warm_up() -> None:
+    """Read the tables once so that neither side pays for a cold cache."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in ("tblPolicy", "tblFamilies", "tblFamilySMS", "tblProduct", "notifier_family_phone"):
+            cursor.execute(f'SELECT count(*) FROM "{table}"')
+
+
+def _child(role: str, day: dt.date, out: str, sample: int | None, seed: int, cover_windows: bool) -> int:
+    os.environ["NOTIFIER_CONFIG"] = json.dumps(ALL_ENABLED)
+    setup_django()
+    figures = run_engine(day) if role == "engine" else run_baseline(day, sample, seed, cover_windows=cover_windows)
+    Path(out).write_text(json.dumps(figures, default=str), encoding="utf-8")
+    return 0
+
+
+def _spawn(
+    role: str, day: dt.date, sample: int | None, seed: int, timeout: float, cover_windows: bool
+) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(prefix=f"bench-detect-{role}-", suffix=".json", delete=False) as handle:
+        out = handle.name
+    try:
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", role, "--date", day.isoformat()]
+        command += ["--out", out, "--seed", str(seed)]
+        if sample is not None:
+            command += ["--baseline-sample", str(sample)]
+        if not cover_windows:
+            command += ["--same-day-baseline-only"]
+        subprocess.run(command, check=True, timeout=timeout, cwd=ROOT)
+        result: dict[str, Any] = json.loads(Path(out).read_text(encoding="utf-8"))
+        return result
+    finally:
+        Path(out).unlink(missing_ok=True)
+
+
+def benchmark(
+    day: dt.date,
+    *,
+    sample: int | None = None,
+    seed: int = 1,
+    timeout: float = 3600,
+    cover_windows: bool = True,
+    in_process: bool = False,
+) -> dict[str, Any]:
+    """The whole benchmark. in_process=True runs both sides here (for the test suite: test database, no RSS)."""
+    from django.db import connection
+
+    reset_notifier_state()
+    warm_up()
+    if in_process:
+        engine = run_engine(day)
+        baseline = run_baseline(day, sample, seed, cover_windows=cover_windows)
+    else:
+        connection.close()  # the children open their own connections; ours would only hold locks
+        engine = _spawn("engine", day, sample, seed, timeout, cover_windows)
+        baseline = _spawn("baseline", day, sample, seed, timeout, cover_windows)
+    engine_sets = engine_decisions(day)
+    agreement = compare(engine_sets, baseline)
+    baseline_seconds = baseline["extrapolated_seconds"] if baseline["sampled"] else baseline["seconds"]
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT count(*), count(*) FILTER (WHERE "ValidityTo" IS NULL) FROM "tblPolicy"')
+        policies, current = cursor.fetchone()
+        cursor.execute('SELECT count(*) FROM "tblFamilies"')
+        families = cursor.fetchone()[0]
+    for figures in baseline["types"].values():  # the id lists were for the comparison only
+        for key in ("upstream_sent", "corrected_candidates", "corrected_queued"):
+            figures[f"{key}_count"] = len(figures.pop(key))
+        figures.pop("examined_ids", None)
+    return {
+        "date": day.isoformat(),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "database": {"families": families, "policies": policies, "current_policies": current},
+        "engine": engine,
+        "baseline": baseline,
+        "agreement": agreement,
+        "all_agree": all(entry["agree"] for entry in agreement.values()),
+        "speedup": round(baseline_seconds / engine["seconds"], 2) if engine["seconds"] else None,
+        "speedup_same_coverage": (
+            round(baseline["window_seconds"] / engine["seconds"], 2)
+            if engine["seconds"] and "window_seconds" in baseline
+            else None
+        ),
+    }
+
+
+def _print(result: dict[str, Any]) -> None:
+    engine, baseline = result["engine"], result["baseline"]
+    database = result["database"]
+    print(
+        f"database: {database['families']:,} families, {database['policies']:,} policies "
+        f"({database['current_policies']:,} current); date {result['date']}"
+    )
+    print(
+        f"engine:   {engine['seconds']:.2f} s wall, {engine['cpu_seconds']:.2f} s CPU, {engine['queries']} queries, "
+        f"peak RSS {engine['peak_rss_mb']:.0f} MiB"
+    )
+    sampled = " (sampled; extrapolated)" if baseline["sampled"] else ""
+    print(
+        f"baseline: {baseline['seconds']:.2f} s wall{sampled} -> {baseline['extrapolated_seconds']:.2f} s, "
+        f"{baseline['queries']} queries, peak RSS {baseline['peak_rss_mb']:.0f} MiB"
+    )
+    if "window_seconds" in baseline:
+        print(
+            f"baseline over the engine's due windows (one run per day): {baseline['window_seconds']:.2f} s, "
+            f"{baseline['window_queries']} queries"
+        )
+    print(
+        f"speedup:  {result['speedup']}x against the same-day baseline, {result['speedup_same_coverage']}x against "
+        f"the baseline covering the same windows; corrected same-day sets agree: {result['all_agree']}"
+    )
+    header = f"{'type':<27}{'window':>24}{'queued':>8}{'skipped':>9}{'same-day ours/base':>20}{'upstream':>10}"
+    print(header)
+    for notification_type in TYPES:
+        figures = engine["types"][notification_type]
+        agreement = result["agreement"][notification_type]
+        window = "..".join(figures["window"])
+        same_day = f"{agreement['engine_same_day_queued']}/{agreement['baseline_corrected_queued']}"
+        same_day += "" if agreement["agree"] else " DIFFER"
+        print(
+            f"{notification_type:<27}{window:>24}{figures['queued']:>8}{sum(figures['skipped'].values()):>9}"
+            f"{same_day:>20}{agreement['upstream_would_send']:>10}"
+        )
+        if agreement["upstream_vs_corrected_candidates"]:
+            print(f"{'':<27}upstream differs: {agreement['upstream_vs_corrected_candidates']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Detection benchmark: engine vs upstream-style baseline.")
+    parser.add_argument("--date", help="scheme day (YYYY-MM-DD); default: the day bench/generate.py used")
+    parser.add_argument("--baseline-sample", type=int, help="check only N expiring policies per type; extrapolate")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the baseline sample")
+    parser.add_argument(
+        "--same-day-baseline-only", action="store_true", help="do not time the baseline over the due windows"
+    )
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to each side")
+    parser.add_argument("--json", help="write the result here (default bench/results/detect.json)")
+    parser.add_argument("--child", choices=["engine", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.baseline_sample is not None and args.baseline_sample < 1:
+        parser.error("--baseline-sample: must be at least 1")
+
+    day = None
+    if args.date:
+        try:
+            day = dt.date.fromisoformat(args.date)
+        except ValueError:
+            parser.error(f"--date: expected YYYY-MM-DD, got {args.date!r}")
+    if args.child:
+        assert day is not None and args.out
+        return _child(args.child, day, args.out, args.baseline_sample, args.seed, not args.same_day_baseline_only)
+
+    setup_django()
+    from bench.generate import generated_metadata
+
+    if day is None:
+        metadata = generated_metadata()
+        if metadata is None:
+            parser.error("--date: no date given and the database was not made by bench/generate.py")
+        day = dt.date.fromisoformat(metadata["date"])
+    result = benchmark(
+        day,
+        sample=args.baseline_sample,
+        seed=args.seed,
+        timeout=args.timeout,
+        cover_windows=not args.same_day_baseline_only,
+    )
+    _print(result)
+    print(f"results: {write_results('detect', result, args.json)}")
+    return 0 if result["all_agree"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
