@@ -299,8 +299,11 @@ def products(db: None) -> dict[str, Product]:
     return {"basic": basic, "plus": plus, "other": other}
 
 
-def _renewal(make_policy: Any, policy: Policy, product: Product, status: int = Policy.Status.IDLE) -> Policy:
-    start = policy.expiry_date + DAY  # type: ignore[operator]
+def _renewal(
+    make_policy: Callable[..., Policy], policy: Policy, product: Product, status: int = Policy.Status.IDLE
+) -> Policy:
+    assert policy.expiry_date is not None
+    start = policy.expiry_date + DAY
     return make_policy(
         policy.family,
         product=product,
