@@ -329,6 +329,14 @@ class Outbox(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     provider_account = models.ForeignKey(ProviderAccount, models.SET_NULL, null=True, blank=True, related_name="+")
+    detection_run = models.ForeignKey(
+        "DetectionRun",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The run that queued this row (tells concurrent runs apart; ids of conflict-ignored inserts).",
+    )
     provider_reference = models.CharField(max_length=200, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
