@@ -23,7 +23,7 @@ from notifier.report import ReportParams, ReportRow
 TITLE = "Family policy notification report"
 _MARGIN = 15 * mm
 _COLUMNS = ("CHFID", "Head of family", "Head phone", "Approval", "Language", "Member with a phone", "Member phone")
-_WIDTHS = (22 * mm, 38 * mm, 26 * mm, 16 * mm, 16 * mm, 38 * mm, 24 * mm)
+_WIDTHS = (22 * mm, 38 * mm, 25 * mm, 15 * mm, 18 * mm, 38 * mm, 24 * mm)
 
 
 class _PageCountingCanvas(Canvas):  # type: ignore[misc]
