@@ -325,3 +325,6 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class DetectionRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["notification_type", "run_date", "window_start", "window_end", "queued", "skipped", "completed_at"]
     list_filter = ["notification_type"]
+
+
+from notifier import report_admin  # noqa: E402, F401 - registers the report page

@@ -435,3 +435,17 @@ class DetectionRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notification_type} {self.run_date}"
+
+
+class NotificationReport(models.Model):
+    """No table: it anchors the report's permissions (`notifier.report_right_<code>`) and its admin page.
+
+    The permissions themselves come from config (`family_policy_notification_report_perms`), so they are
+    created by a data migration and the `report_permissions` command rather than by Meta.permissions.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        verbose_name = "family policy notification report"
+        verbose_name_plural = "family policy notification report"
