@@ -6,20 +6,19 @@ An empty list of rights lets every signed-in user through, which is what the con
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, Group, Permission, PermissionsMixin
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 
-from notifier.config import parse_config
+from notifier.conf import get_config
 from notifier.models import NotificationReport
 
 REPORT_GROUP = "Report viewer"
 
 
 def report_right_codes() -> list[str]:
-    return list(parse_config(settings.NOTIFIER).family_policy_notification_report_perms)
+    return list(get_config().family_policy_notification_report_perms)
 
 
 def permission_codename(code: str) -> str:

@@ -41,7 +41,7 @@ def remove_report_rights(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifier", "0002_languages"),
+        ("notifier", "0004_detection"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
