@@ -1,7 +1,15 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
+
+from notifier import report_views
 
 app_name = "notifier"
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns: list[URLPattern | URLResolver] = [
+    path(
+        "communication_by_notification_report/",
+        report_views.communication_by_notification_report,
+        name="communication_by_notification_report",
+    ),
+]
