@@ -4,7 +4,8 @@
         .venv/bin/python bench/generate.py --families 300000 --date 2026-11-28 --seed 1 --reset
 
 What it writes (seeded: the same flags give the same rows):
-- a location tree (regions, districts, wards, villages; ~150 families a village), one enrolment officer a ward,
+- a location tree (~100,000 families a region, ~10,000 a district, ~1,500 a ward, ~150 a village), one
+  enrolment officer a ward,
   six products, two of which convert into another (OLDCHF -> CHFBASIC -> CHFPLUS);
 - families of 1-7 insurees, the head first; a phone mix like the field's (local 07..., +255 with spaces,
   digits without +, blank, NULL, junk such as "n/a"), some members with phones, some heads with an older
@@ -236,6 +237,8 @@ LANGUAGES = (("sw", 0.55), ("en", 0.30), ("fr", 0.12), ("fr-CA", 0.03))
 MEMBER_COUNTS = ((1, 0.18), (2, 0.17), (3, 0.20), (4, 0.18), (5, 0.13), (6, 0.08), (7, 0.06))
 CHAIN_LENGTHS = ((1, 0.75), (2, 0.20), (3, 0.05))
 FAMILIES_PER_VILLAGE = 150
+FAMILIES_PER_DISTRICT = 10_000
+FAMILIES_PER_REGION = 100_000
 
 
 class GenerateError(RuntimeError):
@@ -353,9 +356,10 @@ class _Scheme:
     def reference_data(self) -> None:
         rng = self.rng
         villages_wanted = max(4, self.options.families // FAMILIES_PER_VILLAGE)
+        # ~100,000 families a region and ~10,000 a district: the report benchmark's two sizes.
         wards_wanted = max(2, villages_wanted // 10)
-        districts_wanted = max(1, wards_wanted // 10)
-        regions_wanted = max(1, districts_wanted // 4)
+        districts_wanted = min(wards_wanted, max(1, self.options.families // FAMILIES_PER_DISTRICT))
+        regions_wanted = min(districts_wanted, max(1, self.options.families // FAMILIES_PER_REGION))
         locations = self.spools["tblLocations"]
         next_id = 1
 

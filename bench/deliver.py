@@ -1,0 +1,448 @@
+"""Delivery benchmark: N queued messages through real Celery workers on Redis to a fake eGA gateway on loopback.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/notifier_bench REDIS_URL=redis://127.0.0.1:6379/7 \\
+        .venv/bin/python bench/deliver.py --messages 20000
+
+What it does, in order:
+1. starts a fake eGA SMS gateway (stdlib ThreadingHTTPServer on 127.0.0.1, port 0) that checks each request's
+   HMAC the way the real one does and records recipient, text and the moment it arrived;
+2. empties the notifier's state (outbox, attempts, decisions, detection runs, provider accounts), creates one eGA
+   provider account pointing at the gateway with the rate limit off (10^9 per second: admission never waits, the
+   shared Redis check still runs) and N pending outbox rows for current policies of the database, each with its
+   own recipient (so the gateway can tell them apart); texts are left empty: the workers render them;
+3. starts the Celery workers (`celery -A project worker`, prefork, --concurrency C, own queue) and waits until
+   they are ready;
+4. enqueues the rows the way notifier.tasks does after detection: `deliver_outbox_chunk` tasks of
+   NOTIFIER_DELIVERY_CHUNK_SIZE ids, noting when each chunk was enqueued;
+5. waits until the gateway has received N messages and no row is pending or sending (bounded by --timeout),
+   reads the workers' CPU time, stops the workers (SIGTERM, then SIGKILL of their process group) and the gateway.
+
+Reported: messages per second from the first enqueue to the last receipt, CPU ms per message (the workers;
+also the bench process, which runs the gateway, and the whole machine), p50/p99 latency from enqueue to receipt,
+and the exactly-once check: every row `sent`, exactly one successful attempt per row, and the gateway received
+each recipient exactly once and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import ROOT, cpu_seconds, machine, setup_django, write_results
+
+GATEWAY_KEY = "bench-private-key"
+GATEWAY_USER = "bench"
+NOTIFIER_STATE_TABLES = (
+    "notifier_delivery_attempt",
+    "notifier_outbox",
+    "notifier_decision",
+    "notifier_detection_run",
+    "notifier_provider_account",
+)
+LANGUAGES = ("sw", "en", "fr")
+
+
+# --- the fake eGA gateway ------------------------------------------------------------------------------------------
+
+
+class FakeGateway:
+    """An eGA-speaking SMS gateway on 127.0.0.1:<free port> that records what it receives (thread-safe)."""
+
+    def __init__(self, private_key: str = GATEWAY_KEY) -> None:
+        self.private_key = private_key.encode("utf-8")
+        self.lock = threading.Lock()
+        self.received: list[tuple[str, str, float]] = []  # (recipients, message, time.time())
+        self.rejected = 0
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                arrived = time.time()
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                try:
+                    envelope = json.loads(body)
+                    data = envelope["data"]
+                    payload = json.loads(data)
+                    expected = base64.b64encode(
+                        hmac.new(gateway.private_key, data.encode("utf-8"), hashlib.sha256).digest()
+                    ).decode("ascii")
+                    valid = hmac.compare_digest(self.headers.get("X-Auth-Request-Hash", ""), expected)
+                except (ValueError, KeyError, TypeError):
+                    valid, payload = False, {}
+                if not valid:
+                    with gateway.lock:
+                        gateway.rejected += 1
+                    self._answer(401, b'{"error":"request hash does not verify"}')
+                    return
+                with gateway.lock:
+                    gateway.received.append((str(payload.get("recipients")), str(payload.get("message")), arrived))
+                self._answer(200, b'{"success":true,"error":false}')
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-ega", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.received)
+
+    def __enter__(self) -> FakeGateway:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+# --- the database side ------------------------------------------------------------------------------------------
+
+
+def recipient_for(index: int) -> str:
+    """A distinct, valid Tanzanian mobile number per message (+255 71x xxx xxx)."""
+    return f"+25571{index:07d}"
+
+
+def prepare(messages: int, gateway_url: str, day: dt.date) -> list[int]:
+    """Empty the notifier's state, create the gateway account and `messages` pending rows. Returns their ids."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from notifier import coordination
+    from notifier.config import NOTIFICATION_TYPES
+    from notifier.models import Outbox, Policy, ProviderAccount
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(NOTIFIER_STATE_TABLES)} RESTART IDENTITY CASCADE")
+    coordination.reset()
+    ProviderAccount.objects.create(
+        name="bench fake eGA",
+        provider="eGASMSGateway",
+        priority=10,
+        enabled=True,
+        rate_limit_per_second=1e9,
+        config={
+            "GateUrl": gateway_url,
+            "SmsResource": "/api/sms",
+            "PrivateKey": GATEWAY_KEY,
+            "UserId": GATEWAY_USER,
+            "SenderId": "CHF",
+            "ServiceId": "42",
+            "RequestType": "api",
+        },
+    )
+    per_type = -(-messages // len(NOTIFICATION_TYPES))
+    policies = list(
+        Policy.objects.current()
+        .filter(family__validity_to__isnull=True, family__head_insuree__isnull=False)
+        .order_by("id")
+        .values_list("id", "family_id")[:per_type]
+    )
+    if not policies:
+        raise SystemExit("error: the database has no current policy; run bench/generate.py first")
+    now = timezone.now()
+    rows = []
+    if messages > len(policies) * len(NOTIFICATION_TYPES):
+        raise SystemExit(f"error: --messages {messages} needs at least {per_type} current policies")
+    for index in range(messages):
+        policy_id, family_id = policies[index % len(policies)]
+        notification_type = NOTIFICATION_TYPES[index // len(policies)]
+        rows.append(
+            Outbox(
+                policy_id=policy_id,
+                family_id=family_id,
+                notification_type=notification_type,
+                event_date=day,
+                recipient=recipient_for(index),
+                language=LANGUAGES[index % len(LANGUAGES)],
+                status=Outbox.Status.PENDING,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    created = Outbox.objects.bulk_create(rows, batch_size=5000)
+    return [row.pk for row in created]
+
+
+def outcome_counts() -> dict[str, Any]:
+    from django.db.models import Count
+
+    from notifier.models import DeliveryAttempt, Outbox
+
+    statuses = dict(Outbox.objects.values_list("status").annotate(n=Count("id")).order_by())
+    successes = (
+        DeliveryAttempt.objects.filter(outcome=DeliveryAttempt.Outcome.SUCCESS)
+        .values("outbox_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    per_row = Counter(entry["n"] for entry in successes)
+    attempts = dict(DeliveryAttempt.objects.values_list("outcome").annotate(n=Count("id")).order_by())
+    return {"statuses": statuses, "success_attempts_per_row": dict(per_row), "attempts": attempts}
+
+
+def unfinished() -> int:
+    from notifier.models import Outbox
+
+    return Outbox.objects.filter(status__in=[Outbox.Status.PENDING, Outbox.Status.SENDING]).count()
+
+
+# --- workers -------------------------------------------------------------------------------------------------------
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _machine_busy_seconds() -> float:
+    with open("/proc/stat", encoding="ascii") as handle:
+        values = [int(value) for value in handle.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class Workers:
+    """`celery -A project worker` in its own process group, logging to a file; stopped for sure on exit."""
+
+    def __init__(self, concurrency: int, queue: str, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_path = log_dir / "worker.log"
+        command = [sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel", "INFO"]
+        command += ["--pool", "prefork", "--concurrency", str(concurrency), "-Q", queue, "-n", f"{queue}@%h"]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        self.log = self.log_path.open("w", encoding="utf-8")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.tail()}")
+            if " ready." in self.log_path.read_text(encoding="utf-8", errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the worker was not ready within {timeout:.0f} s:\n{self.tail()}")
+
+    def cpu_seconds(self) -> float:
+        pids = [self.process.pid, *_children(self.process.pid)]
+        return sum(_process_cpu_seconds(pid) for pid in pids)
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the pool children too, whatever state they are in
+        except ProcessLookupError:
+            pass
+        if self.process.poll() is None:
+            self.process.wait(timeout=10)
+        self.log.close()
+
+
+# --- the run --------------------------------------------------------------------------------------------------------
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def benchmark(messages: int, concurrency: int, timeout: float, day: dt.date | None = None) -> dict[str, Any]:
+    from django.conf import settings
+    from django.db import connection
+    from django.utils import timezone
+
+    from notifier.tasks import chunk_size, deliver_outbox_chunk
+
+    if settings.EMBEDDED_BROKER or not settings.REDIS_URL:
+        raise SystemExit("error: REDIS_URL (and the broker on it) is needed: the workers run on Redis")
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    day = day or timezone.localdate()
+    with FakeGateway() as gateway, tempfile.TemporaryDirectory(prefix="bench-deliver-") as directory:
+        ids = prepare(messages, gateway.url, day)
+        recipients = {recipient_for(index).lstrip("+"): outbox_id for index, outbox_id in enumerate(ids)}
+        connection.close()
+        env = {**os.environ, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "REDIS_URL": settings.REDIS_URL}
+        workers = Workers(concurrency, queue, Path(directory), env)
+        try:
+            workers.wait_ready(timeout=min(timeout, 120))
+            worker_cpu_before = workers.cpu_seconds()
+            bench_cpu_before, machine_before = cpu_seconds(), _machine_busy_seconds()
+            size = chunk_size()
+            enqueued_at: dict[int, float] = {}
+            started = time.time()
+            for start in range(0, len(ids), size):
+                chunk = ids[start : start + size]
+                moment = time.time()
+                deliver_outbox_chunk.apply_async(args=[chunk], queue=queue)
+                for outbox_id in chunk:
+                    enqueued_at[outbox_id] = moment
+            enqueue_seconds = time.time() - started
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if gateway.count() >= messages and unfinished() == 0:
+                    break
+                time.sleep(0.25)
+            timed_out = time.monotonic() >= deadline
+            worker_cpu = workers.cpu_seconds() - worker_cpu_before
+            bench_cpu, machine_busy = cpu_seconds() - bench_cpu_before, _machine_busy_seconds() - machine_before
+        finally:
+            workers.stop()
+        worker_log_tail = workers.tail(10)
+
+    received = list(gateway.received)
+    per_recipient = Counter(recipient for recipient, _message, _at in received)
+    unknown_recipients = [recipient for recipient in per_recipient if recipient not in recipients]
+    latencies = [
+        arrived - enqueued_at[recipients[recipient]] for recipient, _message, arrived in received if recipient in recipients
+    ]
+    last_receipt = max((arrived for _r, _m, arrived in received), default=started)
+    elapsed = last_receipt - started
+    outcomes = outcome_counts()
+    exactly_once = (
+        len(received) == messages
+        and not unknown_recipients
+        and all(count == 1 for count in per_recipient.values())
+        and outcomes["statuses"] == {"sent": messages}
+        and outcomes["success_attempts_per_row"] == {1: messages}
+        and gateway.rejected == 0
+    )
+    delivered = len(received)
+    return {
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "messages": messages,
+        "concurrency": concurrency,
+        "chunk_size": size,
+        "timed_out": timed_out,
+        "enqueue_seconds": round(enqueue_seconds, 3),
+        "seconds": round(elapsed, 3),
+        "messages_per_second": round(delivered / elapsed, 1) if elapsed > 0 else None,
+        "worker_cpu_ms_per_message": round(worker_cpu * 1000 / delivered, 2) if delivered else None,
+        "bench_process_cpu_ms_per_message": round(bench_cpu * 1000 / delivered, 2) if delivered else None,
+        "machine_cpu_ms_per_message": round(machine_busy * 1000 / delivered, 2) if delivered else None,
+        "latency_p50_ms": round(_percentile(latencies, 0.50) * 1000, 1),
+        "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+        "latency_max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
+        "gateway_received": delivered,
+        "gateway_duplicates": sum(count - 1 for count in per_recipient.values() if count > 1),
+        "gateway_unknown_recipients": len(unknown_recipients),
+        "gateway_rejected": gateway.rejected,
+        "outcomes": outcomes,
+        "exactly_once": exactly_once,
+        "worker_log_tail": worker_log_tail if not exactly_once else "",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Delivery benchmark: Celery workers on Redis to a fake eGA gateway.")
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=4, help="worker processes (prefork pool)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds allowed for the delivery")
+    parser.add_argument("--json", help="write the result here (default bench/results/deliver.json)")
+    args = parser.parse_args(argv)
+    if args.messages < 1:
+        parser.error("--messages: must be at least 1")
+    if args.concurrency < 1:
+        parser.error("--concurrency: must be at least 1")
+    if args.timeout <= 0:
+        parser.error("--timeout: must be positive")
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        parser.error("REDIS_URL: set it (e.g. redis://127.0.0.1:6379/7); the workers need Redis")
+    os.environ.setdefault("CELERY_BROKER_URL", redis_url)
+    setup_django()
+
+    result = benchmark(args.messages, args.concurrency, args.timeout)
+    print(
+        f"{result['gateway_received']:,}/{result['messages']:,} messages in {result['seconds']:.2f} s: "
+        f"{result['messages_per_second']} msg/s with {result['concurrency']} worker processes "
+        f"(chunks of {result['chunk_size']}); CPU per message: workers {result['worker_cpu_ms_per_message']} ms, "
+        f"bench process (gateway) {result['bench_process_cpu_ms_per_message']} ms, "
+        f"whole machine {result['machine_cpu_ms_per_message']} ms"
+    )
+    print(
+        f"latency enqueue -> gateway: p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms, "
+        f"max {result['latency_max_ms']} ms"
+    )
+    print(
+        f"exactly once: {result['exactly_once']} (duplicates {result['gateway_duplicates']}, unknown "
+        f"{result['gateway_unknown_recipients']}, rejected {result['gateway_rejected']}, outcomes {result['outcomes']})"
+    )
+    if result["timed_out"]:
+        print(f"TIMED OUT after {args.timeout:.0f} s; worker log:\n{result['worker_log_tail']}")
+    print(f"results: {write_results('deliver', result, args.json)}")
+    return 0 if result["exactly_once"] and not result["timed_out"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
