@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,7 +108,7 @@ class FakeGateway:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -117,8 +117,8 @@ class FakeGateway:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self.server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def count(self) -> int:
         with self.lock:
@@ -292,14 +292,10 @@ class Workers:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the pool children too, whatever state they are in
-        except ProcessLookupError:
-            pass
+        with contextlib.suppress(ProcessLookupError):  # the pool children too, whatever state they are in
+            os.killpg(self.process.pid, signal.SIGKILL)
         if self.process.poll() is None:
             self.process.wait(timeout=10)
         self.log.close()
@@ -320,7 +316,6 @@ def benchmark(messages: int, concurrency: int, timeout: float, day: dt.date | No
     from django.conf import settings
     from django.db import connection
     from django.utils import timezone
-
     from notifier.tasks import chunk_size, deliver_outbox_chunk
 
     if settings.EMBEDDED_BROKER or not settings.REDIS_URL:
@@ -363,7 +358,9 @@ def benchmark(messages: int, concurrency: int, timeout: float, day: dt.date | No
     per_recipient = Counter(recipient for recipient, _message, _at in received)
     unknown_recipients = [recipient for recipient in per_recipient if recipient not in recipients]
     latencies = [
-        arrived - enqueued_at[recipients[recipient]] for recipient, _message, arrived in received if recipient in recipients
+        arrived - enqueued_at[recipients[recipient]]
+        for recipient, _message, arrived in received
+        if recipient in recipients
     ]
     last_receipt = max((arrived for _r, _m, arrived in received), default=started)
     elapsed = last_receipt - started
