@@ -255,12 +255,18 @@ def _write_chunk(run: DetectionRun, decisions: list[CandidateDecision], now: dt.
     )
     not_queued = [d.policy_id for d in decisions if d.outcome != QUEUED]
     if not_queued:
-        # A concurrent run may have queued one of these after our read: its outbox row is the truth.
-        Decision.objects.filter(notification_type=notification_type, policy_id__in=not_queued).exclude(
-            outcome=QUEUED
-        ).filter(
-            Exists(Outbox.objects.filter(policy_id=OuterRef("policy_id"), notification_type=notification_type))
-        ).update(outcome=QUEUED, reason=Decision.Reason.NONE.value)
+        # A concurrent run may have queued one of these after our read: its outbox row is the truth. Looked up
+        # first, updated only when found: as one UPDATE ... WHERE EXISTS it was planned as a nested loop over both
+        # tables while their statistics were those of empty tables (a first run), 0.1-0.3 s per chunk.
+        queued_meanwhile = list(
+            Outbox.objects.filter(notification_type=notification_type, policy_id__in=not_queued).values_list(
+                "policy_id", flat=True
+            )
+        )
+        if queued_meanwhile:
+            Decision.objects.filter(notification_type=notification_type, policy_id__in=queued_meanwhile).exclude(
+                outcome=QUEUED
+            ).update(outcome=QUEUED, reason=Decision.Reason.NONE.value)
 
 
 def _last_window_start(notification_type: str, run_date: dt.date) -> dt.date | None:
