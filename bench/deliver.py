@@ -152,6 +152,7 @@ def prepare(messages: int, gateway_url: str, day: dt.date) -> list[int]:
     from notifier.models import Outbox, Policy, ProviderAccount
 
     with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses tables with deferred checks pending
         cursor.execute(f"TRUNCATE {', '.join(NOTIFIER_STATE_TABLES)} RESTART IDENTITY CASCADE")
     coordination.reset()
     ProviderAccount.objects.create(

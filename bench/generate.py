@@ -265,6 +265,7 @@ class GenerateSummary:
     families: int
     rows: dict[str, int] = field(default_factory=dict)
     current_policies: int = 0
+    deleted_policies: int = 0
     history_policies: int = 0
     family_phones: int = 0
     approving_families: int = 0
@@ -306,6 +307,7 @@ class _Scheme:
         self.next_insuree_id = 1
         self.next_policy_id = 1
         self.current_policies = 0
+        self.deleted_policies = 0
         self.history_policies = 0
         self.epoch = self._at(dt.date(2015, 1, 1), 8)
 
@@ -562,7 +564,7 @@ class _Scheme:
         if paid > today or never_paid:
             status = READY if rng.random() < 0.1 else IDLE
             policies.add(row(status, None, enrolled_at, deleted_at, None))
-            self.current_policies += 1
+            self._count_current(deleted)
             return
 
         effective = max(start, paid)
@@ -588,10 +590,16 @@ class _Scheme:
             history.append(row(ACTIVE, effective, activated_at, suspended_at, policy_id))
             status, valid_from = SUSPENDED, suspended_at
         policies.add(row(status, effective, valid_from, deleted_at, None))
-        self.current_policies += 1
+        self._count_current(deleted)
         for history_row in history:
             policies.add(history_row)
         self.history_policies += len(history)
+
+    def _count_current(self, deleted: bool) -> None:
+        if deleted:  # openIMIS deletes a policy by closing its current row (ValidityTo, no LegacyID)
+            self.deleted_policies += 1
+        else:
+            self.current_policies += 1
 
     def _history_id(self) -> int:
         history_id = self.next_policy_id
@@ -613,6 +621,7 @@ def _has_scheme(cursor: Any) -> bool:
 
 def _reset(cursor: Any) -> None:
     tables = [name for name, _columns, _identity in TABLES] + list(NOTIFIER_TABLES)
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses tables with deferred checks pending
     cursor.execute(f"TRUNCATE {', '.join(_quote(name) for name in tables)} RESTART IDENTITY CASCADE")
 
 
@@ -686,6 +695,7 @@ def generate(options: GenerateOptions, log: TextIO | None = None) -> GenerateSum
             spool.handle.close()
         summary.rows = {name: spool.rows for name, spool in spools.items()}
         summary.current_policies = scheme.current_policies
+        summary.deleted_policies = scheme.deleted_policies
         summary.history_policies = scheme.history_policies
         summary.seconds["rows"] = round(time.perf_counter() - started, 2)
         say(f"generated {sum(summary.rows.values()):,} rows in {summary.seconds['rows']} s: {summary.rows}")

@@ -1,0 +1,149 @@
+"""The benchmarks at a small size: correctness only (what they load, compare and check), never their timings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from bench import detect as detect_bench
+from bench import report as report_bench
+from bench.generate import GenerateError, GenerateOptions, generate, generated_metadata
+from notifier.config import NOTIFICATION_TYPES
+from notifier.models import Family, FamilyPhone, Insuree, Policy
+from notifier.phones import pick_family_phone
+
+DAY = dt.date(2026, 11, 28)
+
+
+@pytest.fixture
+def all_types_enabled(settings: Any) -> None:
+    settings.NOTIFIER = {**settings.NOTIFIER, **detect_bench.ALL_ENABLED}
+
+
+@pytest.mark.django_db
+def test_it_generates_a_consistent_scheme_as_of_the_day() -> None:
+    summary = generate(GenerateOptions(families=400, date=DAY, seed=7, vacuum=False), log=io.StringIO())
+
+    assert Family.objects.count() == 400 == summary.rows["tblFamilies"]
+    assert Policy.objects.count() == summary.rows["tblPolicy"]
+    assert summary.rows["tblPolicy"] == summary.current_policies + summary.history_policies + summary.deleted_policies
+    assert Policy.objects.current().count() == summary.current_policies
+    # Every family's head is its own member, flagged as head.
+    heads = Family.objects.values_list("id", "head_insuree__family_id", "head_insuree__head")
+    assert all(family_id == head_family and is_head for family_id, head_family, is_head in heads)
+    # History rows point at a current row of the same policy; nothing is dated after the day.
+    assert (
+        not Policy.objects.filter(legacy_id__isnull=False)
+        .exclude(legacy_id__in=Policy.objects.current().values("id"))
+        .exists()
+    )
+    end_of_day = timezone.make_aware(dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time.min))
+    assert not Policy.objects.filter(validity_from__gte=end_of_day).exists()
+    assert not Policy.objects.filter(enroll_date__gt=DAY).exists()
+    statuses = set(Policy.objects.current().values_list("status", flat=True))
+    assert {Policy.Status.IDLE, Policy.Status.ACTIVE, Policy.Status.EXPIRED} <= statuses
+    expiries = Policy.objects.current().filter(stage=Policy.Stage.NEW).values_list("expiry_date", flat=True)
+    assert min(expiries) < DAY < max(expiries)
+    # notifier_family_phone holds what the sender's phone rule picks, family by family.
+    members: dict[int, list[tuple[int, bool, str | None]]] = {}
+    for family_id, insuree_id, head, phone in (
+        Insuree.objects.current()
+        .filter(family__validity_to__isnull=True)
+        .values_list("family_id", "id", "head", "phone")
+    ):
+        members.setdefault(family_id, []).append((insuree_id, head, phone))
+    expected = {family_id: pick_family_phone(rows) for family_id, rows in members.items()}
+    stored = {row.family_id: (row.insuree_id, row.phone) for row in FamilyPhone.objects.all()}
+    assert stored == {family_id: pick for family_id, pick in expected.items() if pick is not None}
+    assert 0 < len(stored) < 400
+    # Sequences continue after the loaded ids.
+    assert (
+        Policy.objects.create(family_id=1, product_id=1, enroll_date=DAY, start_date=DAY).pk
+        == summary.rows["tblPolicy"] + 1
+    )
+    assert generated_metadata() == {"date": DAY.isoformat(), "seed": 7, "families": 400}
+
+
+@pytest.mark.django_db
+def test_it_generates_the_same_scheme_from_the_same_seed() -> None:
+    def fingerprint() -> list[tuple[Any, ...]]:
+        return list(
+            Policy.objects.order_by("id").values_list("id", "family_id", "status", "expiry_date", "validity_from")
+        )
+
+    generate(GenerateOptions(families=60, date=DAY, seed=3, vacuum=False))
+    first = fingerprint()
+    generate(GenerateOptions(families=60, date=DAY, seed=3, reset=True, vacuum=False))
+    assert fingerprint() == first
+    generate(GenerateOptions(families=60, date=DAY, seed=4, reset=True, vacuum=False))
+    assert fingerprint() != first
+
+
+@pytest.mark.django_db
+def test_it_refuses_to_load_over_an_existing_scheme_without_reset() -> None:
+    generate(GenerateOptions(families=20, date=DAY, seed=1, vacuum=False))
+    with pytest.raises(GenerateError, match="--reset"):
+        generate(GenerateOptions(families=20, date=DAY, seed=2, vacuum=False))
+    assert Family.objects.count() == 20
+
+
+def test_it_refuses_a_scheme_without_families() -> None:
+    with pytest.raises(GenerateError, match="--families"):
+        GenerateOptions(families=0)
+
+
+@pytest.mark.django_db
+def test_it_finds_the_same_same_day_candidates_as_the_corrected_baseline(all_types_enabled: None) -> None:
+    generate(GenerateOptions(families=4000, date=DAY, seed=11, vacuum=False))
+
+    result = detect_bench.benchmark(DAY, in_process=True, cover_windows=False)
+
+    assert result["all_agree"], result["agreement"]
+    agreement = result["agreement"]
+    assert set(agreement) == set(NOTIFICATION_TYPES)
+    # The comparison is not vacuous: the expiry types have same-day candidates, some of them queued.
+    for notification_type in detect_bench.EXPIRY_TYPES:
+        assert agreement[notification_type]["engine_same_day_candidates"] > 0
+    assert sum(entry["engine_same_day_queued"] for entry in agreement.values()) > 0
+    # The engine covers its whole window: at least what the baseline found on the day itself.
+    for notification_type, figures in result["engine"]["types"].items():
+        assert figures["candidates"] >= agreement[notification_type]["baseline_corrected_candidates"]
+    # Upstream's rules (status and conversion ignored) differ from ours on this scheme, and the bench says why.
+    reasons = {reason for entry in agreement.values() for reason in entry["upstream_vs_corrected_candidates"]}
+    assert reasons
+    # One query per policy for the baseline, a handful per type for the engine.
+    assert result["baseline"]["queries"] > result["engine"]["queries"]
+
+
+@pytest.mark.django_db
+def test_it_extrapolates_a_sampled_baseline_and_compares_only_the_sample(all_types_enabled: None) -> None:
+    generate(GenerateOptions(families=4000, date=DAY, seed=11, vacuum=False))
+
+    result = detect_bench.benchmark(DAY, sample=2, in_process=True, cover_windows=False)
+
+    assert result["baseline"]["sampled"]
+    for notification_type in detect_bench.EXPIRY_TYPES:
+        figures = result["baseline"]["types"][notification_type]
+        assert figures["examined"] == 2 < figures["total"]
+        assert result["agreement"][notification_type]["engine_same_day_candidates"] <= 2
+    assert result["all_agree"], result["agreement"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("output", report_bench.FORMATS)
+def test_it_builds_the_report_of_the_largest_area(output: str) -> None:
+    generate(GenerateOptions(families=300, date=DAY, seed=5, vacuum=False))
+    sizes = report_bench.area_sizes()
+    area = report_bench.pick_area(sizes, 100_000)
+    assert area["families"] == max(size["families"] for size in sizes)
+
+    figures = report_bench.run_case(area, output)
+
+    assert figures["valid"]
+    assert figures["rows"] == area["families"] == Family.objects.current().count()
+    assert figures["queries"] <= 3
+    assert figures["bytes"] > 0
