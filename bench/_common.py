@@ -48,6 +48,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "memory_gib": round(memory_kib / 1024 / 1024, 1),
         "python": platform.python_version(),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
     }
 
 

@@ -76,7 +76,7 @@ class FakeGateway:
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.0"  # one request per connection, as the providers make them
 
             def do_POST(self) -> None:
                 arrived = time.time()
@@ -175,6 +175,7 @@ def prepare(messages: int, gateway_url: str, day: dt.date) -> list[int]:
     policies = list(
         Policy.objects.current()
         .filter(family__validity_to__isnull=True, family__head_insuree__isnull=False)
+        .filter(status__in=[Policy.Status.ACTIVE, Policy.Status.EXPIRED], effective_date__isnull=False)
         .order_by("id")
         .values_list("id", "family_id")[:per_type]
     )
@@ -313,45 +314,82 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def benchmark(messages: int, concurrency: int, timeout: float, day: dt.date | None = None) -> dict[str, Any]:
+def database_url() -> str:
+    """The default database as a URL, for the worker processes (in the test suite: the test database)."""
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    user = quote(str(database.get("USER") or ""), safe="")
+    password = quote(str(database.get("PASSWORD") or ""), safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = database.get("HOST") or "127.0.0.1"
+    port = database.get("PORT") or 5432
+    return f"postgres://{credentials}{host}:{port}/{quote(str(database['NAME']), safe='')}"
+
+
+def benchmark(
+    messages: int,
+    concurrency: int,
+    timeout: float,
+    *,
+    broker_url: str | None = None,
+    day: dt.date | None = None,
+) -> dict[str, Any]:
     from django.conf import settings
     from django.db import connection
     from django.utils import timezone
-    from notifier.tasks import chunk_size, deliver_outbox_chunk
 
-    if settings.EMBEDDED_BROKER or not settings.REDIS_URL:
-        raise SystemExit("error: REDIS_URL (and the broker on it) is needed: the workers run on Redis")
+    from notifier.tasks import chunk_size, deliver_outbox_chunk
+    from project.celery import app
+
+    broker_url = broker_url or settings.CELERY_BROKER_URL
+    if broker_url.startswith("memory://") or not settings.REDIS_URL:
+        raise SystemExit("error: REDIS_URL and a Redis broker are needed: the workers run on Redis")
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     day = day or timezone.localdate()
     with FakeGateway() as gateway, tempfile.TemporaryDirectory(prefix="bench-deliver-") as directory:
         ids = prepare(messages, gateway.url, day)
         recipients = {recipient_for(index).lstrip("+"): outbox_id for index, outbox_id in enumerate(ids)}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": broker_url,
+            "REDIS_URL": settings.REDIS_URL,
+        }
         connection.close()
-        env = {**os.environ, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "REDIS_URL": settings.REDIS_URL}
         workers = Workers(concurrency, queue, Path(directory), env)
+        eager = app.conf.task_always_eager
+        app.conf.task_always_eager = False  # the test suite runs eagerly; here the tasks must go to Redis
         try:
             workers.wait_ready(timeout=min(timeout, 120))
             worker_cpu_before = workers.cpu_seconds()
             bench_cpu_before, machine_before = cpu_seconds(), _machine_busy_seconds()
             size = chunk_size()
             enqueued_at: dict[int, float] = {}
-            started = time.time()
-            for start in range(0, len(ids), size):
-                chunk = ids[start : start + size]
-                moment = time.time()
-                deliver_outbox_chunk.apply_async(args=[chunk], queue=queue)
-                for outbox_id in chunk:
-                    enqueued_at[outbox_id] = moment
+            with app.connection_for_write(broker_url) as broker:
+                started = time.time()
+                for start in range(0, len(ids), size):
+                    chunk = ids[start : start + size]
+                    moment = time.time()
+                    deliver_outbox_chunk.apply_async(args=[chunk], queue=queue, connection=broker)
+                    for outbox_id in chunk:
+                        enqueued_at[outbox_id] = moment
             enqueue_seconds = time.time() - started
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if gateway.count() >= messages and unfinished() == 0:
+                    break
+                if unfinished() == 0:  # every row is final, some not sent: nothing more will arrive
+                    time.sleep(0.5)
                     break
                 time.sleep(0.25)
             timed_out = time.monotonic() >= deadline
             worker_cpu = workers.cpu_seconds() - worker_cpu_before
             bench_cpu, machine_busy = cpu_seconds() - bench_cpu_before, _machine_busy_seconds() - machine_before
         finally:
+            app.conf.task_always_eager = eager
             workers.stop()
         worker_log_tail = workers.tail(10)
 

@@ -147,3 +147,20 @@ def test_it_builds_the_report_of_the_largest_area(output: str) -> None:
     assert figures["rows"] == area["families"] == Family.objects.current().count()
     assert figures["queries"] <= 3
     assert figures["bytes"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_it_delivers_each_message_exactly_once_through_real_workers(settings: Any) -> None:
+    from bench import deliver as deliver_bench
+
+    generate(GenerateOptions(families=300, date=DAY, seed=9, vacuum=False))
+
+    result = deliver_bench.benchmark(90, concurrency=2, timeout=90, broker_url=settings.REDIS_URL, day=DAY)
+
+    assert not result["timed_out"]
+    assert result["exactly_once"], result
+    assert result["gateway_received"] == 90 and result["gateway_duplicates"] == 0
+    assert result["outcomes"]["statuses"] == {"sent": 90}
+    assert result["latency_p50_ms"] <= result["latency_p99_ms"] <= result["latency_max_ms"]
+    assert result["worker_cpu_ms_per_message"] > 0
