@@ -60,7 +60,8 @@ redis.call('EXPIRE', KEYS[2], math.ceil(window) + 60)
 return 0
 """
 
-# A sliding log: admit when fewer than `limit` admissions lie in the last `window` seconds; else say how long to wait.
+# A sliding log: admit when fewer than `limit` admissions lie in the last `window` seconds.
+# Returns {1, admitted at} or {0, seconds to wait}.
 _RATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -70,10 +71,10 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
-  return '0'
+  return {1, tostring(now)}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + window - now)
+return {0, tostring(tonumber(oldest[2]) + window - now)}
 """
 
 
@@ -94,7 +95,7 @@ class _Store(Protocol):
     def failure(self, account_id: int, now: float, window: float, threshold: int) -> bool: ...
     def success(self, account_id: int) -> None: ...
     def breaker_times(self, account_id: int) -> tuple[float | None, float | None]: ...
-    def try_rate(self, account_id: int, window: float, limit: int) -> float: ...
+    def try_rate(self, account_id: int, window: float, limit: int) -> tuple[bool, float]: ...
     def reset(self) -> None: ...
 
 
@@ -129,8 +130,9 @@ class RedisStore:
         opened, probe = self.client.hmget(_breaker_key(account_id), ["opened_at", "probe_at"])
         return (float(opened) if opened else None, float(probe) if probe else None)
 
-    def try_rate(self, account_id: int, window: float, limit: int) -> float:
-        return float(self._rate(keys=[_rate_key(account_id)], args=[repr(window), limit, uuid.uuid4().hex]))
+    def try_rate(self, account_id: int, window: float, limit: int) -> tuple[bool, float]:
+        admitted, value = self._rate(keys=[_rate_key(account_id)], args=[repr(window), limit, uuid.uuid4().hex])
+        return bool(int(admitted)), float(value)
 
     def reset(self) -> None:
         keys = list(self.client.scan_iter(match=f"{KEY_PREFIX}breaker:*")) + list(
@@ -188,16 +190,16 @@ class LocalStore:
         with self._lock:
             return self._opened.get(account_id), self._probe.get(account_id)
 
-    def try_rate(self, account_id: int, window: float, limit: int) -> float:
+    def try_rate(self, account_id: int, window: float, limit: int) -> tuple[bool, float]:
         now = time.time()
         with self._lock:
             recent = [at for at in self._admitted.get(account_id, []) if at > now - window]
             if len(recent) < limit:
                 recent.append(now)
                 self._admitted[account_id] = recent
-                return 0.0
+                return True, now
             self._admitted[account_id] = recent
-            return recent[0] + window - now
+            return False, recent[0] + window - now
 
     def reset(self) -> None:
         with self._lock:
@@ -256,20 +258,23 @@ def _window(per_second: float) -> tuple[float, int]:
     return 1.0 / per_second, 1
 
 
-def acquire_rate_slot(account_id: int, per_second: float, max_wait: float = 5.0) -> bool:
-    """Block until the account may send one more message (shared by all workers); False after `max_wait` seconds."""
+def acquire_rate_slot(account_id: int, per_second: float, max_wait: float = 5.0) -> float | None:
+    """Block until the account may send one more message (shared by all workers).
+
+    Returns the admission time on the limiter's clock, or None when no slot came within `max_wait` seconds.
+    """
     if per_second <= 0:
         raise ValueError("per_second: must be positive")
     window, limit = _window(per_second)
     deadline = time.monotonic() + max_wait
     while True:
-        wait = store().try_rate(account_id, window, limit)
-        if wait <= 0:
-            return True
+        admitted, value = store().try_rate(account_id, window, limit)
+        if admitted:
+            return value
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return False
-        time.sleep(min(max(wait, 0.001), remaining))
+            return None
+        time.sleep(min(max(value, 0.001), remaining))
 
 
 def reset() -> None:

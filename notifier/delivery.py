@@ -207,7 +207,7 @@ def _send(round_: _Round) -> str:
             _attempt(round_, account, Outcome.SKIPPED, started_at=started_at, error="circuit breaker open")
             continue
         rate = account.rate_limit_per_second or config.rate_limit_per_second
-        if not coordination.acquire_rate_slot(account.pk, rate, RATE_LIMIT_MAX_WAIT_SECONDS):
+        if coordination.acquire_rate_slot(account.pk, rate, RATE_LIMIT_MAX_WAIT_SECONDS) is None:
             round_.skipped = True
             _attempt(round_, account, Outcome.SKIPPED, started_at=started_at, error=f"rate limit ({rate}/s) saturated")
             continue

@@ -66,9 +66,11 @@ class Timeouts:
 def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
-        field = ".".join(str(item) for item in error["loc"]) or "(config)"
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
-        parts.append(f"{field}: {message}")
+        if error["type"] == "value_error":  # our own validators already start with the field name
+            message = message.removeprefix("Value error, ")
+        field = ".".join(str(item) for item in error["loc"])
+        parts.append(f"{field}: {message}" if field else message)
     return "; ".join(parts)
 
 
