@@ -191,7 +191,7 @@ def test_it_calls_a_closed_port_a_transient_failure() -> None:
 def test_it_calls_a_read_timeout_an_unknown_outcome(gateway: GatewayServer) -> None:
     """SPEC §13.4: upstream had no timeout at all; here a silent gateway costs the read timeout, then `unknown`."""
     gateway.queue(Reply(delay=1.0))
-    with pytest.raises(UnknownOutcomeError, match="read timeout of 0.3s"):
+    with pytest.raises(UnknownOutcomeError, match=r"read timeout of 0\.3s"):
         ega(gateway.url).send("+255712345678", "Hello", "outbox-6")
     assert len(gateway.received) == 1
 
@@ -309,6 +309,6 @@ def test_it_refuses_to_seed_an_unknown_provider_naming_it(settings: Any) -> None
     from notifier.config import ConfigError
 
     settings.NOTIFIER = {**settings.NOTIFIER, "providers": {"Twilio": {"sid": "x"}}}
-    with pytest.raises(ConfigError, match="'providers.Twilio': unknown provider"):
+    with pytest.raises(ConfigError, match=r"'providers\.Twilio': unknown provider"):
         seed_provider_accounts()
     assert not ProviderAccount.objects.exists()
