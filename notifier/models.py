@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -273,6 +274,15 @@ class NotificationTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notification_type} [{self.language_id}]"
+
+    def clean(self) -> None:
+        """Refuse a text that would fail at send time: unknown placeholder, broken brace, nothing to say."""
+        from notifier.rendering import TemplateError, validate_template
+
+        try:
+            validate_template(self.text or "")
+        except TemplateError as exc:
+            raise ValidationError({"text": str(exc)}, code="invalid_template") from None
 
 
 class ProviderAccount(models.Model):
