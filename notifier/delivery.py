@@ -87,6 +87,7 @@ class _Round:
     transient: bool = False
     skipped: bool = False
     in_flight: ProviderAccount | None = None
+    last_account: ProviderAccount | None = None  # the last account actually called, shown as the row's provider
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -223,7 +224,7 @@ def _try(round_: _Round, account: ProviderAccount, provider: Provider) -> str | 
     secrets = provider.secret_values()
     started_at = timezone.now()
     clock = time.monotonic()
-    round_.in_flight = account
+    round_.in_flight = round_.last_account = account
     round_.called += 1
     try:
         reference = provider.send(
@@ -292,7 +293,9 @@ def _after_failures(round_: _Round, config: NotifierConfig, *, no_accounts: bool
         round_.errors.append("no enabled provider account left to try")
     elif not round_.transient and not round_.skipped:
         # Every account failed permanently (or is misconfigured): nothing will change by waiting.
-        _finish(outbox, Status.FAILED, error=round_.last_error, count_attempt=round_.called > 0)
+        _finish(
+            outbox, Status.FAILED, error=round_.last_error, account=round_.last_account, count_attempt=round_.called > 0
+        )
         return Status.FAILED
     if not no_accounts and round_.called == 0:
         # Only breakers and rate limits stood in the way: not an attempt, try again once the cooldown is over.
@@ -303,9 +306,16 @@ def _after_failures(round_: _Round, config: NotifierConfig, *, no_accounts: bool
     attempts = outbox.attempts + 1
     if attempts >= config.max_attempts:
         error = f"gave up after {attempts} attempts; last: {round_.last_error}"
-        _finish(outbox, Status.FAILED, error=error, count_attempt=True)
+        _finish(outbox, Status.FAILED, error=error, account=round_.last_account, count_attempt=True)
         return Status.FAILED
-    _finish(outbox, Status.PENDING, error=round_.last_error, next_at=now + retry_delay(attempts), count_attempt=True)
+    _finish(
+        outbox,
+        Status.PENDING,
+        error=round_.last_error,
+        account=round_.last_account,
+        next_at=now + retry_delay(attempts),
+        count_attempt=True,
+    )
     return Status.PENDING
 
 

@@ -378,7 +378,7 @@ def test_it_marks_rows_left_in_sending_by_a_dead_worker_unknown(make_outbox: Cal
     assert Outbox.objects.get(pk=fresh.pk).status == Outbox.Status.SENDING
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_it_lets_only_one_of_two_concurrent_workers_send(
     gateway: GatewayServer, make_outbox: Callable[..., Outbox]
 ) -> None:
