@@ -121,7 +121,7 @@ def sent_and_failed(
                 policy=policy,
                 family=family,
                 notification_type="expiration_of_policy",
-                event_date=policy.expiry_date,
+                event_date=policy.expiry_date or policy.start_date,
                 recipient="+255" + phone[1:],
                 language="en",
             )

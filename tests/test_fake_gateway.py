@@ -97,7 +97,7 @@ def test_it_receives_what_delivery_sends_with_the_seed_default_config(
         policy=policy,
         family=family,
         notification_type="need_for_renewal",
-        event_date=policy.expiry_date,
+        event_date=policy.expiry_date or policy.start_date,
         recipient="+255712345678",
         language="fr",
     )
