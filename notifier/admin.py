@@ -322,6 +322,12 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]
                 shown = {}
             self.initial["config"] = json.dumps(shown, indent=2, ensure_ascii=False)
 
+    def clean_rate_limit_per_second(self) -> float | None:
+        value: float | None = self.cleaned_data.get("rate_limit_per_second")
+        if value is not None and value <= 0:
+            raise forms.ValidationError("must be more than 0 messages per second (empty: the NOTIFIER default)")
+        return value
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         slug = cleaned.get("provider")

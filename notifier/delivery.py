@@ -107,7 +107,16 @@ def deliver(outbox_id: int) -> str:
         if rendered is None:
             return str(Status.FAILED)
         round_ = _Round(outbox=outbox, text=rendered[0], language=rendered[1])
-        return str(_send(round_))
+        status = str(_send(round_))
+        account = round_.last_account
+        logger.info(
+            "outbox %s %s after %s call(s)%s",
+            outbox_id,
+            status,
+            round_.called,
+            f" (last provider account {account.pk})" if account else "",
+        )
+        return status
     except BaseException:
         # Never leave a claimed row in `sending`: if a provider call may have gone out its outcome is unknown,
         # otherwise it goes back to pending for a later try.

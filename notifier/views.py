@@ -7,9 +7,8 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from notifier.config import parse_config
 from notifier.models import FakeGatewayMessage, ProviderAccount
@@ -46,11 +45,12 @@ def _signed_by_known_key(request: HttpRequest, data: str) -> bool:
 
 
 @csrf_exempt
-@require_POST
-def test_sms(request: HttpRequest) -> JsonResponse:
+def test_sms(request: HttpRequest) -> HttpResponse:
     """Accept an eGA request whose hash verifies and record it. Answers never echo keys or hashes."""
     if not (settings.DEBUG or settings.NOTIFIER_ENABLE_TEST_SMS):
         raise Http404("test_sms is off (set DEBUG or NOTIFIER_ENABLE_TEST_SMS)")
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     try:
         body = json.loads(request.body)
         data = body["data"]

@@ -169,3 +169,9 @@ def test_it_searches_and_filters_attempts(admin_client: Client, sent_and_failed:
     response = admin_client.get(url, {"q": failed.family.head_insuree.chf_id})
     assert [row.outbox_id for row in response.context["cl"].result_list] == [failed.pk]
     assert DeliveryAttempt.objects.count() == 2
+
+
+def test_it_refuses_a_rate_limit_that_is_not_positive(admin_client: Client) -> None:
+    response = admin_client.post(f"{ACCOUNTS}add/", form_data(rate_limit_per_second="0"))
+    assert "must be more than 0 messages per second" in response.content.decode()
+    assert not ProviderAccount.objects.exists()

@@ -106,3 +106,11 @@ def test_it_receives_what_delivery_sends_with_the_seed_default_config(
     record = FakeGatewayMessage.objects.get()
     assert record.message == outbox.text and "à" in record.message
     assert outbox.provider_reference == f"test-sms-{record.pk}"
+
+
+def test_it_hides_even_its_methods_when_off(settings: Any, client: Client) -> None:
+    settings.DEBUG = False
+    settings.NOTIFIER_ENABLE_TEST_SMS = False
+    assert client.get(URL).status_code == 404
+    settings.NOTIFIER_ENABLE_TEST_SMS = True
+    assert client.get(URL).status_code == 405
