@@ -7,17 +7,19 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from notifier import coordination, delivery, rendering, services, sms
-from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode
+from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode, parse_mode
 from notifier.models import (
     Decision,
     DeliveryAttempt,
@@ -66,26 +68,89 @@ class EligibilityModeFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        return filter_by_mode(queryset, int(value))
+        try:
+            return filter_by_mode(queryset, parse_mode(value))
+        except ValidationError as exc:  # the changelist answers "?e=1" instead of a server error
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class VersionedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """openIMIS versioning for admin edits (SPEC §2): a change keeps the old values in a history row, a delete
+    closes the row's validity, and history rows themselves are read-only."""
+
+    versioning_fields = ["validity_from", "validity_to", "legacy_id"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        declared = list(super().get_readonly_fields(request, obj))
+        return declared + [name for name in self.versioning_fields if name not in declared]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.validity_to is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.validity_to is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        if change and form.has_changed():
+            obj.save_history()
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        obj.retire()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        queryset.filter(validity_to__isnull=True).update(validity_to=timezone.now())
 
 
 class FamilyNotificationFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
     def save(self, commit: bool = True) -> list[Any]:
         """Consent edits go through the consent service (validation, defaults) rather than straight to the row."""
         saved = []
+        # The admin's change message reads these, as set by BaseModelFormSet.save().
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
         for form in self.forms:
             if not form.has_changed() or not form.cleaned_data:
                 continue
+            is_new = form.instance._state.adding
             data = {
                 "approvalOfNotification": bool(form.cleaned_data.get("approval_of_sms")),
                 "languageOfNotification": form.cleaned_data.get("language_of_sms"),
             }
-            saved.append(services.update_family_notification_policy(self.instance.uuid, data))
+            row = services.update_family_notification_policy(self.instance.uuid, data)
+            if is_new:
+                self.new_objects.append(row)
+            else:
+                self.changed_objects.append((row, form.changed_data))
+            saved.append(row)
         return saved
+
+
+class FamilyNotificationForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Languages offered from tblLanguages, so an unknown code is a form error, not a failure in the service."""
+
+    language_of_sms = forms.ChoiceField(label="Language of SMS", choices=[])
+
+    class Meta:
+        model = FamilyNotification
+        fields = ["approval_of_sms", "language_of_sms"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(language.code, str(language)) for language in Language.objects.order_by("sort_order", "code")]
+        field = self.fields["language_of_sms"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
+        if not self.instance.language_of_sms:
+            field.initial = services.default_language_code()
 
 
 class FamilyNotificationInline(admin.StackedInline):  # type: ignore[type-arg]
     model = FamilyNotification
+    form = FamilyNotificationForm
     formset = FamilyNotificationFormSet
     fields = ["approval_of_sms", "language_of_sms", "validity_from", "validity_to"]
     readonly_fields = ["validity_from", "validity_to"]
@@ -110,23 +175,31 @@ class InsureeInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Family)
-class FamilyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class FamilyAdmin(VersionedAdmin):
     list_display = ["id", "uuid", "head_chf_id", "head_name", "location", "approved", "has_phone", "validity_to"]
     list_filter = [EligibilityModeFilter, CurrentRowsFilter]
     search_fields = ["uuid", "head_insuree__chf_id", "head_insuree__last_name", "head_insuree__other_names"]
     list_select_related = ["head_insuree", "location"]
-    raw_id_fields = ["head_insuree", "location"]
-    readonly_fields = ["uuid", "validity_from", "validity_to", "legacy_id"]
+    raw_id_fields = ["location"]
+    readonly_fields = ["uuid", "head_insuree"]
     inlines = [FamilyNotificationInline, InsureeInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Family]:
         return annotate_eligibility(super().get_queryset(request))
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """A family is created with its members (one head) through the family service; this form has no members."""
+        return False
+
     def save_model(self, request: HttpRequest, obj: Family, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        if change:
-            services.update_family(obj.uuid, location=obj.location)
-        else:
-            super().save_model(request, obj, form, change)
+        services.update_family(obj.uuid, location=obj.location)
+
+    def delete_model(self, request: HttpRequest, obj: Family) -> None:
+        services.delete_family(obj.uuid)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Family]) -> None:
+        for family_uuid in queryset.filter(validity_to__isnull=True).values_list("uuid", flat=True):
+            services.delete_family(family_uuid)
 
     @admin.display(description="Head CHFID", ordering="head_insuree__chf_id")
     def head_chf_id(self, family: Family) -> str:
@@ -147,15 +220,25 @@ class FamilyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Insuree)
-class InsureeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class InsureeAdmin(VersionedAdmin):
     list_display = ["chf_id", "other_names", "last_name", "head", "phone", "family", "validity_to"]
     list_filter = ["head", CurrentRowsFilter]
     search_fields = ["chf_id", "last_name", "other_names", "phone"]
-    raw_id_fields = ["family"]
+    readonly_fields = ["uuid", "family", "head"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Members are created with their family through the family service."""
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Insuree, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        """Through the family service: history row, and the family's phone follows (signal)."""
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in services.INSUREE_FIELDS}
+        if changes:
+            services.update_insuree(obj.uuid, changes)
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PolicyAdmin(VersionedAdmin):
     list_display = ["id", "family", "product", "stage", "status", "start_date", "effective_date", "expiry_date"]
     list_filter = ["status", "stage", "product", CurrentRowsFilter]
     search_fields = ["uuid", "family__head_insuree__chf_id", "family__head_insuree__last_name"]
@@ -165,14 +248,14 @@ class PolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ProductAdmin(VersionedAdmin):
     list_display = ["code", "name", "conversion_product", "validity_to"]
     list_filter = [CurrentRowsFilter]
     search_fields = ["code", "name"]
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class LocationAdmin(VersionedAdmin):
     list_display = ["code", "name", "type", "parent", "validity_to"]
     list_filter = ["type", CurrentRowsFilter]
     search_fields = ["code", "name", "uuid"]
@@ -180,7 +263,7 @@ class LocationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Officer)
-class OfficerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class OfficerAdmin(VersionedAdmin):
     list_display = ["code", "other_names", "last_name", "phone", "location", "validity_to"]
     list_filter = [CurrentRowsFilter]
     search_fields = ["code", "last_name", "other_names", "uuid"]
@@ -522,3 +605,6 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class DetectionRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["notification_type", "run_date", "window_start", "window_end", "queued", "skipped", "completed_at"]
     list_filter = ["notification_type"]
+
+
+from notifier import report_admin  # noqa: E402, F401 - registers the report page

@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 import redis
 from django.conf import settings
 
-from notifier.config import parse_config
+from notifier.conf import get_config
 
 KEY_PREFIX = "notifier:"
 BreakerState = Literal["closed", "open", "half-open"]
@@ -86,7 +86,7 @@ class BreakerSettings:
 
 
 def breaker_settings() -> BreakerSettings:
-    config = parse_config(settings.NOTIFIER).circuit_breaker
+    config = get_config().circuit_breaker
     return BreakerSettings(config.failure_threshold, float(config.window_seconds), float(config.cooldown_seconds))
 
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
 from notifier import coordination
-from notifier.config import NotifierConfig, parse_config
+from notifier.conf import get_config
+from notifier.config import NotifierConfig
 from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
 from notifier.providers import account_provider, seed_provider_accounts
 from notifier.providers.base import (
@@ -48,7 +48,7 @@ Outcome = DeliveryAttempt.Outcome
 
 
 def _config() -> NotifierConfig:
-    return parse_config(settings.NOTIFIER)
+    return get_config()
 
 
 def retry_delay(attempt: int) -> timedelta:

@@ -329,6 +329,14 @@ class Outbox(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     provider_account = models.ForeignKey(ProviderAccount, models.SET_NULL, null=True, blank=True, related_name="+")
+    detection_run = models.ForeignKey(
+        "DetectionRun",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The run that queued this row (tells concurrent runs apart; ids of conflict-ignored inserts).",
+    )
     provider_reference = models.CharField(max_length=200, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -430,6 +438,20 @@ class DetectionRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notification_type} {self.run_date}"
+
+
+class NotificationReport(models.Model):
+    """No table: it anchors the report's permissions (`notifier.report_right_<code>`) and its admin page.
+
+    The permissions themselves come from config (`family_policy_notification_report_perms`), so they are
+    created by a data migration and the `report_permissions` command rather than by Meta.permissions.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        verbose_name = "family policy notification report"
+        verbose_name_plural = "family policy notification report"
 
 
 class FakeGatewayMessage(models.Model):

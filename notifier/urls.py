@@ -2,10 +2,15 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from notifier import views
+from notifier import report_views, views
 
 app_name = "notifier"
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path(
+        "communication_by_notification_report/",
+        report_views.communication_by_notification_report,
+        name="communication_by_notification_report",
+    ),
     path("test_sms/", views.test_sms, name="test_sms"),
 ]

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from notifier.config import parse_config
+from notifier.conf import get_config
 from notifier.models import FakeGatewayMessage, ProviderAccount
 from notifier.providers.base import ProviderConfigError
 from notifier.providers.ega import EGAConfig, EGASMSGateway, request_hash
@@ -19,7 +19,7 @@ from notifier.providers.ega import EGAConfig, EGASMSGateway, request_hash
 def _ega_configs() -> list[EGAConfig]:
     """Every eGA config this service could sign with: its accounts, then the NOTIFIER providers entry."""
     raws: list[Any] = list(ProviderAccount.objects.filter(provider=EGASMSGateway.slug).values_list("config", flat=True))
-    for name, raw in parse_config(settings.NOTIFIER).providers.items():
+    for name, raw in get_config().providers.items():
         if name.lower() == EGASMSGateway.slug.lower():
             raws.append(raw)
     configs = []

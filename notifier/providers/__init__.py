@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from notifier.config import ConfigError, parse_config
+from notifier.conf import get_config
+from notifier.config import ConfigError
 from notifier.models import ProviderAccount
 from notifier.providers.base import Provider, ProviderConfigError, Timeouts
 from notifier.providers.registry import UnknownProviderError, find_provider, get_provider
@@ -16,7 +16,7 @@ _PRIORITY_STEP = 10
 
 
 def _timeouts() -> Timeouts:
-    config = parse_config(settings.NOTIFIER)
+    config = get_config()
     return Timeouts(connect=config.http_connect_timeout_seconds, read=config.http_read_timeout_seconds)
 
 
@@ -33,7 +33,7 @@ def seed_provider_accounts() -> list[ProviderAccount]:
     """
     if ProviderAccount.objects.exists():
         return []
-    providers = parse_config(settings.NOTIFIER).providers
+    providers = get_config().providers
     planned: list[ProviderAccount] = []
     for position, (name, raw) in enumerate(providers.items(), start=1):
         try:
