@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,8 +10,9 @@ from django.test import Client
 
 from notifier import coordination
 from notifier.delivery import deliver
-from notifier.models import FakeGatewayMessage, Family, Outbox, Policy, ProviderAccount
+from notifier.models import FakeGatewayMessage, ProviderAccount
 from notifier.providers.ega import EGAConfig, gateway_time, request_body, request_data, request_hash
+from tests.outbox_helpers import bare_outbox
 
 URL = "/api/policy_notification/test_sms/"
 KEY = "fake-gateway-key"
@@ -77,13 +77,8 @@ def test_it_names_what_is_malformed(settings: Any, client: Client, ega_config: E
     assert "'data' must be a JSON string" in response.json()["error"]
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_it_receives_what_delivery_sends_with_the_seed_default_config(
-    settings: Any,
-    live_server: Any,
-    make_family: Callable[..., Family],
-    make_policy: Callable[..., Policy],
-) -> None:
+@pytest.mark.django_db(transaction=True)
+def test_it_receives_what_delivery_sends_with_the_seed_default_config(settings: Any, live_server: Any) -> None:
     """The default config works out of the box: seeded eGA account → this service's own test_sms endpoint."""
     settings.NOTIFIER_ENABLE_TEST_SMS = True
     settings.NOTIFIER = {
@@ -91,20 +86,12 @@ def test_it_receives_what_delivery_sends_with_the_seed_default_config(
         "providers": {"eGASMSGateway": {**settings.NOTIFIER["providers"]["eGASMSGateway"], "GateUrl": live_server.url}},
     }
     coordination.reset()
-    family = make_family(consent={"approvalOfNotification": True, "languageOfNotification": "fr"})
-    policy = make_policy(family)
-    outbox = Outbox.objects.create(
-        policy=policy,
-        family=family,
-        notification_type="need_for_renewal",
-        event_date=policy.expiry_date or policy.start_date,
-        recipient="+255712345678",
-        language="fr",
-    )
+    outbox = bare_outbox("La police expire le 31/12/2026. Renouvelez-la à temps.")
     assert deliver(outbox.pk) == "sent"
     outbox.refresh_from_db()
     record = FakeGatewayMessage.objects.get()
-    assert record.message == outbox.text and "à" in record.message
+    assert record.message == outbox.text
+    assert record.recipients == "255712345678"
     assert outbox.provider_reference == f"test-sms-{record.pk}"
 
 
