@@ -272,26 +272,29 @@ def _try(round_: _Round, account: ProviderAccount, provider: Provider) -> str | 
         return None
     except Exception as exc:
         # UnknownOutcomeError, or a provider bug after which nobody can say whether the SMS left.
-        round_.in_flight = None
-        coordination.record_failure(account.pk)
+        # The row's state is written first: whatever fails afterwards must not make it look unsent.
+        duration = time.monotonic() - clock
         message = exc.message if isinstance(exc, UnknownOutcomeError) else f"{type(exc).__name__}: {exc}"
+        message = redact(message, secrets)
         http_status = exc.http_status if isinstance(exc, UnknownOutcomeError) else None
+        _finish(outbox, Status.UNKNOWN, error=f"{account.name}: {message}", account=account, count_attempt=True)
+        round_.in_flight = None
         _attempt(
             round_,
             account,
             Outcome.UNKNOWN,
             started_at=started_at,
-            duration=time.monotonic() - clock,
+            duration=duration,
             error=message,
             http_status=http_status,
-            secrets=secrets,
         )
-        _finish(outbox, Status.UNKNOWN, error=round_.last_error, account=account, count_attempt=True)
+        coordination.record_failure(account.pk)
         return Status.UNKNOWN
-    round_.in_flight = None
-    coordination.record_success(account.pk)
-    _attempt(round_, account, Outcome.SUCCESS, started_at=started_at, duration=time.monotonic() - clock)
+    duration = time.monotonic() - clock
     _finish(outbox, Status.SENT, account=account, reference=reference[:200], count_attempt=True)
+    round_.in_flight = None
+    _attempt(round_, account, Outcome.SUCCESS, started_at=started_at, duration=duration)
+    coordination.record_success(account.pk)
     return Status.SENT
 
 

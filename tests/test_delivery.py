@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import time_machine
 from django.utils import timezone
 
@@ -23,7 +24,7 @@ from notifier.delivery import (
     resend,
 )
 from notifier.models import DeliveryAttempt, Family, NotificationTemplate, Outbox, Policy, ProviderAccount
-from tests.gateway import GatewayServer, Reply
+from tests.gateway import GatewayServer, Reply, closed_port_url
 from tests.outbox_helpers import bare_outbox
 
 Outcome = DeliveryAttempt.Outcome
@@ -403,3 +404,22 @@ def test_it_lets_only_one_of_two_concurrent_workers_send(gateway: GatewayServer)
         thread.join(timeout=10)
     assert sorted(results) == ["sent", "skipped"]
     assert len(gateway.received) == 1
+
+
+def test_it_puts_a_row_back_to_pending_when_redis_is_unreachable_before_sending(
+    settings: Any, gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    ega_account("ega", gateway.url, 10)
+    outbox = make_outbox()
+    working_redis = settings.REDIS_URL
+    settings.REDIS_URL = closed_port_url().replace("http://", "redis://") + "/0"
+    try:
+        with pytest.raises(redis.ConnectionError):
+            deliver(outbox.pk)
+    finally:
+        settings.REDIS_URL = working_redis
+    outbox.refresh_from_db()
+    assert (outbox.status, outbox.attempts) == (Outbox.Status.PENDING, 0)
+    assert outbox.next_attempt_at > timezone.now()
+    assert "crashed before sending" in outbox.last_error
+    assert gateway.received == []
