@@ -117,6 +117,12 @@ except ConfigError as _exc:
 NOTIFIER_DEFAULT_REGION = os.environ.get("NOTIFIER_DEFAULT_REGION", "TZ")
 NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "en")
 NOTIFIER_ENABLE_TEST_SMS = _env_bool("NOTIFIER_ENABLE_TEST_SMS", False)
+# Provider plug-ins (SPEC §7): dotted paths; each class's slug must be unique.
+NOTIFIER_PROVIDER_CLASSES = [
+    "notifier.providers.ega.EGASMSGateway",
+    "notifier.providers.text.TextNotificationProvider",
+    "notifier.providers.http_json.HttpJsonProvider",
+]
 # Seed-compatible: an active entry for the dispatcher task here overrides the trigger_* hours (SPEC §8).
 SCHEDULED_TASK: list[dict[str, object]] = []
 

@@ -25,6 +25,7 @@ from notifier.models import (
     Decision,
     DeliveryAttempt,
     DetectionRun,
+    FakeGatewayMessage,
     Family,
     FamilyNotification,
     FamilyPhone,
@@ -80,6 +81,7 @@ def populated(
     SolarSchedule.objects.create(event="sunrise", latitude=-6.8, longitude=39.28)
     ClockedSchedule.objects.create(clocked_time=timezone.now())
     PeriodicTask.objects.create(name="demo task", task="notifier.tasks.x", interval=interval)
+    FakeGatewayMessage.objects.create(recipients="255712345678", message="Hello", sender_id="CHF")
     Group.objects.create(name="Scheme staff")
     User.objects.create_user("clerk", password="pw")
     return {"family": family, "policy": policy}
