@@ -11,8 +11,9 @@ in production. Reported: wall time, CPU time, SQL statements, peak RSS, per type
 
 **Baseline** (what the upstream module does, SPEC §13 items 7 and 8, rebuilt on our models):
 - exact-date triggers: only event date == the day is looked at, no catch-up window;
-- activation / renewal: current active policies (stage not R / stage R) whose current row became valid that day,
-  kept when the history row spanning the start of the day had another status (upstream's "did the value change");
+- activation / renewal: current policies (stage not R / stage R) whose current row became valid that day, *whatever
+  their status*, kept when the history row valid at the start of the day had another status or there is none
+  (upstream's "did the value change");
 - starting: current active policies with EffectiveDate == the day;
 - need_for_renewal / expiration / reminder_after: current policies with ExpiryDate == day + 5 / day / day - 5,
   *whatever their status*, iterated as model instances; for each one the product is loaded (lazy foreign key, as
@@ -190,17 +191,14 @@ class _Baseline:
         started = time.perf_counter()
         with count_queries() as queries:
             start, end = day_start(self.day), day_start(self.day + dt.timedelta(days=1))
-            policies = Policy.objects.filter(
-                validity_to__isnull=True,
-                status=Policy.Status.ACTIVE,
-                validity_from__gte=start,
-                validity_from__lt=end,
-            )
+            # Upstream looks at every current row that became valid in the period, whatever its status, and keeps
+            # those whose status differs from the history row valid at the period's start (or that have none).
+            policies = Policy.objects.filter(validity_to__isnull=True, validity_from__gte=start, validity_from__lt=end)
             if notification_type == "renewal_of_policy":
                 policies = policies.filter(stage=Policy.Stage.RENEWAL)
             else:
                 policies = policies.exclude(stage=Policy.Stage.RENEWAL)
-            rows = list(policies.values("id", "family_id", "effective_date", "stage"))
+            rows = list(policies.values("id", "family_id", "effective_date", "stage", "status"))
             before = {
                 legacy_id: status
                 for legacy_id, status in Policy.objects.filter(
@@ -211,15 +209,14 @@ class _Baseline:
             }
             candidates = []
             for row in rows:
-                changed = before.get(row["id"]) != Policy.Status.ACTIVE
-                candidates.append(
-                    {
-                        **row,
-                        "upstream": changed,
-                        "corrected": row["stage"] == Policy.Stage.NEW or notification_type == "renewal_of_policy",
-                        "why": "status did not change" if not changed else None,
-                    }
-                )
+                changed = before.get(row["id"]) != row["status"]
+                corrected = row["status"] == Policy.Status.ACTIVE
+                why = None
+                if changed and not corrected:
+                    why = f"status {Policy.Status(row['status']).label.lower()} not ignored"
+                elif corrected and not changed:
+                    why = "status did not change"
+                candidates.append({**row, "upstream": changed, "corrected": corrected, "why": why})
             self._record(notification_type, candidates, len(rows), len(rows))
         self.types[notification_type]["seconds"] = time.perf_counter() - started
         self.types[notification_type]["queries"] = queries["total"]

@@ -531,7 +531,9 @@ class _Scheme:
         rng = self.rng
         today = self.today
         expiry = start + dt.timedelta(days=TERM_DAYS - 1)
-        enroll = min(start - dt.timedelta(days=rng.randint(0, 45)), today)
+        enroll = start - dt.timedelta(days=rng.randint(0, 45))
+        if enroll > today:
+            return  # not enrolled yet on the day
         enrolled_at = self._at(enroll, 8, rng.randrange(60))
         paid = enroll + dt.timedelta(days=rng.randint(0, max(0, (start - enroll).days) + 20))
         never_paid = rng.random() < 0.03
