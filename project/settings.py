@@ -26,6 +26,19 @@ def _env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name}: expected a boolean (1/0, true/false), got {value!r}")
 
 
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise ImproperlyConfigured(f"{name}: must be at least 1, got {number}")
+    return number
+
+
 DEBUG = _env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -102,6 +115,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# acks_late: a message stays on the broker until its task finished, so a killed worker's task is delivered again.
+# The Redis transport gives an unacknowledged message to another worker after visibility_timeout, so it must be
+# longer than the longest task: a delivery chunk of NOTIFIER_DELIVERY_CHUNK_SIZE (50) messages, each at most
+# max_attempts providers x (connect + read timeout) = 2 x 20 s in the default config, is about 2000 s; one hour
+# leaves room. Delivery claims each row with a conditional update, so a task delivered twice sends nothing twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -117,6 +136,14 @@ except ConfigError as _exc:
 NOTIFIER_DEFAULT_REGION = os.environ.get("NOTIFIER_DEFAULT_REGION", "TZ")
 NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "en")
 NOTIFIER_ENABLE_TEST_SMS = _env_bool("NOTIFIER_ENABLE_TEST_SMS", False)
+# Orchestration (notifier.tasks): outbox ids per delivery task; the sweeper's period, how long a pending row waits
+# before it counts as lost, and after how long a row still `sending` counts as abandoned by a dead worker.
+NOTIFIER_DELIVERY_CHUNK_SIZE = _env_int("NOTIFIER_DELIVERY_CHUNK_SIZE", 50)
+NOTIFIER_SWEEP_INTERVAL_SECONDS = _env_int("NOTIFIER_SWEEP_INTERVAL_SECONDS", 300)
+NOTIFIER_SWEEP_GRACE_SECONDS = _env_int("NOTIFIER_SWEEP_GRACE_SECONDS", 600)
+NOTIFIER_SENDING_STALE_SECONDS = _env_int("NOTIFIER_SENDING_STALE_SECONDS", 900)
+# The health check calls the beat stale when no dispatcher run completed since the last scheduled hour plus this.
+NOTIFIER_HEARTBEAT_GRACE_SECONDS = _env_int("NOTIFIER_HEARTBEAT_GRACE_SECONDS", 900)
 # Seed-compatible: an active entry for the dispatcher task here overrides the trigger_* hours (SPEC §8).
 SCHEDULED_TASK: list[dict[str, object]] = []
 
