@@ -54,10 +54,10 @@ def check_broker() -> Check:
     if settings.EMBEDDED_BROKER:
         details["broker"] = "embedded (in-process)"
     else:
-        from project.celery import app
+        from kombu import Connection
 
         try:
-            with app.connection_for_write() as broker:
+            with Connection(settings.CELERY_BROKER_URL, connect_timeout=3) as broker:
                 broker.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=3)
         except Exception as exc:
             return Check(False, f"broker unreachable ({_error(exc)})")
