@@ -83,3 +83,9 @@ class NonBlockingLock:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.release()
+
+
+def dispatcher_lock() -> NonBlockingLock:
+    """The one lock every dispatcher run takes: beat's task, `send_notifications` and the demo alike."""
+    ttl = getattr(settings, "NOTIFIER_DISPATCHER_LOCK_SECONDS", 3600)
+    return NonBlockingLock("dispatcher", int(ttl))

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifier.config import NOTIFICATION_TYPES, parse_config
-from notifier.locks import NonBlockingLock
+from notifier.locks import NonBlockingLock, dispatcher_lock
 from notifier.models import DispatcherRun, Outbox
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _enqueue_chunk(outbox_ids: list[int]) -> None:
 @shared_task(name="notifier.tasks.send_notification_messages")
 def send_notification_messages(run_date_iso: str | None = None) -> dict[str, Any]:
     """The dispatcher: one detection task per enabled type. An overlapping or duplicated tick is skipped."""
-    lock = NonBlockingLock("dispatcher", _setting("NOTIFIER_DISPATCHER_LOCK_SECONDS", 3600))
+    lock = dispatcher_lock()
     if not lock.acquire():
         logger.info("dispatcher: another run holds the lock, this one is skipped")
         return {"skipped": True}
