@@ -17,6 +17,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from notifier.config import NOTIFICATION_TYPES, parse_config
@@ -123,35 +124,36 @@ def deliver_outbox_chunk(outbox_ids: list[int]) -> dict[str, int]:
     return dict(statuses)
 
 
-def mark_abandoned_sends(now: dt.datetime | None = None) -> int:
-    """Rows stuck in `sending` past any possible send time: the worker died mid-request. The gateway may have the
-    message, so they become `unknown` (an operator can resend), never sent again automatically."""
-    now = now or timezone.now()
-    stale_before = now - dt.timedelta(seconds=_setting("NOTIFIER_SENDING_STALE_SECONDS", 900))
-    return Outbox.objects.filter(status=Outbox.Status.SENDING, claimed_at__lt=stale_before).update(
-        status=Outbox.Status.UNKNOWN,
-        last_error="The worker stopped while sending; the gateway may have received the message.",
-        updated_at=now,
-    )
+def lost_outbox_ids(limit: int, now: dt.datetime) -> list[int]:
+    """Pending rows that are due and that no delivery task carries: retries (nothing enqueues a retry but the
+    sweeper), rows an operator resent, and rows whose task was lost (due for longer than the grace period; a
+    fresh row's task may simply still be in the queue)."""
+    grace = dt.timedelta(seconds=_setting("NOTIFIER_SWEEP_GRACE_SECONDS", 600))
+    due = Outbox.objects.filter(status=Outbox.Status.PENDING, next_attempt_at__lte=now)
+    lost = due.filter(Q(attempts__gt=0) | Q(requeued_at__isnull=False) | Q(next_attempt_at__lte=now - grace))
+    return list(lost.order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
 
 
 @shared_task(name="notifier.tasks.sweep_outbox")
 def sweep_outbox() -> dict[str, Any]:
-    from notifier.delivery import due_outbox_ids
+    """Rows left `sending` by a dead worker become `unknown` (the gateway may have them: never resent
+    automatically); pending rows without a task are enqueued again."""
+    from notifier.delivery import release_stale_sending
 
     lock = NonBlockingLock("sweeper", _setting("NOTIFIER_SWEEP_LOCK_SECONDS", 600))
     if not lock.acquire():
         return {"skipped": True}
     try:
         now = timezone.now()
-        abandoned = mark_abandoned_sends(now)
-        grace = dt.timedelta(seconds=_setting("NOTIFIER_SWEEP_GRACE_SECONDS", 600))
-        ids = due_outbox_ids(_setting("NOTIFIER_SWEEP_LIMIT", 5000), now=now - grace)
+        abandoned = release_stale_sending(
+            dt.timedelta(seconds=_setting("NOTIFIER_SENDING_STALE_SECONDS", 900)), now=now
+        )
+        ids = lost_outbox_ids(_setting("NOTIFIER_SWEEP_LIMIT", 5000), now)
         chunks = enqueue_delivery(ids)
     finally:
         lock.release()
     if ids or abandoned:
         logger.info(
-            "sweeper: re-enqueued %s pending rows in %s chunks, %s abandoned sends", len(ids), chunks, abandoned
+            "sweeper: re-enqueued %s pending rows in %s chunks; %s abandoned sends", len(ids), chunks, abandoned
         )
     return {"skipped": False, "requeued": len(ids), "chunks": chunks, "abandoned": abandoned}
