@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -274,6 +275,15 @@ class NotificationTemplate(models.Model):
     def __str__(self) -> str:
         return f"{self.notification_type} [{self.language_id}]"
 
+    def clean(self) -> None:
+        """Refuse a text that would fail at send time: unknown placeholder, broken brace, nothing to say."""
+        from notifier.rendering import TemplateError, validate_template
+
+        try:
+            validate_template(self.text or "")
+        except TemplateError as exc:
+            raise ValidationError({"text": str(exc)}, code="invalid_template") from None
+
 
 class ProviderAccount(models.Model):
     """One configured SMS gateway. Enabled accounts are tried in priority order (lowest first)."""
@@ -319,6 +329,14 @@ class Outbox(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     provider_account = models.ForeignKey(ProviderAccount, models.SET_NULL, null=True, blank=True, related_name="+")
+    detection_run = models.ForeignKey(
+        "DetectionRun",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The run that queued this row (tells concurrent runs apart; ids of conflict-ignored inserts).",
+    )
     provider_reference = models.CharField(max_length=200, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -435,3 +453,17 @@ class DispatcherRun(models.Model):
     def __str__(self) -> str:
         state = f"completed {self.completed_at:%Y-%m-%d %H:%M}" if self.completed_at else "not completed"
         return f"Dispatcher run {self.run_date} ({state})"
+
+
+class NotificationReport(models.Model):
+    """No table: it anchors the report's permissions (`notifier.report_right_<code>`) and its admin page.
+
+    The permissions themselves come from config (`family_policy_notification_report_perms`), so they are
+    created by a data migration and the `report_permissions` command rather than by Meta.permissions.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        verbose_name = "family policy notification report"
+        verbose_name_plural = "family policy notification report"

@@ -19,8 +19,7 @@ from notifier.models import Family, FamilyPhone, Insuree
 _REFRESH_BATCH = 5000
 
 
-@lru_cache(maxsize=100_000)
-def _normalize(raw: str, region: str) -> str | None:
+def _parse_valid(raw: str, region: str) -> str | None:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
@@ -28,6 +27,16 @@ def _normalize(raw: str, region: str) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=100_000)
+def _normalize(raw: str, region: str) -> str | None:
+    number = _parse_valid(raw, region)
+    if number is None and raw.startswith("00"):
+        # "00" is the international prefix across most of the world, but not everywhere (Tanzania dials 000), so
+        # "00255 ..." typed into a TZ record would otherwise be lost. A national number never starts with 00.
+        number = _parse_valid("+" + raw[2:], region)
+    return number
 
 
 def normalize_phone(raw: str | None, region: str | None = None) -> str | None:

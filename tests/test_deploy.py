@@ -124,7 +124,7 @@ def _get(url: str, credentials: str | None = None) -> tuple[int, bytes]:
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, settings):
     web_port, flower_port = free_port(), free_port()
     credentials = "ops:s3cret-pass"

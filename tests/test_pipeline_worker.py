@@ -35,7 +35,7 @@ from notifier.detection import run_all_detection
 from notifier.models import DetectionRun, DispatcherRun, Outbox, ProviderAccount
 from tests.processes import kill_group, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "e2e-private-key"

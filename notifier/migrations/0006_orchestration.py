@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifier", "0002_languages"),
+        ("notifier", "0005_report"),
     ]
 
     operations = [

@@ -1,0 +1,407 @@
+"""Detection: which (policy, notification type) pairs are due on a scheme day, and what became of each (SPEC §4).
+
+Per type, one set-based query over current policies yields the candidates whose event date lies in the due
+window [D - max_delay(T), D]; it is streamed (server-side cursor on PostgreSQL) and written in chunks, so neither
+the number of read queries nor memory grows with the population (writes are a fixed few statements per chunk).
+Eligible candidates go to the outbox with one conflict-ignoring bulk insert per chunk; the unique constraint on
+(policy, type) makes that exactly-once even with two runs at the same time. Every candidate's outcome is kept in
+the decision trace; ineligible ones are not consumed and are looked at again by the next run. Candidates whose
+event date left the window since the type's last completed run without being queued are recorded as obsolete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import Combinable, NegatedExpression
+from django.utils import timezone
+
+from notifier.conf import get_config
+from notifier.config import NOTIFICATION_TYPES, NotifierConfig
+from notifier.models import Decision, DetectionRun, FamilyNotification, FamilyPhone, Outbox, Policy
+
+ACTIVATION = "activation_of_policy"
+STARTING = "starting_of_policy"
+NEED_FOR_RENEWAL = "need_for_renewal"
+EXPIRATION = "expiration_of_policy"
+REMINDER_AFTER = "reminder_after_expiration"
+RENEWAL = "renewal_of_policy"
+
+EXPIRY_TYPES = (NEED_FOR_RENEWAL, EXPIRATION, REMINDER_AFTER)
+CHUNK_SIZE = 2000
+
+QUEUED = Decision.Outcome.QUEUED.value
+SKIPPED = Decision.Outcome.SKIPPED.value
+OBSOLETE = Decision.Outcome.OBSOLETE.value
+
+
+@dataclass(frozen=True)
+class CandidateDecision:
+    """What detection decided for one candidate (also what --dry-run prints)."""
+
+    notification_type: str
+    policy_id: int
+    family_id: int
+    event_date: dt.date
+    outcome: str
+    reason: str
+    recipient: str | None
+    language: str
+
+
+@dataclass
+class DetectionResult:
+    notification_type: str
+    run_date: dt.date
+    window_start: dt.date
+    window_end: dt.date
+    dry_run: bool = False
+    queued_outbox_ids: list[int] = field(default_factory=list)
+    queued: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    obsolete: int = 0
+
+
+Observer = Callable[[CandidateDecision], None]
+
+
+# --- dates in the scheme's time zone ------------------------------------------------------------------------
+
+
+def scheme_today(now: dt.datetime | None = None) -> dt.date:
+    return timezone.localdate(now or timezone.now())
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    """The first moment of `day` in TIME_ZONE (aware; right on DST days, whose length is not 24 h)."""
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def _expiry_offset(notification_type: str, config: NotifierConfig) -> int:
+    """Event date minus ExpiryDate, in days, for the three expiry-based types."""
+    if notification_type == NEED_FOR_RENEWAL:
+        return -config.reminder_before_expiry_days
+    if notification_type == REMINDER_AFTER:
+        return config.reminder_after_expiry_days
+    return 0
+
+
+def event_date_of(notification_type: str, row: dict[str, Any], config: NotifierConfig) -> dt.date:
+    if notification_type in (ACTIVATION, RENEWAL):
+        moment: dt.datetime = row["validity_from"]
+        return timezone.localdate(moment)
+    if notification_type == STARTING:
+        effective: dt.date = row["effective_date"]
+        return effective
+    expiry: dt.date = row["expiry_date"]
+    return expiry + dt.timedelta(days=_expiry_offset(notification_type, config))
+
+
+# --- the candidate query --------------------------------------------------------------------------------------
+
+
+def not_renewed() -> NegatedExpression[Combinable]:
+    """True (negated Exists) when no other current policy of the family, for the same product or the product's
+    conversion product, starts after this policy's expiry, whatever its status (SPEC §4)."""
+    renewals = (
+        Policy.objects.current()
+        .filter(family_id=OuterRef("family_id"), start_date__gt=OuterRef("expiry_date"))
+        .filter(Q(product_id=OuterRef("product_id")) | Q(product_id=OuterRef("product__conversion_product_id")))
+        .exclude(pk=OuterRef("pk"))
+    )
+    return ~Exists(renewals)
+
+
+def due_policies(
+    notification_type: str, first: dt.date, last: dt.date, config: NotifierConfig | None = None
+) -> QuerySet[Policy]:
+    """Current policies of current families that are candidates of the type with event date in [first, last]."""
+    if notification_type not in NOTIFICATION_TYPES:
+        raise ValueError(
+            f"notification_type: unknown type {notification_type!r}; one of {', '.join(NOTIFICATION_TYPES)}"
+        )
+    config = config or get_config()
+    policies = Policy.objects.current().filter(family__validity_to__isnull=True)
+    if notification_type in (ACTIVATION, RENEWAL):
+        stage = Policy.Stage.NEW if notification_type == ACTIVATION else Policy.Stage.RENEWAL
+        return policies.filter(
+            status=Policy.Status.ACTIVE,
+            stage=stage,
+            validity_from__gte=day_start(first),
+            validity_from__lt=day_start(last + dt.timedelta(days=1)),
+        )
+    if notification_type == STARTING:
+        return policies.filter(status=Policy.Status.ACTIVE, effective_date__range=(first, last))
+    offset = dt.timedelta(days=_expiry_offset(notification_type, config))
+    return policies.filter(
+        not_renewed(),
+        status__in=[Policy.Status.ACTIVE, Policy.Status.EXPIRED],
+        expiry_date__range=(first - offset, last - offset),
+    )
+
+
+def _not_queued(notification_type: str) -> NegatedExpression[Combinable]:
+    return ~Exists(Outbox.objects.filter(policy_id=OuterRef("pk"), notification_type=notification_type))
+
+
+def candidate_rows(
+    notification_type: str, first: dt.date, last: dt.date, config: NotifierConfig
+) -> QuerySet[Policy, dict[str, Any]]:
+    """The one query per type: due, not yet queued candidates with what the decision needs, ordered by policy."""
+    consent = FamilyNotification.objects.filter(family_id=OuterRef("family_id"), validity_to__isnull=True)
+    phone = FamilyPhone.objects.filter(family_id=OuterRef("family_id")).values("phone")[:1]
+    return (
+        due_policies(notification_type, first, last, config)
+        .filter(_not_queued(notification_type))
+        .annotate(
+            approved=Exists(consent.filter(approval_of_sms=True)),
+            sms_language=Subquery(consent.values("language_of_sms")[:1]),
+            recipient=Subquery(phone),
+        )
+        .order_by("pk")
+        .values(
+            "pk", "family_id", "validity_from", "effective_date", "expiry_date", "approved", "sms_language", "recipient"
+        )
+    )
+
+
+def decide(notification_type: str, row: dict[str, Any], event_date: dt.date, config: NotifierConfig) -> tuple[str, str]:
+    """(outcome, reason) for an in-window candidate."""
+    if not config.is_enabled(notification_type):
+        return SKIPPED, Decision.Reason.TYPE_DISABLED.value
+    if notification_type == ACTIVATION and config.is_enabled(STARTING) and row["effective_date"] == event_date:
+        return SKIPPED, Decision.Reason.SUPERSEDED_BY_STARTING.value
+    if not row["approved"]:
+        return SKIPPED, Decision.Reason.NO_CONSENT.value
+    if not row["recipient"]:
+        return SKIPPED, Decision.Reason.NO_VALID_PHONE.value
+    return QUEUED, Decision.Reason.NONE.value
+
+
+def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _decision(
+    notification_type: str, row: dict[str, Any], event_date: dt.date, outcome: str, reason: str
+) -> CandidateDecision:
+    return CandidateDecision(
+        notification_type=notification_type,
+        policy_id=row["pk"],
+        family_id=row["family_id"],
+        event_date=event_date,
+        outcome=outcome,
+        reason=reason,
+        recipient=row["recipient"],
+        language=row["sms_language"] or "",
+    )
+
+
+# --- writing ----------------------------------------------------------------------------------------------------
+
+
+def _write_chunk(run: DetectionRun, decisions: list[CandidateDecision], now: dt.datetime) -> None:
+    """Outbox rows for the queued, then the decision trace; a queued decision is never downgraded."""
+    notification_type = run.notification_type
+    queued = [d for d in decisions if d.outcome == QUEUED]
+    if queued:
+        Outbox.objects.bulk_create(
+            [
+                Outbox(
+                    policy_id=d.policy_id,
+                    notification_type=notification_type,
+                    event_date=d.event_date,
+                    family_id=d.family_id,
+                    recipient=d.recipient or "",
+                    language=d.language,
+                    status=Outbox.Status.PENDING,
+                    detection_run=run,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+                for d in queued
+            ],
+            ignore_conflicts=True,
+        )
+    Decision.objects.bulk_create(
+        [
+            Decision(
+                policy_id=d.policy_id,
+                notification_type=notification_type,
+                event_date=d.event_date,
+                outcome=d.outcome,
+                reason=d.reason,
+                first_evaluated_at=now,
+                last_evaluated_at=now,
+            )
+            for d in decisions
+        ],
+        update_conflicts=True,
+        unique_fields=["policy", "notification_type"],
+        update_fields=["event_date", "outcome", "reason", "last_evaluated_at"],
+    )
+    not_queued = [d.policy_id for d in decisions if d.outcome != QUEUED]
+    if not_queued:
+        # A concurrent run may have queued one of these after our read: its outbox row is the truth.
+        Decision.objects.filter(notification_type=notification_type, policy_id__in=not_queued).exclude(
+            outcome=QUEUED
+        ).filter(
+            Exists(Outbox.objects.filter(policy_id=OuterRef("policy_id"), notification_type=notification_type))
+        ).update(outcome=QUEUED, reason=Decision.Reason.NONE.value)
+
+
+def _last_window_start(notification_type: str, run_date: dt.date) -> dt.date | None:
+    return (
+        DetectionRun.objects.filter(
+            notification_type=notification_type, completed_at__isnull=False, run_date__lt=run_date
+        )
+        .order_by("-run_date", "-completed_at")
+        .values_list("window_start", flat=True)
+        .first()
+    )
+
+
+def _obsolete_rows(
+    notification_type: str, first: dt.date, last: dt.date, config: NotifierConfig
+) -> QuerySet[Policy, dict[str, Any]]:
+    """Candidates whose event date left the window, never queued and not already recorded obsolete."""
+    already_obsolete = Decision.objects.filter(
+        policy_id=OuterRef("pk"), notification_type=notification_type, outcome=OBSOLETE
+    )
+    return (
+        due_policies(notification_type, first, last, config)
+        .filter(_not_queued(notification_type), ~Exists(already_obsolete))
+        .annotate(
+            sms_language=Subquery(
+                FamilyNotification.objects.filter(family_id=OuterRef("family_id")).values("language_of_sms")[:1]
+            )
+        )
+        .order_by("pk")
+        .values("pk", "family_id", "validity_from", "effective_date", "expiry_date", "sms_language")
+    )
+
+
+# --- runs -------------------------------------------------------------------------------------------------------
+
+
+def run_detection(
+    notification_type: str,
+    run_date: dt.date | None = None,
+    *,
+    dry_run: bool = False,
+    observer: Observer | None = None,
+) -> DetectionResult:
+    """Detect type `notification_type` for scheme day `run_date` (default: today in TIME_ZONE).
+
+    Writes outbox rows, decisions and the DetectionRun watermark in one transaction; with dry_run nothing is
+    written. `observer`, if given, is called with every decision (queued, skipped, obsolete) as it is made.
+    """
+    if notification_type not in NOTIFICATION_TYPES:
+        raise ValueError(
+            f"notification_type: unknown type {notification_type!r}; one of {', '.join(NOTIFICATION_TYPES)}"
+        )
+    config = get_config()
+    run_date = run_date or scheme_today()
+    window_start = run_date - dt.timedelta(days=config.max_delay(notification_type))
+    result = DetectionResult(notification_type, run_date, window_start, run_date, dry_run=dry_run)
+    if dry_run:
+        _detect(result, config, None, observer)
+        return result
+    with transaction.atomic():
+        run = DetectionRun.objects.create(
+            notification_type=notification_type, run_date=run_date, window_start=window_start, window_end=run_date
+        )
+        _detect(result, config, run, observer)
+        result.queued_outbox_ids = list(
+            Outbox.objects.filter(detection_run=run).order_by("id").values_list("id", flat=True)
+        )
+        result.queued = len(result.queued_outbox_ids)
+        run.queued = result.queued
+        run.skipped = sum(result.skipped.values())
+        run.obsolete = result.obsolete
+        run.completed_at = timezone.now()
+        run.save(update_fields=["queued", "skipped", "obsolete", "completed_at"])
+    return result
+
+
+def _detect(
+    result: DetectionResult, config: NotifierConfig, run: DetectionRun | None, observer: Observer | None
+) -> None:
+    notification_type = result.notification_type
+    now = timezone.now()
+    skipped: Counter[str] = Counter()
+    queued = 0
+    rows = candidate_rows(notification_type, result.window_start, result.window_end, config)
+    for chunk in _chunks(rows.iterator(chunk_size=CHUNK_SIZE), CHUNK_SIZE):
+        decisions = []
+        for row in chunk:
+            event_date = event_date_of(notification_type, row, config)
+            outcome, reason = decide(notification_type, row, event_date, config)
+            decisions.append(_decision(notification_type, row, event_date, outcome, reason))
+        for decision in decisions:
+            if decision.outcome == QUEUED:
+                queued += 1
+            else:
+                skipped[decision.reason] += 1
+            if observer is not None:
+                observer(decision)
+        if run is not None:
+            _write_chunk(run, decisions, now)
+    result.queued = queued
+    result.skipped = dict(sorted(skipped.items()))
+
+    last_window_start = _last_window_start(notification_type, result.run_date)
+    band_end = result.window_start - dt.timedelta(days=1)
+    if last_window_start is None or last_window_start > band_end:
+        return  # first run of the type, or the window did not move: nothing left it
+    stale = _obsolete_rows(notification_type, last_window_start, band_end, config)
+    for chunk in _chunks(stale.iterator(chunk_size=CHUNK_SIZE), CHUNK_SIZE):
+        decisions = [
+            _decision(
+                notification_type,
+                {**row, "recipient": None},
+                event_date_of(notification_type, row, config),
+                OBSOLETE,
+                Decision.Reason.TOO_LATE.value,
+            )
+            for row in chunk
+        ]
+        result.obsolete += len(decisions)
+        if observer is not None:
+            for decision in decisions:
+                observer(decision)
+        if run is not None:
+            _write_chunk(run, decisions, now)
+
+
+def run_all_detection(
+    run_date: dt.date | None = None,
+    *,
+    types: Iterable[str] | None = None,
+    dry_run: bool = False,
+    observer: Observer | None = None,
+) -> list[DetectionResult]:
+    """Detection for every enabled type (or exactly `types`), each in its own transaction, for one scheme day."""
+    run_date = run_date or scheme_today()
+    if types is None:
+        config = get_config()
+        selected = [name for name in NOTIFICATION_TYPES if config.is_enabled(name)]
+    else:
+        selected = list(types)
+        unknown = [name for name in selected if name not in NOTIFICATION_TYPES]
+        if unknown:
+            raise ValueError(f"types: unknown notification type(s) {', '.join(unknown)}")
+    return [run_detection(name, run_date, dry_run=dry_run, observer=observer) for name in selected]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from notifier.conf import get_config
+from notifier.config import NOTIFICATION_TYPES
+from notifier.detection import CandidateDecision, run_detection, scheme_today
+from notifier.management.commands.send_notifications import parse_date
+
+SHORT_NAMES = {
+    "activation_of_policy": "activation",
+    "starting_of_policy": "starting",
+    "need_for_renewal": "renewal_due",
+    "expiration_of_policy": "expiration",
+    "reminder_after_expiration": "reminder",
+    "renewal_of_policy": "renewal",
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "What each of the next N days (today first) would queue, by type, from today's data. Days are simulated "
+        "in order, so a message counted on one day is not counted again on the next. Writes nothing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--days", type=int, default=7, help="How many days, today included (default 7).")
+        parser.add_argument("--date", help="First day (YYYY-MM-DD); default: today in TIME_ZONE.")
+        parser.add_argument(
+            "--type", dest="types", action="append", choices=NOTIFICATION_TYPES, help="Only this type (repeatable)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        days: int = options["days"]
+        if not 1 <= days <= 366:
+            raise CommandError("--days: must be between 1 and 366")
+        first = parse_date(options["date"]) or scheme_today()
+        config = get_config()
+        types = options["types"] or [name for name in NOTIFICATION_TYPES if config.is_enabled(name)]
+        if not types:
+            self.stdout.write("No notification type is enabled (eligibleNotificationTypes); nothing to forecast.")
+            return
+        already: set[tuple[int, str]] = set()
+        self.stdout.write("day         " + "".join(f"{SHORT_NAMES[name]:>12}" for name in types) + f"{'total':>8}")
+        for offset in range(days):
+            day = first + dt.timedelta(days=offset)
+            counts: list[int] = []
+            for name in types:
+                fresh: list[tuple[int, str]] = []
+
+                def collect(decision: CandidateDecision, fresh: list[tuple[int, str]] = fresh) -> None:
+                    key = (decision.policy_id, decision.notification_type)
+                    if decision.outcome == "queued" and key not in already:
+                        fresh.append(key)
+
+                run_detection(name, day, dry_run=True, observer=collect)
+                already.update(fresh)
+                counts.append(len(fresh))
+            self.stdout.write(f"{day}  " + "".join(f"{count:>12}" for count in counts) + f"{sum(counts):>8}")

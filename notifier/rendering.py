@@ -1,0 +1,285 @@
+"""What the family reads: the template for (type, language), its placeholders filled, counted as the network will.
+
+Templates are plain text with `{Placeholder}` fields from a fixed list; `{{` and `}}` stand for literal braces.
+The parser here is the only thing that reads them: no str.format (attribute/index access), no template engine,
+so an operator's text can neither run code nor reach data beyond the six values below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from notifier import sms
+from notifier.models import Family, Insuree, NotificationTemplate, Outbox, Policy
+
+PLACEHOLDERS: tuple[str, ...] = ("InsuranceID", "Name", "ProductCode", "ProductName", "EffectiveDate", "ExpiryDate")
+DATE_PLACEHOLDERS = frozenset({"EffectiveDate", "ExpiryDate"})
+FALLBACK_LANGUAGE = "en"
+
+_EN_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# Day-first numeric dates where month names would need characters outside GSM-7 (French "août", "févr.").
+DATE_FORMATS: dict[str, str] = {"en": "{day} {month_en} {year}", "fr": "{dd}/{mm}/{year}", "sw": "{dd}/{mm}/{year}"}
+DEFAULT_DATE_FORMAT = "{dd}/{mm}/{year}"
+
+# Long but plausible values: the admin's worst case for segments (CHFID is 12 characters at most).
+LONG_SAMPLE_VALUES: dict[str, str | dt.date] = {
+    "InsuranceID": "123456789012",
+    "Name": "Emmanuela Nyamizi Mwakalukwa-Kapinga",
+    "ProductCode": "CHFPLUS8",
+    "ProductName": "Community Health Fund Family Plus",
+    "EffectiveDate": dt.date(2026, 12, 31),
+    "ExpiryDate": dt.date(2027, 12, 31),
+}
+
+
+class TemplateError(ValueError):
+    """A template text is not valid; the message names the placeholder or the position of the broken brace."""
+
+    def __init__(self, message: str, placeholder: str | None = None) -> None:
+        super().__init__(message)
+        self.placeholder = placeholder
+
+
+class RenderError(ValueError):
+    """A message cannot be rendered (no template, missing value); the message names the template or the field."""
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    text: str
+    language: str
+    encoding: str
+    segments: int
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    name: str
+
+
+def parse_template(text: str) -> list[str | Placeholder]:
+    """Split a template into literal text and placeholders; raise TemplateError on anything else."""
+    pieces: list[str | Placeholder] = []
+    literal: list[str] = []
+    index, end = 0, len(text)
+    while index < end:
+        char = text[index]
+        if char == "{" and text.startswith("{{", index):
+            literal.append("{")
+            index += 2
+        elif char == "}" and text.startswith("}}", index):
+            literal.append("}")
+            index += 2
+        elif char == "}":
+            raise TemplateError(f"unmatched '}}' at position {index + 1} (write '}}}}' for a literal brace)")
+        elif char == "{":
+            close = text.find("}", index + 1)
+            opening = text.find("{", index + 1)
+            if close == -1 or (opening != -1 and opening < close):
+                raise TemplateError(f"unclosed '{{' at position {index + 1} (write '{{{{' for a literal brace)")
+            name = text[index + 1 : close]
+            if name not in PLACEHOLDERS:
+                raise TemplateError(
+                    f"unknown placeholder {{{name}}}; allowed: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}",
+                    placeholder=name,
+                )
+            if literal:
+                pieces.append("".join(literal))
+                literal = []
+            pieces.append(Placeholder(name))
+            index = close + 1
+        else:
+            literal.append(char)
+            index += 1
+    if literal:
+        pieces.append("".join(literal))
+    return pieces
+
+
+def validate_template(text: str) -> None:
+    """Raise TemplateError unless `text` is a usable template (parses, and is not blank)."""
+    if not text.strip():
+        raise TemplateError("the template is empty")
+    parse_template(text)
+
+
+def format_date(value: dt.date, language: str) -> str:
+    pattern = DATE_FORMATS.get(base_language(language), DEFAULT_DATE_FORMAT)
+    return pattern.format(
+        day=value.day,
+        dd=f"{value.day:02d}",
+        mm=f"{value.month:02d}",
+        month_en=_EN_MONTHS[value.month - 1],
+        year=value.year,
+    )
+
+
+def fill(
+    text: str, values: Mapping[str, str | dt.date | None], language: str, *, template_name: str = "template"
+) -> str:
+    """Substitute the placeholders of `text`; a placeholder the template uses must have a non-empty value."""
+    try:
+        pieces = parse_template(text)
+    except TemplateError as exc:
+        raise RenderError(f"{template_name}: {exc}") from None
+    out: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+            continue
+        value = values.get(piece.name)
+        if isinstance(value, dt.date):
+            out.append(format_date(value, language))
+        elif value is None or not str(value).strip():
+            raise RenderError(f"{template_name}: no value for {{{piece.name}}}")
+        else:
+            out.append(str(value).strip())
+    rendered = "".join(out).strip()
+    if not rendered:
+        raise RenderError(f"{template_name}: renders to an empty message")
+    return rendered
+
+
+# --- Language ---------------------------------------------------------------------------------------------------
+
+
+def base_language(code: str) -> str:
+    return code.strip().replace("_", "-").split("-", 1)[0].lower()
+
+
+def language_candidates(code: str | None) -> list[str]:
+    """The fallback chain: the family's language, its base language, NOTIFIER_DEFAULT_LANGUAGE, then English."""
+    chain: list[str] = []
+    raw = (code or "").strip().replace("_", "-")
+    default = str(getattr(settings, "NOTIFIER_DEFAULT_LANGUAGE", "") or "").strip()
+    for candidate in (raw, base_language(raw), default, base_language(default), FALLBACK_LANGUAGE):
+        candidate = candidate.lower()
+        if candidate and candidate not in chain:
+            chain.append(candidate)
+    return chain
+
+
+def choose_template(notification_type: str, language: str | None) -> NotificationTemplate:
+    """The template of `notification_type` in the first language of the fallback chain that has one."""
+    chain = language_candidates(language)
+    templates = {
+        template.language_id.lower(): template
+        for template in NotificationTemplate.objects.filter(notification_type=notification_type)
+    }
+    for candidate in chain:
+        if candidate in templates:
+            return templates[candidate]
+    raise RenderError(f"no template for {notification_type!r} in any of the languages {chain}")
+
+
+# --- Values -----------------------------------------------------------------------------------------------------
+
+
+def family_head(family: Family) -> Insuree:
+    head = family.head_insuree
+    if head is None:
+        head = Insuree.objects.current().filter(family=family, head=True).order_by("id").first()
+    if head is None:
+        raise RenderError(f"family {family.pk} has no head insuree (needed for {{InsuranceID}} and {{Name}})")
+    return head
+
+
+def head_name(head: Insuree) -> str:
+    return " ".join(part.strip() for part in (head.other_names or "", head.last_name or "") if part and part.strip())
+
+
+def policy_values(policy: Policy, head: Insuree) -> dict[str, str | dt.date | None]:
+    return {
+        "InsuranceID": head.chf_id,
+        "Name": head_name(head),
+        "ProductCode": policy.product.code,
+        "ProductName": policy.product.name,
+        "EffectiveDate": policy.effective_date,
+        "ExpiryDate": policy.expiry_date,
+    }
+
+
+def render_template(
+    template: NotificationTemplate, values: Mapping[str, str | dt.date | None], language: str | None = None
+) -> RenderedMessage:
+    text = fill(template.text, values, language or template.language_id, template_name=f"template {template}")
+    if template.replace_lookalikes:
+        text = sms.replace_lookalikes(text)
+    info = sms.analyse(text)
+    return RenderedMessage(text=text, language=template.language_id, encoding=info.encoding, segments=info.segments)
+
+
+def render_outbox(outbox: Outbox) -> RenderedMessage:
+    """The message for an outbox row, in the family's language or the best fallback. Raises RenderError."""
+    policy = Policy.objects.select_related("product").get(pk=outbox.policy_id)
+    family = Family.objects.select_related("head_insuree").get(pk=outbox.family_id)
+    template = choose_template(outbox.notification_type, outbox.language)
+    return render_template(template, policy_values(policy, family_head(family)))
+
+
+# --- Admin support ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateReport:
+    """The admin's view of a template text: worst case with long sample values, and characters forcing UCS-2."""
+
+    encoding: str
+    worst_case_length: int
+    worst_case_segments: int
+    ucs2_forcing: Sequence[str]
+    replaceable: Sequence[str]
+    error: str = ""
+
+
+def template_report(text: str, language: str, *, replace_lookalikes: bool = False) -> TemplateReport:
+    try:
+        rendered = fill(text, LONG_SAMPLE_VALUES, language)
+    except RenderError as exc:
+        return TemplateReport("", 0, 0, [], [], error=str(exc))
+    # What the operator typed, so a look-alike is flagged even where it is replaced on render.
+    typed = sms.analyse(rendered)
+    sent = sms.analyse(sms.replace_lookalikes(rendered)) if replace_lookalikes else typed
+    return TemplateReport(
+        encoding=sent.encoding,
+        worst_case_length=sent.length,
+        worst_case_segments=sent.segments,
+        ucs2_forcing=typed.ucs2_forcing,
+        replaceable=typed.replaceable,
+    )
+
+
+def describe_chars(chars: Iterable[str]) -> str:
+    return ", ".join(sms.describe_char(char) for char in chars)
+
+
+def find_family(reference: str) -> Family | None:
+    """A current family by its head's CHFID, or by family id when `reference` is all digits and no CHFID matches."""
+    reference = reference.strip()
+    if not reference:
+        return None
+    families = Family.objects.current().select_related("head_insuree")
+    family = families.filter(head_insuree__chf_id=reference).first()
+    if family is None and reference.isdigit():
+        family = families.filter(pk=int(reference)).first()
+    return family
+
+
+def preview_values(family: Family | None) -> dict[str, str | dt.date | None]:
+    """Values for a preview: the family's head and its latest current policy; long samples for whatever is missing."""
+    values: dict[str, str | dt.date | None] = dict(LONG_SAMPLE_VALUES)
+    if family is None:
+        return values
+    head = family_head(family)
+    policy = (
+        Policy.objects.current().filter(family=family).select_related("product").order_by("-expiry_date", "-id").first()
+    )
+    if policy is None:
+        values.update({"InsuranceID": head.chf_id, "Name": head_name(head)})
+        return values
+    values.update({key: value for key, value in policy_values(policy, head).items() if value is not None})
+    return values

@@ -1,0 +1,257 @@
+"""The family policy notification report (SPEC §9): which families of an area can be reached, and how.
+
+`ReportParams.from_query` turns the seed's query parameters into validated parameters (errors name the
+parameter); `build_report` is a pure read: one SQL query whatever the number of families.
+
+Decisions worth knowing:
+
+- Area: `districtUuid` wins over `regionUuid` (a given region is then ignored, but still has to be a UUID);
+  neither is an error. A family is in the area when its location or one of that location's ancestors is the
+  area, so a family attached to a ward or a district directly still appears, with the missing levels shown as
+  "unknown". A family without any location cannot be placed by itself: it is counted in the area of the
+  enrolment officer of one of its current policies (the officer's location chain contains the area) and is
+  grouped under "unknown".
+- Officer: with `officerUuid`, only families holding a *current* policy row (ValidityTo IS NULL, any status)
+  of that officer are counted; history rows of policies do not count.
+- Mode: the eligibility modes of notifier.eligibility (a family without a current consent row has no approval;
+  "has phone" means a valid phone by the sender's rule, i.e. a FamilyPhone row).
+- Phones: `head_phone` is the head's own phone as stored in the register (blank shown as none), so field
+  staff see what is on file. "The head has no phone" means the head has no *valid* phone: the sender would not
+  text the head. Only then are the member columns filled, with the member the sender would text instead (the
+  FamilyPhone insuree: the first current member by id with a valid phone) and that member's stored phone.
+  `sms_phone` is the E.164 number the sender would use, for every family that has one.
+- Order: district, ward, village (by code then name; "unknown" last), then head last name, other names, CHFID.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, QuerySet, When
+
+from notifier.eligibility import MODE_LABELS, Mode, filter_by_mode, parse_mode
+from notifier.models import Family, Location, Officer, Policy
+
+UNKNOWN = "unknown"
+
+# Levels of the location tree below a family's own location that can name its district, ward or village.
+_FAMILY_CHAIN = ("location", "location__parent", "location__parent__parent")
+
+
+class ReportParamError(ValueError):
+    """A report parameter is missing, malformed or unknown; `param` is its name in the query string."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    area: Location  # the district when districtUuid was given, else the region
+    mode: Mode = Mode.ALL
+    officer: Officer | None = None
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> ReportParams:
+        """Validate regionUuid / districtUuid / officerUuid / mode (missing mode: 0, all families)."""
+        region_uuid = _uuid_param(query, "regionUuid")
+        district_uuid = _uuid_param(query, "districtUuid")
+        officer_uuid = _uuid_param(query, "officerUuid")
+        mode = _mode_param(query)
+        if district_uuid is not None:
+            area = _area(district_uuid, Location.Type.DISTRICT, "districtUuid")
+        elif region_uuid is not None:
+            area = _area(region_uuid, Location.Type.REGION, "regionUuid")
+        else:
+            raise ReportParamError("districtUuid", "give districtUuid or regionUuid")
+        officer = None
+        if officer_uuid is not None:
+            officer = Officer.objects.current().filter(uuid=officer_uuid).first()
+            if officer is None:
+                raise ReportParamError("officerUuid", f"no current enrolment officer with uuid {officer_uuid}")
+        return cls(area=area, mode=mode, officer=officer)
+
+    @property
+    def area_label(self) -> str:
+        return f"{self.area.get_type_display()} {self.area.code} {self.area.name}"
+
+    @property
+    def officer_label(self) -> str:
+        if self.officer is None:
+            return "all enrolment officers"
+        return f"{self.officer.code} {self.officer.other_names} {self.officer.last_name}"
+
+    @property
+    def mode_label(self) -> str:
+        return f"{int(self.mode)} {MODE_LABELS[self.mode]}"
+
+
+def _uuid_param(query: Mapping[str, str], name: str) -> uuid.UUID | None:
+    raw = query.get(name)
+    if raw is None or not str(raw).strip():
+        return None
+    try:
+        return uuid.UUID(str(raw).strip())
+    except ValueError:
+        raise ReportParamError(name, f"not a valid UUID: {raw!r}") from None
+
+
+def _mode_param(query: Mapping[str, str]) -> Mode:
+    raw = query.get("mode")
+    if raw is None or not str(raw).strip():
+        return Mode.ALL
+    try:
+        return parse_mode(raw, field="mode")
+    except ValidationError:
+        raise ReportParamError("mode", f"must be one of 0-4, got {raw!r}") from None
+
+
+def _area(key: uuid.UUID, location_type: str, param: str) -> Location:
+    area = Location.objects.current().filter(uuid=key, type=location_type).first()
+    if area is None:
+        kind = Location.Type(location_type).label.lower()
+        raise ReportParamError(param, f"no current {kind} with uuid {key}")
+    return area
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    district: str
+    ward: str
+    village: str
+    family_uuid: str
+    head_chf_id: str | None
+    head_other_names: str | None
+    head_last_name: str | None
+    head_phone: str | None
+    approval: bool
+    language: str | None
+    member_other_names: str | None
+    member_last_name: str | None
+    member_phone: str | None
+    sms_phone: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FIELDS: tuple[str, ...] = tuple(ReportRow.__dataclass_fields__)
+
+
+def _within(area_id: int, chain_start: str) -> Q:
+    """The location at `chain_start` is the area or lies below it (up to a village under a region)."""
+    condition = Q()
+    path = chain_start
+    for _ in range(4):
+        condition |= Q(**{path: area_id})
+        path = f"{path}__parent"
+    return condition
+
+
+def _level(location_type: str, attribute: str) -> Case:
+    """The code or name of the family's location of this type: its own location or an ancestor."""
+    whens = [When(**{f"{path}__type": location_type}, then=F(f"{path}__{attribute}")) for path in _FAMILY_CHAIN]
+    return Case(*whens, default=None)
+
+
+def _label(code: str | None, name: str | None) -> str:
+    if code is None:
+        return UNKNOWN
+    return f"{code} {name}".strip()
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    return value if value is not None and value.strip() else None
+
+
+def report_queryset(params: ReportParams) -> QuerySet[Family, dict[str, Any]]:
+    """The report as one SELECT (exposed so that tests and the bench can inspect or count it)."""
+    families = filter_by_mode(Family.objects.current(), params.mode)
+    area_id = params.area.pk
+    placed_by_officer = Exists(
+        Policy.objects.current().filter(family_id=OuterRef("pk")).filter(_within(area_id, "officer__location"))
+    )
+    families = families.filter(_within(area_id, "location") | (Q(location__isnull=True) & placed_by_officer))
+    if params.officer is not None:
+        families = families.filter(
+            Exists(Policy.objects.current().filter(family_id=OuterRef("pk"), officer_id=params.officer.pk))
+        )
+    families = families.annotate(
+        consent=FilteredRelation("notification", condition=Q(notification__validity_to__isnull=True)),
+        district_code=_level(Location.Type.DISTRICT, "code"),
+        district_name=_level(Location.Type.DISTRICT, "name"),
+        ward_code=_level(Location.Type.WARD, "code"),
+        ward_name=_level(Location.Type.WARD, "name"),
+        village_code=_level(Location.Type.VILLAGE, "code"),
+        village_name=_level(Location.Type.VILLAGE, "name"),
+    )
+    ordered = families.order_by(
+        *(
+            F(name).asc(nulls_last=True)
+            for name in (
+                "district_code",
+                "district_name",
+                "ward_code",
+                "ward_name",
+                "village_code",
+                "village_name",
+                "head_insuree__last_name",
+                "head_insuree__other_names",
+                "head_insuree__chf_id",
+            )
+        ),
+        "id",
+    )
+    return ordered.values(
+        "uuid",
+        "district_code",
+        "district_name",
+        "ward_code",
+        "ward_name",
+        "village_code",
+        "village_name",
+        "head_insuree_id",
+        "head_insuree__chf_id",
+        "head_insuree__other_names",
+        "head_insuree__last_name",
+        "head_insuree__phone",
+        "sms_approved",
+        "consent__language_of_sms",
+        "sms_phone__phone",
+        "sms_phone__insuree_id",
+        "sms_phone__insuree__other_names",
+        "sms_phone__insuree__last_name",
+        "sms_phone__insuree__phone",
+    )
+
+
+def _row(values: dict[str, Any]) -> ReportRow:
+    texted_insuree = values["sms_phone__insuree_id"]
+    member_fills_in = texted_insuree is not None and texted_insuree != values["head_insuree_id"]
+    return ReportRow(
+        district=_label(values["district_code"], values["district_name"]),
+        ward=_label(values["ward_code"], values["ward_name"]),
+        village=_label(values["village_code"], values["village_name"]),
+        family_uuid=str(values["uuid"]),
+        head_chf_id=values["head_insuree__chf_id"],
+        head_other_names=values["head_insuree__other_names"],
+        head_last_name=values["head_insuree__last_name"],
+        head_phone=_blank_to_none(values["head_insuree__phone"]),
+        approval=bool(values["sms_approved"]),
+        language=values["consent__language_of_sms"],
+        member_other_names=values["sms_phone__insuree__other_names"] if member_fills_in else None,
+        member_last_name=values["sms_phone__insuree__last_name"] if member_fills_in else None,
+        member_phone=_blank_to_none(values["sms_phone__insuree__phone"]) if member_fills_in else None,
+        sms_phone=values["sms_phone__phone"],
+    )
+
+
+def build_report(params: ReportParams) -> list[ReportRow]:
+    """The report's rows, ordered district → ward → village → head name. One query."""
+    return [_row(values) for values in report_queryset(params)]

@@ -1,0 +1,163 @@
+"""Builders for the report tests: a two-region location tree, families through the family service, and a fast
+bulk path (bulk_create + refresh_family_phones) for the large-report and query-count tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from notifier import services
+from notifier.models import Family, FamilyNotification, Insuree, Location, Officer, Policy, Product
+from notifier.phones import refresh_family_phones
+
+VALID_PHONE = "0712345678"  # +255712345678
+OTHER_VALID_PHONE = "0754000111"  # +255754000111
+INVALID_PHONE = "12345"
+
+_numbers = itertools.count(1)
+
+
+@dataclass
+class Tree:
+    r1: Location
+    d1: Location
+    d2: Location
+    w1: Location
+    w2: Location
+    w3: Location
+    v1: Location
+    v2: Location
+    v3: Location
+    v4: Location
+    r2: Location
+    d3: Location
+    w4: Location
+    v5: Location
+
+
+def _location(code: str, name: str, kind: str, parent: Location | None = None) -> Location:
+    return Location.objects.create(code=code, name=name, type=kind, parent=parent)
+
+
+def build_tree() -> Tree:
+    """R1 Dodoma: D1 Bahi (W1: V1, V2; W2: V3), D2 Kondoa (W3: V4). R2 Kilimanjaro: D3 Moshi (W4: V5)."""
+    r1 = _location("R1", "Dodoma", "R")
+    d1 = _location("D1", "Bahi", "D", r1)
+    d2 = _location("D2", "Kondoa", "D", r1)
+    w1 = _location("W1", "Mjini", "W", d1)
+    w2 = _location("W2", "Kati", "W", d1)
+    w3 = _location("W3", "Juu", "W", d2)
+    r2 = _location("R2", "Kilimanjaro", "R")
+    d3 = _location("D3", "Moshi", "D", r2)
+    w4 = _location("W4", "Chini", "W", d3)
+    return Tree(
+        r1=r1,
+        d1=d1,
+        d2=d2,
+        w1=w1,
+        w2=w2,
+        w3=w3,
+        v1=_location("V1", "Mlimani", "V", w1),
+        v2=_location("V2", "Bondeni", "V", w1),
+        v3=_location("V3", "Mtoni", "V", w2),
+        v4=_location("V4", "Kisiwani", "V", w3),
+        r2=r2,
+        d3=d3,
+        w4=w4,
+        v5=_location("V5", "Majengo", "V", w4),
+    )
+
+
+def add_family(
+    location: Location | None,
+    last_name: str,
+    *,
+    head_phone: str | None = VALID_PHONE,
+    member_phones: tuple[str | None, ...] = (),
+    approval: bool | None = True,
+    language: str = "en",
+    other_names: str = "Amani",
+) -> Family:
+    """A family through the family service. approval=None: the family ends up with no consent row at all."""
+    number = next(_numbers)
+    members = [
+        services.MemberData(
+            chf_id=f"R{number:07d}00", last_name=last_name, other_names=other_names, phone=head_phone, head=True
+        )
+    ]
+    for index, phone in enumerate(member_phones, start=1):
+        members.append(
+            services.MemberData(
+                chf_id=f"R{number:07d}{index:02d}", last_name=last_name, other_names=f"Member{index}", phone=phone
+            )
+        )
+    consent = {"approvalOfNotification": bool(approval), "languageOfNotification": language}
+    if location is not None and location.type != Location.Type.VILLAGE:
+        # The family service only places families in villages; openIMIS data is not always that tidy.
+        family = services.create_family(members, contributions={services.CONTRIBUTION_KEY: consent})
+        Family.objects.filter(pk=family.pk).update(location=location)
+        family.refresh_from_db()
+    else:
+        family = services.create_family(members, location=location, contributions={services.CONTRIBUTION_KEY: consent})
+    if approval is None:
+        FamilyNotification.objects.filter(family=family).delete()
+    return family
+
+
+def add_officer(code: str, location: Location | None) -> Officer:
+    return Officer.objects.create(code=code, last_name=f"Officer{code}", other_names="Juma", location=location)
+
+
+def add_policy(family: Family, product: Product, officer: Officer | None) -> Policy:
+    today = timezone.localdate()
+    return Policy.objects.create(
+        family=family,
+        product=product,
+        officer=officer,
+        stage=Policy.Stage.NEW,
+        status=Policy.Status.ACTIVE,
+        enroll_date=today - dt.timedelta(days=30),
+        start_date=today - dt.timedelta(days=20),
+        effective_date=today - dt.timedelta(days=20),
+        expiry_date=today + dt.timedelta(days=345),
+    )
+
+
+def bulk_families(
+    location: Location | None,
+    count: int,
+    *,
+    last_names: list[str] | None = None,
+    approval: bool = True,
+    head_phone: str | None = VALID_PHONE,
+) -> list[Family]:
+    """`count` one-person families in a handful of statements (bench-style), with consent rows and phones."""
+    now = timezone.now()
+    names = last_names or [f"Bulk{index:05d}" for index in range(count)]
+    assert len(names) == count
+    families = Family.objects.bulk_create([Family(location=location, validity_from=now) for _ in range(count)])
+    heads = Insuree.objects.bulk_create(
+        [
+            Insuree(
+                chf_id=f"B{next(_numbers):09d}",
+                last_name=name,
+                other_names="Amani",
+                family=family,
+                head=True,
+                phone=head_phone,
+                validity_from=now,
+            )
+            for family, name in zip(families, names, strict=True)
+        ]
+    )
+    for family, head in zip(families, heads, strict=True):
+        family.head_insuree = head
+    Family.objects.bulk_update(families, ["head_insuree"])
+    FamilyNotification.objects.bulk_create(
+        [FamilyNotification(family=family, approval_of_sms=approval, language_of_sms="sw") for family in families]
+    )
+    refresh_family_phones([family.id for family in families])
+    return families

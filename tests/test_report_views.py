@@ -1,0 +1,272 @@
+"""The report endpoint (JSON / CSV / PDF), its access rules, the rights' migration and the admin page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pypdf
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from pytest_django import Settings
+
+from notifier.report import FIELDS, ReportRow
+from notifier.report_access import REPORT_GROUP
+from tests.report_helpers import INVALID_PHONE, VALID_PHONE, Tree, add_family, add_officer, build_tree, bulk_families
+
+URL = "/api/policy_notification/communication_by_notification_report/"
+
+
+@pytest.fixture
+def tree(db: None) -> Tree:
+    return build_tree()
+
+
+def _user(username: str, *, group: str | None = None, staff: bool = False) -> User:
+    user = User.objects.create_user(username, password="pw-not-used", is_staff=staff)
+    if group is not None:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def viewer(db: None) -> Client:
+    client = Client()
+    client.force_login(_user("viewer", group=REPORT_GROUP))
+    return client
+
+
+def _get(client: Client, **query: str) -> Any:
+    return client.get(URL, query)
+
+
+# --- access -------------------------------------------------------------------------------------------------
+
+
+def test_it_sends_an_anonymous_caller_to_the_login_page(tree: Tree) -> None:
+    response = Client().get(URL, {"districtUuid": str(tree.d1.uuid)})
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert location.path == django_settings.LOGIN_URL
+    assert parse_qs(location.query)["next"] == [f"{URL}?districtUuid={tree.d1.uuid}"]  # back to the same report
+
+
+def test_it_refuses_a_signed_in_user_without_the_right(tree: Tree) -> None:
+    client = Client()
+    client.force_login(_user("clerk"))
+    response = _get(client, districtUuid=str(tree.d1.uuid))
+    assert response.status_code == 403
+    assert "131224" in response.json()["error"]
+
+
+def test_it_serves_a_member_of_the_report_viewer_group(tree: Tree, viewer: Client) -> None:
+    family = add_family(tree.v1, "Mushi")
+    response = _get(viewer, districtUuid=str(tree.d1.uuid))
+    assert response.status_code == 200
+    assert [row["family_uuid"] for row in response.json()["rows"]] == [str(family.uuid)]
+
+
+def test_it_ships_the_right_and_the_group_in_a_migration(db: None) -> None:
+    permission = Permission.objects.get(codename="report_right_131224")
+    assert permission.content_type.app_label == "notifier"
+    assert list(Group.objects.get(name=REPORT_GROUP).permissions.all()) == [permission]
+
+
+def test_it_requires_every_configured_right(tree: Tree, settings: Settings) -> None:
+    user = _user("partial")
+    user.user_permissions.add(Permission.objects.get(codename="report_right_131224"))
+    settings.NOTIFIER = {**settings.NOTIFIER, "family_policy_notification_report_perms": ["131224", "999001"]}
+    client = Client()
+    client.force_login(user)
+
+    refused = _get(client, districtUuid=str(tree.d1.uuid))
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "missing report right(s): 999001"
+
+    out = io.StringIO()
+    call_command("report_permissions", stdout=out)
+    assert "notifier.report_right_999001" in out.getvalue()
+    user.groups.add(Group.objects.get(name=REPORT_GROUP))
+    client.force_login(User.objects.get(pk=user.pk))  # a fresh user object: no cached permissions
+    assert _get(client, districtUuid=str(tree.d1.uuid)).status_code == 200
+
+
+def test_it_answers_only_get(tree: Tree, viewer: Client) -> None:
+    assert viewer.post(URL, {"districtUuid": str(tree.d1.uuid)}).status_code == 405
+
+
+# --- parameters ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ({"mode": "1"}, "districtUuid"),
+        ({"districtUuid": "D1"}, "districtUuid"),
+        ({"districtUuid": "{unknown}"}, "districtUuid"),
+        ({"regionUuid": "{unknown}"}, "regionUuid"),
+        ({"regionUuid": "not-a-uuid"}, "regionUuid"),
+        ({"districtUuid": "{d1}", "officerUuid": "{unknown}"}, "officerUuid"),
+        ({"districtUuid": "{d1}", "officerUuid": "7"}, "officerUuid"),
+        ({"districtUuid": "{d1}", "mode": "7"}, "mode"),
+        ({"districtUuid": "{d1}", "mode": "all"}, "mode"),
+        ({"districtUuid": "{d1}", "format": "xlsx"}, "format"),
+    ],
+)
+def test_it_answers_400_naming_the_bad_parameter(tree: Tree, viewer: Client, query: dict[str, str], param: str) -> None:
+    values = {"d1": str(tree.d1.uuid), "unknown": str(uuid.uuid4())}
+    response = viewer.get(URL, {key: value.format(**values) for key, value in query.items()})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["param"] == param
+    assert body["error"].startswith(f"{param}: ")
+
+
+# --- formats --------------------------------------------------------------------------------------------------
+
+
+def test_it_describes_the_request_in_the_json(tree: Tree, viewer: Client) -> None:
+    officer = add_officer("EO7", tree.d1)
+    response = _get(viewer, regionUuid=str(tree.r1.uuid), officerUuid=str(officer.uuid), mode="2")
+    body = response.json()
+    assert body["location"] == {"uuid": str(tree.r1.uuid), "type": "R", "code": "R1", "name": "Dodoma"}
+    assert body["officer"]["code"] == "EO7"
+    assert (body["mode"], body["modeLabel"]) == (2, "2 Approval only")
+    assert body["date"] == timezone.localdate().isoformat()
+    assert (body["count"], body["rows"]) == (0, [])
+
+
+def test_it_returns_more_than_a_hundred_families_as_json(tree: Tree, viewer: Client) -> None:
+    bulk_families(tree.v2, 101)
+    bulk_families(tree.v1, 60)
+    body = _get(viewer, districtUuid=str(tree.d1.uuid)).json()
+    assert body["count"] == len(body["rows"]) == 161
+    assert [row["village"] for row in body["rows"]] == ["V1 Mlimani"] * 60 + ["V2 Bondeni"] * 101
+
+
+def _from_csv(record: dict[str, str]) -> ReportRow:
+    """Read a CSV record back into a row: empty cells are None, approval is true/false."""
+    values: dict[str, Any] = {name: (record[name] or None) for name in FIELDS}
+    values["approval"] = {"true": True, "false": False}[record["approval"]]
+    return ReportRow(**values)
+
+
+def test_it_writes_csv_that_parses_back_to_the_json_rows(tree: Tree, viewer: Client) -> None:
+    add_family(tree.v1, "O'Brien, Jr.", other_names='Anna "Nana"', member_phones=(VALID_PHONE,))
+    add_family(tree.v1, "Kimaro", head_phone=INVALID_PHONE, member_phones=(None, VALID_PHONE), approval=None)
+    add_family(tree.w2, "Ñandú", head_phone=None, language="sw")
+    bulk_families(tree.v3, 5)
+    query = {"regionUuid": str(tree.r1.uuid)}
+
+    json_rows = [ReportRow(**row) for row in viewer.get(URL, query).json()["rows"]]
+    response = viewer.get(URL, {**query, "format": "csv"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert re.fullmatch(
+        r'attachment; filename="family_policy_notification_report_R1_[\d-]+\.csv"', response["Content-Disposition"]
+    )
+    reader = csv.DictReader(io.StringIO(response.content.decode("utf-8")))
+    assert tuple(reader.fieldnames or ()) == FIELDS
+    csv_rows = [_from_csv(record) for record in reader]
+    assert len(json_rows) == 8
+    assert csv_rows == json_rows
+
+
+def test_it_renders_a_pdf_that_opens(tree: Tree, viewer: Client) -> None:
+    officer = add_officer("EO3", tree.d1)
+    add_family(tree.v1, "Mwakyusa", other_names="Rehema")
+    add_family(tree.v1, "Temba", head_phone=None, member_phones=(VALID_PHONE,))
+    add_family(tree.v1, "Lost & <Found>")  # reportlab reads markup: names must be escaped
+    bulk_families(tree.v2, 150)
+
+    response = _get(viewer, districtUuid=str(tree.d1.uuid), officerUuid="", mode="0", format="pdf")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    reader = pypdf.PdfReader(io.BytesIO(response.content))
+    pages = len(reader.pages)
+    assert pages > 1
+    assert [round(float(value)) for value in reader.pages[0].mediabox[2:]] == [595, 842]  # A4 portrait
+    first = reader.pages[0].extract_text()
+    assert "Family policy notification report" in first
+    assert "Location: District D1 Bahi" in first
+    assert "Mode: 0 All" in first
+    assert "Date: " + timezone.localdate().isoformat() in first
+    assert "Rehema Mwakyusa" in first
+    assert "Member1 Temba" in first  # the member column, since the head has no phone
+    assert "Amani Lost & <Found>" in first
+    assert "District: D1 Bahi" in first and "Village: V1 Mlimani (3)" in first
+    assert f"Page 1 of {pages}" in first
+    assert f"Page {pages} of {pages}" in reader.pages[-1].extract_text()
+    assert officer.code not in first  # no officer asked for
+
+
+def test_it_renders_an_empty_pdf_with_its_header(tree: Tree, viewer: Client) -> None:
+    officer = add_officer("EO4", tree.d3)
+    response = _get(viewer, districtUuid=str(tree.d3.uuid), officerUuid=str(officer.uuid), format="pdf")
+    reader = pypdf.PdfReader(io.BytesIO(response.content))
+    text = reader.pages[0].extract_text()
+    assert len(reader.pages) == 1
+    assert "Enrolment officer: EO4 Juma OfficerEO4" in text
+    assert "No family matches these parameters." in text
+
+
+def test_it_serves_the_json_report_in_the_same_number_of_queries_for_10_and_1000_families(
+    tree: Tree, viewer: Client
+) -> None:
+    def count(families: int) -> tuple[int, int]:
+        bulk_families(tree.v1, families)
+        with CaptureQueriesContext(connection) as queries:
+            body = _get(viewer, districtUuid=str(tree.d1.uuid), mode="1").json()
+        return body["count"], len(queries)
+
+    small_count, small_queries = count(10)
+    large_count, large_queries = count(990)
+    assert (small_count, large_count) == (10, 1000)
+    assert small_queries == large_queries
+
+
+# --- admin ----------------------------------------------------------------------------------------------------
+
+
+def test_it_offers_the_report_form_in_the_admin(tree: Tree) -> None:
+    client = Client()
+    client.force_login(_user("manager", group=REPORT_GROUP, staff=True))
+    admin_url = reverse("admin:notifier_notificationreport_changelist")
+
+    page = client.get(admin_url)
+    assert page.status_code == 200
+    assert b'name="districtUuid"' not in page.content  # the form speaks in objects; the redirect carries UUIDs
+    assert str(tree.d1.uuid).encode() in page.content
+
+    invalid = client.get(admin_url, {"mode": "1", "format": "pdf"})
+    assert invalid.status_code == 200
+    assert b"Pick a district or a region." in invalid.content
+
+    submitted = client.get(admin_url, {"district": str(tree.d1.uuid), "mode": "1", "format": "csv"})
+    assert submitted.status_code == 302
+    target = urlsplit(submitted["Location"])
+    assert target.path == URL
+    assert parse_qs(target.query) == {"districtUuid": [str(tree.d1.uuid)], "mode": ["1"], "format": ["csv"]}
+    add_family(tree.v1, "Mushi")
+    report = client.get(submitted["Location"])
+    assert report.status_code == 200
+    assert "Mushi" in report.content.decode()
+
+
+def test_it_hides_the_admin_report_from_staff_without_the_right(tree: Tree) -> None:
+    client = Client()
+    client.force_login(_user("staff", staff=True))
+    assert client.get(reverse("admin:notifier_notificationreport_changelist")).status_code == 403
+    assert b"notificationreport" not in client.get(reverse("admin:index")).content
