@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import transaction
 
-from notifier.config import NotifierConfig, parse_config
+from notifier.conf import get_config
+from notifier.config import NotifierConfig
 
 DISPATCHER_TASK = "notifier.tasks.send_notification_messages"
 SWEEPER_TASK = "notifier.tasks.sweep_outbox"
@@ -135,7 +136,7 @@ def derive_schedule(
 ) -> Schedule:
     """The dispatcher's hours. Reads settings.NOTIFIER / settings.SCHEDULED_TASK when not given."""
     if config is None:
-        config = parse_config(settings.NOTIFIER)
+        config = get_config()
     if scheduled_tasks is None:
         scheduled_tasks = getattr(settings, "SCHEDULED_TASK", None) or []
     if not isinstance(scheduled_tasks, list | tuple):

@@ -20,7 +20,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from notifier.config import NOTIFICATION_TYPES, parse_config
+from notifier.conf import get_config
+from notifier.config import NOTIFICATION_TYPES
 from notifier.locks import NonBlockingLock, dispatcher_lock
 from notifier.models import DispatcherRun, Outbox
 
@@ -39,7 +40,7 @@ def chunk_size() -> int:
 
 
 def enabled_types() -> list[str]:
-    config = parse_config(settings.NOTIFIER)
+    config = get_config()
     return [name for name in NOTIFICATION_TYPES if config.is_enabled(name)]
 
 
