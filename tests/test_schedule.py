@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
 import io
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -211,3 +213,18 @@ def test_it_syncs_after_migrate():
     call_command("migrate", verbosity=0, interactive=False)
     assert PeriodicTask.objects.get(name=DISPATCHER_PERIODIC_TASK_NAME).crontab.hour == "8,12,16,20"
     assert PeriodicTask.objects.filter(name=SWEEPER_PERIODIC_TASK_NAME).exists()
+
+
+@pytest.mark.django_db
+def test_it_fires_at_the_scheme_hours_in_its_time_zone(settings):
+    settings.TIME_ZONE = "Africa/Dar_es_Salaam"
+    sync_schedule()
+    dispatcher = PeriodicTask.objects.get(name=DISPATCHER_PERIODIC_TASK_NAME)
+    assert dispatcher.crontab is not None
+    schedule = dispatcher.crontab.schedule  # what beat's DatabaseScheduler evaluates
+    dar = ZoneInfo("Africa/Dar_es_Salaam")
+    last_run = dt.datetime(2026, 11, 27, 20, 0, tzinfo=dar)
+    with time_machine.travel(dt.datetime(2026, 11, 28, 7, 30, tzinfo=dar), tick=False):
+        assert not schedule.is_due(last_run).is_due
+    with time_machine.travel(dt.datetime(2026, 11, 28, 8, 0, 30, tzinfo=dar), tick=False):
+        assert schedule.is_due(last_run).is_due  # 08:00 in Dar es Salaam is 05:00 UTC
