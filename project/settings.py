@@ -121,6 +121,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # max_attempts providers x (connect + read timeout) = 2 x 20 s in the default config, is about 2000 s; one hour
 # leaves room. Delivery claims each row with a conditional update, so a task delivered twice sends nothing twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# Task events, so that Flower shows the tasks and not only the workers.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 

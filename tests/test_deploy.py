@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from celery import Celery
 from django.db import connection
 
 from tests.processes import free_port, kill_group, wait_for
@@ -168,6 +169,18 @@ def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, 
             return status == 200 and any(name.startswith(f"serve-test-{web_port}@") for name in json.loads(payload))
 
         wait_for(worker_listed, timeout=60, what="the worker in Flower", process=serve)
+        client = Celery("serve-test-client", broker=settings.REDIS_URL)
+        try:
+            task_id = client.send_task("notifier.tasks.sweep_outbox").id
+        finally:
+            client.close()
+
+        def task_listed() -> bool:
+            status, payload = _get(flower + "/api/tasks", credentials)
+            tasks = json.loads(payload) if status == 200 else {}
+            return tasks.get(task_id, {}).get("state") == "SUCCESS"
+
+        wait_for(task_listed, timeout=60, what="the task in Flower", process=serve)
         os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert serve.wait(timeout=60) != 0
         wait_for(lambda: not _group_alive(serve.pid), timeout=30, what="every service to stop")
