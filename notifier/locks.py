@@ -86,6 +86,10 @@ class NonBlockingLock:
 
 
 def dispatcher_lock() -> NonBlockingLock:
-    """The one lock every dispatcher run takes: beat's task, `send_notifications` and the demo alike."""
-    ttl = getattr(settings, "NOTIFIER_DISPATCHER_LOCK_SECONDS", 3600)
+    """The one lock every dispatcher run takes: beat's task, `send_notifications` and the demo alike.
+
+    Its expiry frees it if the holder died; a run outliving it could overlap the next one, which stays safe
+    (exactly-once is the database's job) but wasteful.
+    """
+    ttl = getattr(settings, "NOTIFIER_DISPATCHER_LOCK_SECONDS", 1800)
     return NonBlockingLock("dispatcher", int(ttl))

@@ -91,22 +91,16 @@ def send_notification_messages(run_date_iso: str | None = None) -> dict[str, Any
 
 @shared_task(name="notifier.tasks.detect_notifications")
 def detect_notifications(notification_type: str, run_date_iso: str) -> dict[str, Any]:
+    """No lock here: detection is safe to run twice at once (the outbox's unique constraint), so a task redelivered
+    after a worker died simply runs again."""
     from notifier.detection import run_detection
 
     if notification_type not in NOTIFICATION_TYPES:
         raise ValueError(f"notification_type: unknown type {notification_type!r}")
-    lock = NonBlockingLock(f"detect:{notification_type}", _setting("NOTIFIER_DETECTION_LOCK_SECONDS", 1800))
-    if not lock.acquire():
-        logger.info("detection %s: another run of this type is in progress, skipped", notification_type)
-        return {"notification_type": notification_type, "skipped": True}
-    try:
-        result = run_detection(notification_type, dt.date.fromisoformat(run_date_iso))
-        chunks = enqueue_delivery(result.queued_outbox_ids)
-    finally:
-        lock.release()
+    result = run_detection(notification_type, dt.date.fromisoformat(run_date_iso))
+    chunks = enqueue_delivery(result.queued_outbox_ids)
     return {
         "notification_type": notification_type,
-        "skipped": False,
         "queued": result.queued,
         "not_queued": dict(result.skipped),
         "obsolete": result.obsolete,
