@@ -125,7 +125,7 @@ def _get(url: str, credentials: str | None = None) -> tuple[int, bytes]:
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, settings):
     web_port, flower_port = free_port(), free_port()
     credentials = "ops:s3cret-pass"
@@ -169,7 +169,7 @@ def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, 
             return status == 200 and any(name.startswith(f"serve-test-{web_port}@") for name in json.loads(payload))
 
         wait_for(worker_listed, timeout=60, what="the worker in Flower", process=serve)
-        client = Celery("serve-test-client", broker=settings.REDIS_URL)
+        client = Celery("serve-test-client", broker=settings.REDIS_URL, set_as_current=False)
         try:
             task_id = client.send_task("notifier.tasks.sweep_outbox").id
         finally:

@@ -28,10 +28,11 @@ from notifier.config import NOTIFICATION_TYPES
 from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.models import DetectionRun, DispatcherRun, Outbox
+from tests.baseline import restore_migration_data
 from tests.fake_ega import FakeEGAGateway, ega_account
 from tests.processes import kill_group, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_TYPES = dict.fromkeys(NOTIFICATION_TYPES, True)
@@ -56,7 +57,7 @@ def redis_url(settings) -> Iterator[str]:
 
 @pytest.fixture
 def celery_client(redis_url) -> Iterator[Celery]:
-    client = Celery("e2e-client", broker=redis_url, backend=redis_url)
+    client = Celery("e2e-client", broker=redis_url, backend=redis_url, set_as_current=False)
     client.conf.broker_connection_retry_on_startup = True
     yield client
     client.close()
@@ -64,6 +65,7 @@ def celery_client(redis_url) -> Iterator[Celery]:
 
 @pytest.fixture
 def scheme(settings) -> dt.date:
+    restore_migration_data()
     settings.NOTIFIER = {**settings.NOTIFIER, **WORKER_CONFIG}
     today = timezone.localdate()
     load_demo(today=today, families=70, seed=7)

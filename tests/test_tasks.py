@@ -19,11 +19,12 @@ from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.locks import dispatcher_lock
 from notifier.models import DispatcherRun, Outbox
+from tests.baseline import restore_migration_data
 from tests.fake_ega import FakeEGAGateway, ega_account
 
 ALL_TYPES = dict.fromkeys(NOTIFICATION_TYPES, True)
 # Committed transactions, so that delivery really is enqueued on commit as in production.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ def embedded(settings):
 
 @pytest.fixture
 def scheme(embedded) -> dt.date:
+    restore_migration_data()
     today = timezone.localdate()
     load_demo(today=today, families=42, seed=3)
     return today
