@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import URLPattern, path
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
-from notifier import rendering, services, sms
-from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode
+from notifier import coordination, delivery, rendering, services, sms
+from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode, parse_mode
 from notifier.models import (
     Decision,
     DeliveryAttempt,
     DetectionRun,
+    FakeGatewayMessage,
     Family,
     FamilyNotification,
     Insuree,
@@ -29,6 +37,9 @@ from notifier.models import (
     Product,
     ProviderAccount,
 )
+from notifier.phones import normalize_phone
+from notifier.providers.base import ProviderConfigError
+from notifier.providers.registry import UnknownProviderError, get_provider, provider_classes
 
 
 class CurrentRowsFilter(admin.SimpleListFilter):
@@ -57,26 +68,89 @@ class EligibilityModeFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        return filter_by_mode(queryset, int(value))
+        try:
+            return filter_by_mode(queryset, parse_mode(value))
+        except ValidationError as exc:  # the changelist answers "?e=1" instead of a server error
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class VersionedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """openIMIS versioning for admin edits (SPEC §2): a change keeps the old values in a history row, a delete
+    closes the row's validity, and history rows themselves are read-only."""
+
+    versioning_fields = ["validity_from", "validity_to", "legacy_id"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        declared = list(super().get_readonly_fields(request, obj))
+        return declared + [name for name in self.versioning_fields if name not in declared]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.validity_to is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.validity_to is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        if change and form.has_changed():
+            obj.save_history()
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        obj.retire()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        queryset.filter(validity_to__isnull=True).update(validity_to=timezone.now())
 
 
 class FamilyNotificationFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
     def save(self, commit: bool = True) -> list[Any]:
         """Consent edits go through the consent service (validation, defaults) rather than straight to the row."""
         saved = []
+        # The admin's change message reads these, as set by BaseModelFormSet.save().
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
         for form in self.forms:
             if not form.has_changed() or not form.cleaned_data:
                 continue
+            is_new = form.instance._state.adding
             data = {
                 "approvalOfNotification": bool(form.cleaned_data.get("approval_of_sms")),
                 "languageOfNotification": form.cleaned_data.get("language_of_sms"),
             }
-            saved.append(services.update_family_notification_policy(self.instance.uuid, data))
+            row = services.update_family_notification_policy(self.instance.uuid, data)
+            if is_new:
+                self.new_objects.append(row)
+            else:
+                self.changed_objects.append((row, form.changed_data))
+            saved.append(row)
         return saved
+
+
+class FamilyNotificationForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Languages offered from tblLanguages, so an unknown code is a form error, not a failure in the service."""
+
+    language_of_sms = forms.ChoiceField(label="Language of SMS", choices=[])
+
+    class Meta:
+        model = FamilyNotification
+        fields = ["approval_of_sms", "language_of_sms"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(language.code, str(language)) for language in Language.objects.order_by("sort_order", "code")]
+        field = self.fields["language_of_sms"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
+        if not self.instance.language_of_sms:
+            field.initial = services.default_language_code()
 
 
 class FamilyNotificationInline(admin.StackedInline):  # type: ignore[type-arg]
     model = FamilyNotification
+    form = FamilyNotificationForm
     formset = FamilyNotificationFormSet
     fields = ["approval_of_sms", "language_of_sms", "validity_from", "validity_to"]
     readonly_fields = ["validity_from", "validity_to"]
@@ -101,23 +175,31 @@ class InsureeInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Family)
-class FamilyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class FamilyAdmin(VersionedAdmin):
     list_display = ["id", "uuid", "head_chf_id", "head_name", "location", "approved", "has_phone", "validity_to"]
     list_filter = [EligibilityModeFilter, CurrentRowsFilter]
     search_fields = ["uuid", "head_insuree__chf_id", "head_insuree__last_name", "head_insuree__other_names"]
     list_select_related = ["head_insuree", "location"]
-    raw_id_fields = ["head_insuree", "location"]
-    readonly_fields = ["uuid", "validity_from", "validity_to", "legacy_id"]
+    raw_id_fields = ["location"]
+    readonly_fields = ["uuid", "head_insuree"]
     inlines = [FamilyNotificationInline, InsureeInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Family]:
         return annotate_eligibility(super().get_queryset(request))
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """A family is created with its members (one head) through the family service; this form has no members."""
+        return False
+
     def save_model(self, request: HttpRequest, obj: Family, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        if change:
-            services.update_family(obj.uuid, location=obj.location)
-        else:
-            super().save_model(request, obj, form, change)
+        services.update_family(obj.uuid, location=obj.location)
+
+    def delete_model(self, request: HttpRequest, obj: Family) -> None:
+        services.delete_family(obj.uuid)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Family]) -> None:
+        for family_uuid in queryset.filter(validity_to__isnull=True).values_list("uuid", flat=True):
+            services.delete_family(family_uuid)
 
     @admin.display(description="Head CHFID", ordering="head_insuree__chf_id")
     def head_chf_id(self, family: Family) -> str:
@@ -138,15 +220,25 @@ class FamilyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Insuree)
-class InsureeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class InsureeAdmin(VersionedAdmin):
     list_display = ["chf_id", "other_names", "last_name", "head", "phone", "family", "validity_to"]
     list_filter = ["head", CurrentRowsFilter]
     search_fields = ["chf_id", "last_name", "other_names", "phone"]
-    raw_id_fields = ["family"]
+    readonly_fields = ["uuid", "family", "head"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Members are created with their family through the family service."""
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Insuree, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        """Through the family service: history row, and the family's phone follows (signal)."""
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in services.INSUREE_FIELDS}
+        if changes:
+            services.update_insuree(obj.uuid, changes)
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PolicyAdmin(VersionedAdmin):
     list_display = ["id", "family", "product", "stage", "status", "start_date", "effective_date", "expiry_date"]
     list_filter = ["status", "stage", "product", CurrentRowsFilter]
     search_fields = ["uuid", "family__head_insuree__chf_id", "family__head_insuree__last_name"]
@@ -156,14 +248,14 @@ class PolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ProductAdmin(VersionedAdmin):
     list_display = ["code", "name", "conversion_product", "validity_to"]
     list_filter = [CurrentRowsFilter]
     search_fields = ["code", "name"]
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class LocationAdmin(VersionedAdmin):
     list_display = ["code", "name", "type", "parent", "validity_to"]
     list_filter = ["type", CurrentRowsFilter]
     search_fields = ["code", "name", "uuid"]
@@ -171,7 +263,7 @@ class LocationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Officer)
-class OfficerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class OfficerAdmin(VersionedAdmin):
     list_display = ["code", "other_names", "last_name", "phone", "location", "validity_to"]
     list_filter = [CurrentRowsFilter]
     search_fields = ["code", "last_name", "other_names", "uuid"]
@@ -291,26 +383,214 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return JsonResponse(answer)
 
 
+class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Config edited as JSON, validated by the provider's typed config; secrets shown back masked."""
+
+    provider = forms.ChoiceField()
+    config = forms.CharField(widget=forms.Textarea(attrs={"rows": 14, "cols": 90}), required=False)
+
+    class Meta:
+        model = ProviderAccount
+        fields = ["name", "provider", "enabled", "priority", "rate_limit_per_second", "config"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        provider_field = self.fields["provider"]
+        assert isinstance(provider_field, forms.ChoiceField)
+        provider_field.choices = [(slug, cls.label or slug) for slug, cls in provider_classes().items()]
+        if self.instance.pk and not self.is_bound:
+            try:
+                shown = get_provider(self.instance.provider).masked(self.instance.config or {})
+            except UnknownProviderError:
+                shown = {}
+            self.initial["config"] = json.dumps(shown, indent=2, ensure_ascii=False)
+
+    def clean_rate_limit_per_second(self) -> float | None:
+        value: float | None = self.cleaned_data.get("rate_limit_per_second")
+        if value is not None and value <= 0:
+            raise forms.ValidationError("must be more than 0 messages per second (empty: the NOTIFIER default)")
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        slug = cleaned.get("provider")
+        if not slug:
+            return cleaned
+        text = (cleaned.get("config") or "").strip() or "{}"
+        try:
+            submitted = json.loads(text)
+        except json.JSONDecodeError as exc:
+            self.add_error("config", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+            return cleaned
+        cls = get_provider(slug)
+        if not isinstance(submitted, dict):
+            self.add_error("config", "must be a JSON object")
+            return cleaned
+        stored = self.instance.config if self.instance.pk and self.instance.provider == slug else {}
+        try:
+            config = cls.parse_config(cls.unmask(submitted, stored or {}))
+        except ProviderConfigError as exc:
+            self.add_error("config", str(exc))
+            return cleaned
+        cleaned["config"] = config.model_dump(mode="json")
+        return cleaned
+
+
+class SendTestForm(forms.Form):
+    phone = forms.CharField(max_length=50, help_text="Any format; normalised with the scheme's default region.")
+    text = forms.CharField(max_length=459, initial="Test message from the policy notification service.")
+
+    def clean_phone(self) -> str:
+        recipient = normalize_phone(self.cleaned_data["phone"])
+        if recipient is None:
+            raise forms.ValidationError("not a valid phone number")
+        return recipient
+
+
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["name", "provider", "enabled", "priority"]
+    form = ProviderAccountForm
+    list_display = ["name", "provider", "enabled", "priority", "rate_limit_per_second", "breaker"]
     list_editable = ["enabled", "priority"]
     list_filter = ["provider", "enabled"]
+    ordering = ["priority", "id"]
+    readonly_fields = ["breaker", "send_test_link"]
+    actions = ["send_test_message"]
+
+    @admin.display(description="Circuit breaker")
+    def breaker(self, account: ProviderAccount) -> str:
+        return coordination.breaker_state(account.pk) if account.pk else "—"
+
+    @admin.display(description="Test")
+    def send_test_link(self, account: ProviderAccount) -> str:
+        if not account.pk:
+            return "Save the account first."
+        url = reverse("admin:notifier_provideraccount_send_test", args=[account.pk])
+        return format_html('<a class="button" href="{}">Send a test message</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.send_test_view)
+        own = [path("<int:account_id>/send-test/", view, name="notifier_provideraccount_send_test")]
+        return own + super().get_urls()
+
+    @admin.action(description="Send a test message (one account)")
+    def send_test_message(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> HttpResponse | None:
+        accounts = list(queryset[:2])
+        if len(accounts) != 1:
+            self.message_user(request, "Select exactly one account to test.", messages.WARNING)
+            return None
+        return redirect("admin:notifier_provideraccount_send_test", accounts[0].pk)
+
+    def send_test_view(self, request: HttpRequest, account_id: int) -> HttpResponse:
+        account = get_object_or_404(ProviderAccount, pk=account_id)
+        if not self.has_change_permission(request, account):
+            raise PermissionDenied
+        form = SendTestForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            outcome = delivery.send_test_message(account, form.cleaned_data["phone"], form.cleaned_data["text"])
+            self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.ERROR)
+            if outcome.ok:
+                return redirect("admin:notifier_provideraccount_change", account.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Send a test message through {account}",
+            "account": account,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/notifier/provideraccount/send_test.html", context)
+
+
+class OutboxProviderFilter(admin.SimpleListFilter):
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(slug, cls.label or slug) for slug, cls in provider_classes().items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(provider_account__provider=value) if value else queryset
 
 
 @admin.register(Outbox)
 class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["id", "notification_type", "recipient", "status", "attempts", "provider_account", "created_at"]
-    list_filter = ["status", "notification_type", "provider_account"]
+    list_display = [
+        "id",
+        "notification_type",
+        "recipient",
+        "status",
+        "attempts",
+        "provider_account",
+        "next_attempt_at",
+        "sent_at",
+    ]
+    list_filter = ["status", "notification_type", OutboxProviderFilter, "provider_account"]
     search_fields = ["recipient", "family__head_insuree__chf_id"]
+    list_select_related = ["provider_account"]
     raw_id_fields = ["policy", "family"]
+    readonly_fields = [
+        "policy",
+        "notification_type",
+        "event_date",
+        "family",
+        "recipient",
+        "language",
+        "text",
+        "encoding",
+        "segments",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "provider_account",
+        "provider_reference",
+        "last_error",
+        "created_at",
+        "claimed_at",
+        "sent_at",
+        "requeued_at",
+    ]
+    actions = ["resend_selected", "cancel_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Resend (failed, unknown or cancelled)")
+    def resend_selected(self, request: HttpRequest, queryset: QuerySet[Outbox]) -> None:
+        count = delivery.resend(list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"{count} message(s) queued again; the sweeper sends them shortly.")
+
+    @admin.action(description="Cancel (not yet sent)")
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Outbox]) -> None:
+        count = delivery.cancel(list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"{count} message(s) cancelled.")
 
 
 @admin.register(DeliveryAttempt)
 class DeliveryAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["outbox", "provider", "outcome", "http_status", "duration_ms", "started_at"]
-    list_filter = ["outcome", "provider"]
+    list_display = ["outbox", "provider_account", "provider", "outcome", "http_status", "duration_ms", "started_at"]
+    list_filter = ["outcome", "provider", "provider_account", "outbox__status", "outbox__notification_type"]
+    search_fields = ["outbox__recipient", "outbox__family__head_insuree__chf_id"]
+    list_select_related = ["outbox", "provider_account"]
     raw_id_fields = ["outbox"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(FakeGatewayMessage)
+class FakeGatewayMessageAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["received_at", "recipients", "sender_id", "message"]
+    search_fields = ["recipients", "message"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Decision)

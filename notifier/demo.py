@@ -193,12 +193,22 @@ def _policy(
 
 
 def _scenario_policies(
-    scenario: str, family: Family, product: Product, officer: Officer, today: dt.date, now: dt.datetime
+    scenario: str,
+    variant: int,
+    family: Family,
+    product: Product,
+    officer: Officer,
+    today: dt.date,
+    now: dt.datetime,
 ) -> list[Policy]:
+    """The policies of one family; `variant` (the how-many-th family of this scenario) spreads its dates.
+
+    Dates depend on the seed and the position only, never on database ids, so a load is reproducible.
+    """
     day = dt.timedelta(days=1)
     year = dt.timedelta(days=365)
     if scenario == "activation":  # activated today (or in the catch-up window), cover starts later
-        lag = [0, 0, 1, 3][family.id % 4]
+        lag = [0, 0, 1, 3][variant % 4]
         start = today + 5 * day
         return [
             _policy(
@@ -313,7 +323,7 @@ def _scenario_policies(
             )
         ]
     if scenario == "active_midterm":
-        start = today - (30 + family.id % 200) * day
+        start = today - (30 + (variant * 37) % 200) * day
         return [_policy(family, product, officer, start=start, effective=start, expiry=start + year, now=now)]
     start = today - 2 * year
     return [
@@ -387,7 +397,8 @@ def load_demo(today: dt.date | None = None, families: int = 300, seed: int = 202
         scenario = SCENARIOS[index % len(SCENARIOS)]
         officer = officers[(index // len(villages)) % len(officers)]
         product = products[index % len(products)] if scenario != "renewed_to_conversion" else products[0]
-        policies = _scenario_policies(scenario, family, product, officer, today, now)
+        variant = index // len(SCENARIOS)
+        policies = _scenario_policies(scenario, variant, family, product, officer, today, now)
         summary.families += 1
         summary.insurees += size
         summary.policies += len(policies)

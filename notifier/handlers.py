@@ -17,7 +17,7 @@ def _consent_payload(contributions: dict[str, Any]) -> Any:
 
 @receiver(signals.family_created)
 def on_family_created(sender: Any, family: Family, contributions: dict[str, Any], **kwargs: Any) -> None:
-    services.create_family_notification_policy(family.uuid, _consent_payload(contributions) or {})
+    services.create_family_notification_policy(family.uuid, _consent_payload(contributions))
     refresh_family_phones([family.id])
 
 
@@ -31,7 +31,7 @@ def on_family_updated(sender: Any, family: Family, contributions: dict[str, Any]
 
 @receiver(signals.family_deleted)
 def on_family_deleted(sender: Any, family: Family, contributions: dict[str, Any], **kwargs: Any) -> None:
-    services.delete_family_notification_policy(family.uuid, _consent_payload(contributions) or {})
+    services.delete_family_notification_policy(family.uuid, _consent_payload(contributions))
     refresh_family_phones([family.id])
 
 

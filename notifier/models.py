@@ -343,6 +343,9 @@ class Outbox(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    requeued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an operator last resent it; earlier permanent failures no longer count."
+    )
 
     class Meta:
         db_table = "notifier_outbox"
@@ -467,3 +470,23 @@ class NotificationReport(models.Model):
         default_permissions = ()
         verbose_name = "family policy notification report"
         verbose_name_plural = "family policy notification report"
+
+
+class FakeGatewayMessage(models.Model):
+    """What the fake eGA gateway (test_sms endpoint) received, so a demo can show its messages were sent."""
+
+    received_at = models.DateTimeField(default=timezone.now)
+    recipients = models.CharField(max_length=200)
+    message = models.TextField()
+    sender_id = models.CharField(max_length=100, blank=True)
+    mobile_service_id = models.CharField(max_length=100, blank=True)
+    request_datetime = models.CharField(max_length=32, blank=True)
+    user_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        db_table = "notifier_fake_gateway_message"
+        ordering = ["-received_at", "-id"]
+        verbose_name = "test SMS gateway message"
+
+    def __str__(self) -> str:
+        return f"{self.recipients}: {self.message[:40]}"

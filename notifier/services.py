@@ -47,7 +47,7 @@ def _clean_notification_data(notification_data: Any, *, partial: bool) -> dict[s
         notification_data = {}
     if not isinstance(notification_data, Mapping):
         raise ValidationError({"notification_data": "must be a dict"})
-    unknown = sorted(set(notification_data) - NOTIFICATION_KEYS)
+    unknown = sorted(str(key) for key in notification_data if key not in NOTIFICATION_KEYS)
     if unknown:
         raise ValidationError({key: "unknown key" for key in unknown})
     cleaned: dict[str, Any] = {}
@@ -132,16 +132,18 @@ class MemberData:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _clean_member(member: MemberData, index: int) -> None:
-    prefix = f"members[{index}]"
-    if not member.chf_id or len(member.chf_id) > 12:
-        raise ValidationError({f"{prefix}.chf_id": "required, at most 12 characters"})
-    if not member.last_name:
-        raise ValidationError({f"{prefix}.last_name": "required"})
-    if not member.other_names:
-        raise ValidationError({f"{prefix}.other_names": "required"})
-    if member.phone is not None and len(member.phone) > 50:
-        raise ValidationError({f"{prefix}.phone": "at most 50 characters"})
+def _clean_member(member: MemberData, prefix: str) -> None:
+    if not isinstance(member.chf_id, str) or not member.chf_id or len(member.chf_id) > 12:
+        raise ValidationError({f"{prefix}chf_id": "required text, at most 12 characters"})
+    if not isinstance(member.last_name, str) or not member.last_name:
+        raise ValidationError({f"{prefix}last_name": "required text"})
+    if not isinstance(member.other_names, str) or not member.other_names:
+        raise ValidationError({f"{prefix}other_names": "required text"})
+    if member.phone is not None and (not isinstance(member.phone, str) or len(member.phone) > 50):
+        raise ValidationError({f"{prefix}phone": "text of at most 50 characters, or null"})
+    # datetime is a subclass of date; a DateField would silently drop its time
+    if member.dob is not None and (not isinstance(member.dob, dt.date) or isinstance(member.dob, dt.datetime)):
+        raise ValidationError({f"{prefix}dob": f"must be a date or null, got {member.dob!r}"})
 
 
 def _clean_contributions(contributions: Any) -> dict[str, Any]:
@@ -173,7 +175,7 @@ def create_family(
     if len(heads) != 1:
         raise ValidationError({"members": f"exactly one member must be the head, got {len(heads)}"})
     for index, member in enumerate(members):
-        _clean_member(member, index)
+        _clean_member(member, f"members[{index}].")
     _clean_location(location)
     at = at or timezone.now()
     family = Family.objects.create(location=location, validity_from=at)
@@ -238,7 +240,9 @@ INSUREE_FIELDS = {"chf_id", "last_name", "other_names", "phone", "dob"}
 @transaction.atomic
 def update_insuree(insuree_uuid: Any, changes: Mapping[str, Any], *, at: dt.datetime | None = None) -> Insuree:
     """Change an insuree's fields (history row kept) and send `insuree_changed` so derived phones follow."""
-    unknown = sorted(set(changes) - INSUREE_FIELDS)
+    if not isinstance(changes, Mapping):
+        raise ValidationError({"changes": "must be a dict of field names to values"})
+    unknown = sorted(str(key) for key in changes if key not in INSUREE_FIELDS)
     if unknown:
         raise ValidationError({key: "unknown or read-only field" for key in unknown})
     try:
@@ -253,8 +257,9 @@ def update_insuree(insuree_uuid: Any, changes: Mapping[str, Any], *, at: dt.date
         last_name=changes.get("last_name", insuree.last_name),
         other_names=changes.get("other_names", insuree.other_names),
         phone=changes.get("phone", insuree.phone),
+        dob=changes.get("dob", insuree.dob),
     )
-    _clean_member(candidate, 0)
+    _clean_member(candidate, "")
     insuree.save_history(at)
     for name, value in changes.items():
         setattr(insuree, name, value)

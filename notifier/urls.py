@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from notifier import report_views
+from notifier import report_views, views
 from notifier.health import health
 
 app_name = "notifier"
@@ -14,4 +14,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
         report_views.communication_by_notification_report,
         name="communication_by_notification_report",
     ),
+    path("test_sms/", views.test_sms, name="test_sms"),
 ]

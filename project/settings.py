@@ -149,6 +149,12 @@ NOTIFIER_SWEEP_GRACE_SECONDS = _env_int("NOTIFIER_SWEEP_GRACE_SECONDS", 600)
 NOTIFIER_SENDING_STALE_SECONDS = _env_int("NOTIFIER_SENDING_STALE_SECONDS", 900)
 # The health check calls the beat stale when no dispatcher run completed since the last scheduled hour plus this.
 NOTIFIER_HEARTBEAT_GRACE_SECONDS = _env_int("NOTIFIER_HEARTBEAT_GRACE_SECONDS", 900)
+# Provider plug-ins (SPEC §7): dotted paths; each class's slug must be unique.
+NOTIFIER_PROVIDER_CLASSES = [
+    "notifier.providers.ega.EGASMSGateway",
+    "notifier.providers.text.TextNotificationProvider",
+    "notifier.providers.http_json.HttpJsonProvider",
+]
 # Seed-compatible: an active entry for the dispatcher task here overrides the trigger_* hours (SPEC §8).
 SCHEDULED_TASK: list[dict[str, object]] = []
 

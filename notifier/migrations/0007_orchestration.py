@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifier", "0005_report"),
+        ("notifier", "0006_delivery"),
     ]
 
     operations = [

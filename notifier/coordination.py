@@ -1,0 +1,282 @@
+"""State shared by every delivery worker: a circuit breaker per provider account and a rate limit per account.
+
+Both live in Redis at settings.REDIS_URL, updated by Lua scripts so that a check and its update are one step even
+with many workers. With REDIS_URL empty (embedded mode, one process) the same rules run in process memory.
+
+The breaker reads time from time.time() (passed into the scripts) so tests can pin it; the rate limiter uses the
+Redis server's clock so workers on different hosts agree on what "this second" is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import redis
+from django.conf import settings
+
+from notifier.conf import get_config
+
+KEY_PREFIX = "notifier:"
+BreakerState = Literal["closed", "open", "half-open"]
+
+# 0: refused (open, or another worker is probing); 1: closed; 2: this caller is the half-open probe.
+_ALLOW = """
+local opened = redis.call('HGET', KEYS[1], 'opened_at')
+if not opened then return 1 end
+local now = tonumber(ARGV[1])
+local cooldown = tonumber(ARGV[2])
+if now < tonumber(opened) + cooldown then return 0 end
+local probe = redis.call('HGET', KEYS[1], 'probe_at')
+if probe and now < tonumber(probe) + cooldown then return 0 end
+redis.call('HSET', KEYS[1], 'probe_at', ARGV[1])
+return 2
+"""
+
+# 1 when this failure opened (or re-opened) the breaker.
+_FAILURE = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local threshold = tonumber(ARGV[3])
+if redis.call('HEXISTS', KEYS[1], 'opened_at') == 1 then
+  if redis.call('HEXISTS', KEYS[1], 'probe_at') == 1 then
+    redis.call('HSET', KEYS[1], 'opened_at', ARGV[1])
+    redis.call('HDEL', KEYS[1], 'probe_at')
+    return 1
+  end
+  return 0
+end
+redis.call('ZADD', KEYS[2], now, ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+if redis.call('ZCARD', KEYS[2]) >= threshold then
+  redis.call('HSET', KEYS[1], 'opened_at', ARGV[1])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+redis.call('EXPIRE', KEYS[2], math.ceil(window) + 60)
+return 0
+"""
+
+# A sliding log: admit when fewer than `limit` admissions lie in the last `window` seconds.
+# Returns {1, admitted at} or {0, seconds to wait}.
+_RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
+  return {1, tostring(now)}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, tostring(tonumber(oldest[2]) + window - now)}
+"""
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    threshold: int
+    window: float
+    cooldown: float
+
+
+def breaker_settings() -> BreakerSettings:
+    config = get_config().circuit_breaker
+    return BreakerSettings(config.failure_threshold, float(config.window_seconds), float(config.cooldown_seconds))
+
+
+class _Store(Protocol):
+    def allow(self, account_id: int, now: float, cooldown: float) -> int: ...
+    def failure(self, account_id: int, now: float, window: float, threshold: int) -> bool: ...
+    def success(self, account_id: int) -> None: ...
+    def breaker_times(self, account_id: int) -> tuple[float | None, float | None]: ...
+    def try_rate(self, account_id: int, window: float, limit: int) -> tuple[bool, float]: ...
+    def reset(self) -> None: ...
+
+
+def _breaker_key(account_id: int) -> str:
+    return f"{KEY_PREFIX}breaker:{account_id}"
+
+
+def _rate_key(account_id: int) -> str:
+    return f"{KEY_PREFIX}rate:{account_id}"
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._allow = self.client.register_script(_ALLOW)
+        self._failure = self.client.register_script(_FAILURE)
+        self._rate = self.client.register_script(_RATE)
+
+    def allow(self, account_id: int, now: float, cooldown: float) -> int:
+        return int(self._allow(keys=[_breaker_key(account_id)], args=[repr(now), repr(cooldown)]))
+
+    def failure(self, account_id: int, now: float, window: float, threshold: int) -> bool:
+        key = _breaker_key(account_id)
+        args: list[str | int] = [repr(now), repr(window), threshold, uuid.uuid4().hex]
+        return bool(int(self._failure(keys=[key, f"{key}:failures"], args=args)))
+
+    def success(self, account_id: int) -> None:
+        key = _breaker_key(account_id)
+        self.client.delete(key, f"{key}:failures")
+
+    def breaker_times(self, account_id: int) -> tuple[float | None, float | None]:
+        opened, probe = self.client.hmget(_breaker_key(account_id), ["opened_at", "probe_at"])
+        return (float(opened) if opened else None, float(probe) if probe else None)
+
+    def try_rate(self, account_id: int, window: float, limit: int) -> tuple[bool, float]:
+        admitted, value = self._rate(keys=[_rate_key(account_id)], args=[repr(window), limit, uuid.uuid4().hex])
+        return bool(int(admitted)), float(value)
+
+    def reset(self) -> None:
+        keys = list(self.client.scan_iter(match=f"{KEY_PREFIX}breaker:*")) + list(
+            self.client.scan_iter(match=f"{KEY_PREFIX}rate:*")
+        )
+        if keys:
+            self.client.delete(*keys)
+
+
+class LocalStore:
+    """The same rules in process memory, for the embedded mode (one process, no Redis)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._opened: dict[int, float] = {}
+        self._probe: dict[int, float] = {}
+        self._failures: dict[int, list[float]] = {}
+        self._admitted: dict[int, list[float]] = {}
+
+    def allow(self, account_id: int, now: float, cooldown: float) -> int:
+        with self._lock:
+            opened = self._opened.get(account_id)
+            if opened is None:
+                return 1
+            if now < opened + cooldown:
+                return 0
+            probe = self._probe.get(account_id)
+            if probe is not None and now < probe + cooldown:
+                return 0
+            self._probe[account_id] = now
+            return 2
+
+    def failure(self, account_id: int, now: float, window: float, threshold: int) -> bool:
+        with self._lock:
+            if account_id in self._opened:
+                if self._probe.pop(account_id, None) is not None:
+                    self._opened[account_id] = now
+                    return True
+                return False
+            recent = [at for at in self._failures.get(account_id, []) if at > now - window] + [now]
+            if len(recent) >= threshold:
+                self._opened[account_id] = now
+                self._failures.pop(account_id, None)
+                return True
+            self._failures[account_id] = recent
+            return False
+
+    def success(self, account_id: int) -> None:
+        with self._lock:
+            self._opened.pop(account_id, None)
+            self._probe.pop(account_id, None)
+            self._failures.pop(account_id, None)
+
+    def breaker_times(self, account_id: int) -> tuple[float | None, float | None]:
+        with self._lock:
+            return self._opened.get(account_id), self._probe.get(account_id)
+
+    def try_rate(self, account_id: int, window: float, limit: int) -> tuple[bool, float]:
+        now = time.time()
+        with self._lock:
+            recent = [at for at in self._admitted.get(account_id, []) if at > now - window]
+            if len(recent) < limit:
+                recent.append(now)
+                self._admitted[account_id] = recent
+                return True, now
+            self._admitted[account_id] = recent
+            return False, recent[0] + window - now
+
+    def reset(self) -> None:
+        with self._lock:
+            self._opened.clear()
+            self._probe.clear()
+            self._failures.clear()
+            self._admitted.clear()
+
+
+_stores: dict[str, _Store] = {}
+_stores_lock = threading.Lock()
+
+
+def store() -> _Store:
+    url = settings.REDIS_URL or ""
+    with _stores_lock:
+        found = _stores.get(url)
+        if found is None:
+            found = RedisStore(url) if url else LocalStore()
+            _stores[url] = found
+        return found
+
+
+# --- circuit breaker ---------------------------------------------------------------------------------------
+
+
+def breaker_allows(account_id: int) -> bool:
+    """May this account be tried now? Open: no. After the cooldown exactly one caller gets the half-open probe."""
+    return store().allow(account_id, time.time(), breaker_settings().cooldown) != 0
+
+
+def record_failure(account_id: int) -> bool:
+    """Count a failure of the account (or fail its probe). True when this opened the breaker."""
+    config = breaker_settings()
+    return store().failure(account_id, time.time(), config.window, config.threshold)
+
+
+def record_success(account_id: int) -> None:
+    store().success(account_id)
+
+
+def breaker_state(account_id: int) -> BreakerState:
+    opened, _probe = store().breaker_times(account_id)
+    if opened is None:
+        return "closed"
+    return "open" if time.time() < opened + breaker_settings().cooldown else "half-open"
+
+
+# --- rate limit --------------------------------------------------------------------------------------------
+
+
+def _window(per_second: float) -> tuple[float, int]:
+    """Admissions allowed per window: `per_second` in one second, or one per 1/rate seconds when below 1/s."""
+    if per_second >= 1:
+        return 1.0, int(per_second)
+    return 1.0 / per_second, 1
+
+
+def acquire_rate_slot(account_id: int, per_second: float, max_wait: float = 5.0) -> float | None:
+    """Block until the account may send one more message (shared by all workers).
+
+    Returns the admission time on the limiter's clock, or None when no slot came within `max_wait` seconds.
+    """
+    if per_second <= 0:
+        raise ValueError("per_second: must be positive")
+    window, limit = _window(per_second)
+    deadline = time.monotonic() + max_wait
+    while True:
+        admitted, value = store().try_rate(account_id, window, limit)
+        if admitted:
+            return value
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        time.sleep(min(max(value, 0.001), remaining))
+
+
+def reset() -> None:
+    """Forget all breaker and rate-limit state (tests; an operator after fixing a gateway)."""
+    store().reset()

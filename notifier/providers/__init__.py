@@ -1,0 +1,61 @@
+"""SMS provider plug-ins (SPEC §7) and the provider accounts built from them."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from notifier.conf import get_config
+from notifier.config import ConfigError
+from notifier.models import ProviderAccount
+from notifier.providers.base import Provider, ProviderConfigError, Timeouts
+from notifier.providers.registry import UnknownProviderError, find_provider, get_provider
+
+__all__ = ["account_provider", "seed_provider_accounts"]
+
+_PRIORITY_STEP = 10
+
+
+def _timeouts() -> Timeouts:
+    config = get_config()
+    return Timeouts(connect=config.http_connect_timeout_seconds, read=config.http_read_timeout_seconds)
+
+
+def account_provider(account: ProviderAccount) -> Provider:
+    """A ready provider for `account`; ProviderConfigError / UnknownProviderError name what is wrong."""
+    cls = get_provider(account.provider)
+    return cls(cls.parse_config(account.config or {}), _timeouts())
+
+
+def seed_provider_accounts() -> list[ProviderAccount]:
+    """Create one account per entry of NOTIFIER["providers"], in config order, when there is no account yet.
+
+    The seed's key names its provider class case-insensitively. Returns the accounts created (none if any existed).
+    """
+    if ProviderAccount.objects.exists():
+        return []
+    providers = get_config().providers
+    planned: list[ProviderAccount] = []
+    for position, (name, raw) in enumerate(providers.items(), start=1):
+        try:
+            cls = find_provider(name)
+            config = cls.parse_config(raw)
+        except (UnknownProviderError, ProviderConfigError) as exc:
+            raise ConfigError(f"NOTIFIER config: 'providers.{name}': {exc}") from None
+        planned.append(
+            ProviderAccount(
+                name=name,
+                provider=cls.slug,
+                priority=position * _PRIORITY_STEP,
+                enabled=True,
+                config=config.model_dump(mode="json"),
+            )
+        )
+    try:
+        with transaction.atomic():
+            if ProviderAccount.objects.select_for_update().exists():
+                return []
+            for account in planned:
+                account.save(force_insert=True)
+    except IntegrityError:  # another worker seeded at the same moment
+        return []
+    return planned

@@ -1,0 +1,191 @@
+"""What every SMS provider is: a slug, a typed config, and `send()` returning a reference or saying how it failed.
+
+The three failure kinds drive delivery: a transient error may succeed later on the same provider, a permanent one
+never will (next provider, no retry there), and an unknown outcome means the request may have reached the gateway,
+so sending again could text the family twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import requests
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+MASK = "********"
+_BODY_EXCERPT = 300
+
+
+class ProviderError(Exception):
+    """A send failed. `http_status` is the gateway's answer when there was one."""
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+
+
+class TransientError(ProviderError):
+    """Not sent; trying the same provider later may work (5xx, 429, refused connection, connect timeout)."""
+
+
+class PermanentError(ProviderError):
+    """Not sent and never will be by this provider (4xx, a gateway `error`, an invalid number)."""
+
+
+class UnknownOutcomeError(ProviderError):
+    """The request went out but no usable answer came back: the SMS may or may not have been sent."""
+
+
+class ProviderConfigError(ValueError):
+    """A provider config is invalid; the message names the field."""
+
+
+class ProviderConfig(BaseModel):
+    """Base for provider configs: strict types, unknown keys refused. Subclasses list their secret fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    def secret_values(self) -> list[str]:
+        return [str(getattr(self, name)) for name in self.secret_fields if getattr(self, name)]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float
+    read: float
+
+    def as_requests(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        if error["type"] == "value_error":  # our own validators already start with the field name
+            message = message.removeprefix("Value error, ")
+        field = ".".join(str(item) for item in error["loc"])
+        parts.append(f"{field}: {message}" if field else message)
+    return "; ".join(parts)
+
+
+class Provider:
+    """A gateway kind. Subclasses set `slug`, `config_class` and implement `send`."""
+
+    slug: ClassVar[str]
+    label: ClassVar[str] = ""
+    config_class: ClassVar[type[ProviderConfig]] = ProviderConfig
+    # False for providers that only record a message (a file): they never stand in for a failed SMS gateway.
+    delivers_sms: ClassVar[bool] = True
+
+    def __init__(self, config: ProviderConfig, timeouts: Timeouts) -> None:
+        self.config = config
+        self.timeouts = timeouts
+
+    @classmethod
+    def parse_config(cls, raw: Mapping[str, Any]) -> ProviderConfig:
+        """Validated config or ProviderConfigError naming the field(s)."""
+        if not isinstance(raw, Mapping):
+            raise ProviderConfigError(f"{cls.slug}: config must be a JSON object")
+        try:
+            return cls.config_class.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise ProviderConfigError(describe_validation_error(exc)) from None
+
+    @classmethod
+    def masked(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The config as shown back to a person: every non-empty secret replaced by MASK."""
+        shown = dict(raw)
+        for name in cls.config_class.secret_fields:
+            if shown.get(name):
+                shown[name] = MASK
+        return shown
+
+    @classmethod
+    def unmask(cls, submitted: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+        """A submitted config where a secret still reads MASK keeps the stored value (the person did not change it)."""
+        merged = dict(submitted)
+        for name in cls.config_class.secret_fields:
+            if merged.get(name) == MASK:
+                merged[name] = stored.get(name, "")
+        return merged
+
+    def secret_values(self) -> list[str]:
+        return self.config.secret_values()
+
+    def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
+        """Send `text` to `recipient` (E.164). Returns the provider's reference for the message.
+
+        `reference` identifies the outbox row (stable across retries); `metadata` carries language and type for
+        providers that record them. Raises TransientError, PermanentError or UnknownOutcomeError.
+        """
+        raise NotImplementedError
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def body_excerpt(response: requests.Response) -> str:
+    text = response.text or ""
+    return text[:_BODY_EXCERPT] + ("…" if len(text) > _BODY_EXCERPT else "")
+
+
+def _sent_before_failure(exc: requests.ConnectionError) -> bool:
+    """Did the request leave before the connection failed? A refused or unreachable connect means it did not."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        name = type(current).__name__
+        if name in {"NewConnectionError", "ConnectTimeoutError", "NameResolutionError", "ConnectionRefusedError"}:
+            return False
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                pending.append(linked)
+    return True
+
+
+def http_request(
+    method: str, url: str, *, body: bytes | None, headers: Mapping[str, str], timeouts: Timeouts
+) -> requests.Response:
+    """One HTTP call with connect and read timeouts, its network failures mapped onto the three error kinds."""
+    try:
+        return requests.request(
+            method, url, data=body, headers=dict(headers), timeout=timeouts.as_requests(), allow_redirects=False
+        )
+    except requests.ConnectTimeout as exc:
+        raise TransientError(f"connect timeout after {timeouts.connect}s: {exc}") from None
+    except requests.ReadTimeout:
+        raise UnknownOutcomeError(f"no answer within the read timeout of {timeouts.read}s") from None
+    except requests.ConnectionError as exc:
+        if _sent_before_failure(exc):
+            raise UnknownOutcomeError(f"connection dropped after the request was sent: {exc}") from None
+        raise TransientError(f"cannot connect: {exc}") from None
+    except requests.RequestException as exc:
+        raise PermanentError(f"request refused before sending: {exc}") from None
+
+
+def classify_status(response: requests.Response) -> None:
+    """Raise for a non-2xx answer: 408, 425, 429 and 5xx are transient, any other 4xx/3xx permanent."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    message = f"HTTP {status}: {body_excerpt(response)}"
+    if status in {408, 425, 429} or status >= 500:
+        raise TransientError(message, http_status=status)
+    raise PermanentError(message, http_status=status)

@@ -1,0 +1,115 @@
+"""Circuit breaker and rate limit, in Redis (shared by workers) and in process memory (embedded mode)."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import multiprocessing
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import time_machine
+
+from notifier import coordination
+
+T0 = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(params=["redis", "in-process"])
+def backend(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
+    if request.param == "in-process":
+        settings.REDIS_URL = ""
+    else:
+        assert settings.REDIS_URL, "these tests need REDIS_URL (make pytest sets it)"
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "circuit_breaker": {"failure_threshold": 3, "window_seconds": 60, "cooldown_seconds": 30},
+    }
+    coordination.reset()
+    yield str(request.param)
+    coordination.reset()
+
+
+def test_it_opens_the_breaker_after_the_threshold_within_the_window(backend: str) -> None:
+    with time_machine.travel(T0, tick=False) as clock:
+        assert coordination.record_failure(1) is False
+        assert coordination.record_failure(1) is False
+        clock.shift(61)  # those two left the window
+        assert coordination.record_failure(1) is False
+        assert coordination.record_failure(1) is False
+        assert coordination.breaker_state(1) == "closed"
+        assert coordination.breaker_allows(1)
+        assert coordination.record_failure(1) is True
+        assert coordination.breaker_state(1) == "open"
+        assert not coordination.breaker_allows(1)
+        assert coordination.breaker_allows(2), "another account has its own breaker"
+
+
+def test_it_half_opens_for_a_single_probe_then_closes_on_success(backend: str) -> None:
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(3):
+            coordination.record_failure(1)
+        clock.shift(29)
+        assert not coordination.breaker_allows(1)
+        clock.shift(2)
+        assert coordination.breaker_state(1) == "half-open"
+        assert coordination.breaker_allows(1), "the first caller after the cooldown probes"
+        assert not coordination.breaker_allows(1), "only one probe at a time"
+        coordination.record_success(1)
+        assert coordination.breaker_state(1) == "closed"
+        assert all(coordination.breaker_allows(1) for _ in range(5))
+        assert coordination.record_failure(1) is False, "failures count from zero again"
+
+
+def test_it_reopens_when_the_probe_fails(backend: str) -> None:
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(3):
+            coordination.record_failure(1)
+        clock.shift(31)
+        assert coordination.breaker_allows(1)
+        assert coordination.record_failure(1) is True
+        assert coordination.breaker_state(1) == "open"
+        clock.shift(29)
+        assert not coordination.breaker_allows(1), "a new cooldown started with the failed probe"
+        clock.shift(2)
+        assert coordination.breaker_allows(1)
+
+
+def test_it_admits_at_most_the_rate_then_makes_callers_wait(backend: str) -> None:
+    admitted = [coordination.acquire_rate_slot(7, 3, max_wait=0) for _ in range(4)]
+    assert [at is not None for at in admitted] == [True, True, True, False]
+    assert coordination.acquire_rate_slot(7, 3, max_wait=2) is not None, "a slot frees up within a second"
+
+
+def _admit(redis_url: str, account_id: int, per_second: float, count: int, results: Any) -> None:
+    from django.conf import settings
+
+    settings.REDIS_URL = redis_url
+    coordination._stores.clear()  # a fresh connection in this process
+    results.put([coordination.acquire_rate_slot(account_id, per_second, max_wait=20) for _ in range(count)])
+
+
+@pytest.mark.slow
+def test_it_holds_the_rate_limit_across_two_worker_processes(settings: Any) -> None:
+    assert settings.REDIS_URL
+    coordination.reset()
+    per_second, each = 4, 6
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    workers = [
+        context.Process(target=_admit, args=(settings.REDIS_URL, 99, per_second, each, results)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    admissions = sorted(at for _ in workers for at in results.get(timeout=30))
+    for worker in workers:
+        worker.join(timeout=10)
+    assert all(worker.exitcode == 0 for worker in workers)
+    assert len(admissions) == 2 * each and None not in admissions
+    per_calendar_second = collections.Counter(int(at) for at in admissions)
+    assert max(per_calendar_second.values()) <= per_second
+    for index, start in enumerate(admissions):
+        in_window = [at for at in admissions[index:] if at < start + 1]
+        assert len(in_window) <= per_second, f"{len(in_window)} admissions within one second from {start}"
+    coordination.reset()

@@ -1,0 +1,425 @@
+"""deliver(): claim, render, ordered fallback, retries, breaker, unknown outcomes, attempt log — real HTTP servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import time_machine
+from django.utils import timezone
+
+from notifier import coordination
+from notifier.delivery import (
+    cancel,
+    deliver,
+    due_outbox_ids,
+    outbox_reference,
+    release_stale_sending,
+    resend,
+)
+from notifier.models import DeliveryAttempt, Family, NotificationTemplate, Outbox, Policy, ProviderAccount
+from tests.gateway import GatewayServer, Reply, closed_port_url
+from tests.outbox_helpers import bare_outbox
+
+Outcome = DeliveryAttempt.Outcome
+T0 = dt.datetime(2026, 11, 28, 7, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def quick_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
+    settings.VAR_DIR = tmp_path
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "http_connect_timeout_seconds": 0.5,
+        "http_read_timeout_seconds": 0.3,
+        "max_attempts": 3,
+        "circuit_breaker": {"failure_threshold": 10, "window_seconds": 60, "cooldown_seconds": 30},
+    }
+    coordination.reset()
+    yield
+    coordination.reset()
+
+
+@pytest.fixture
+def gateway() -> Iterator[GatewayServer]:
+    server = GatewayServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def second_gateway() -> Iterator[GatewayServer]:
+    server = GatewayServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_outbox(make_family: Callable[..., Family], make_policy: Callable[..., Policy]) -> Callable[..., Outbox]:
+    def make(**fields: Any) -> Outbox:
+        family = make_family(consent={"approvalOfNotification": True, "languageOfNotification": "en"})
+        policy = make_policy(family)
+        values: dict[str, Any] = {
+            "policy": policy,
+            "family": family,
+            "notification_type": "expiration_of_policy",
+            "event_date": policy.expiry_date,
+            "recipient": "+255712345678",
+            "language": "en",
+        }
+        values.update(fields)
+        return Outbox.objects.create(**values)
+
+    return make
+
+
+def ega_account(
+    name: str, url: str, priority: int, *, enabled: bool = True, key: str = "s3cr3t-key"
+) -> ProviderAccount:
+    config = {"GateUrl": url, "SmsResource": "/send", "PrivateKey": key, "SenderId": "CHF", "ServiceId": "42"}
+    return ProviderAccount.objects.create(
+        name=name, provider="eGASMSGateway", priority=priority, enabled=enabled, config=config
+    )
+
+
+def text_account(folder: Path, priority: int) -> ProviderAccount:
+    return ProviderAccount.objects.create(
+        name="files",
+        provider="TextNotificationProvider",
+        priority=priority,
+        config={"DestinationFolder": str(folder)},
+    )
+
+
+def attempts(outbox: Outbox) -> list[tuple[str, str, int | None]]:
+    return [
+        (a.provider_account.name if a.provider_account else "", a.outcome, a.http_status)
+        for a in DeliveryAttempt.objects.filter(outbox=outbox).select_related("provider_account")
+    ]
+
+
+def test_it_sends_through_the_first_provider_and_records_the_attempt(
+    gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    account = ega_account("ega", gateway.url, 10)
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "sent"
+    outbox.refresh_from_db()
+    assert outbox.status == Outbox.Status.SENT
+    assert outbox.provider_account == account
+    assert outbox.provider_reference == outbox_reference(outbox.pk)
+    assert outbox.attempts == 1 and outbox.sent_at is not None
+    assert outbox.family.head_insuree is not None and outbox.family.head_insuree.chf_id in outbox.text
+    assert outbox.encoding == "GSM-7" and outbox.segments >= 1
+    assert attempts(outbox) == [("ega", Outcome.SUCCESS, None)]
+    [request] = gateway.received
+    sent = json.loads(json.loads(request.body)["data"])
+    assert (sent["recipients"], sent["message"]) == ("255712345678", outbox.text)
+
+
+def test_it_sends_nothing_on_a_second_delivery(gateway: GatewayServer, make_outbox: Callable[..., Outbox]) -> None:
+    ega_account("ega", gateway.url, 10)
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "sent"
+    assert deliver(outbox.pk) == "skipped"
+    assert len(gateway.received) == 1
+    assert DeliveryAttempt.objects.filter(outbox=outbox).count() == 1
+
+
+def test_it_does_not_claim_a_row_that_is_not_due(gateway: GatewayServer, make_outbox: Callable[..., Outbox]) -> None:
+    ega_account("ega", gateway.url, 10)
+    outbox = make_outbox(next_attempt_at=timezone.now() + dt.timedelta(minutes=5))
+    assert deliver(outbox.pk) == "skipped"
+    assert gateway.received == []
+    assert Outbox.objects.get(pk=outbox.pk).status == Outbox.Status.PENDING
+
+
+def test_it_falls_back_to_the_next_provider_in_priority_order(
+    gateway: GatewayServer, second_gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    second = ega_account("second", second_gateway.url, 20)
+    ega_account("first", gateway.url, 10)
+    ega_account("disabled", second_gateway.url, 5, enabled=False)
+    gateway.default = Reply(status=500, body=b"down")
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "sent"
+    assert attempts(outbox) == [("first", Outcome.TRANSIENT, 500), ("second", Outcome.SUCCESS, None)]
+    assert Outbox.objects.get(pk=outbox.pk).provider_account == second
+    assert len(gateway.received) == 1 and len(second_gateway.received) == 1
+
+
+def test_it_never_retries_a_permanent_failure_on_that_provider(
+    gateway: GatewayServer, second_gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    ega_account("first", gateway.url, 10)
+    ega_account("second", second_gateway.url, 20)
+    gateway.default = Reply(status=400, body=b'{"error": "rejected"}')
+    second_gateway.queue(Reply(status=503, body=b"busy"))
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "pending"
+    retry_at = Outbox.objects.get(pk=outbox.pk).next_attempt_at
+    with time_machine.travel(retry_at + dt.timedelta(seconds=1)):
+        assert deliver(outbox.pk) == "sent"
+    assert len(gateway.received) == 1, "the permanent failure was not retried on the first provider"
+    assert attempts(outbox) == [
+        ("first", Outcome.PERMANENT, 400),
+        ("second", Outcome.TRANSIENT, 503),
+        ("second", Outcome.SUCCESS, None),
+    ]
+
+
+def test_it_fails_at_once_when_every_provider_refuses_permanently(
+    gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    ega_account("ega", gateway.url, 10)
+    gateway.default = Reply(status=200, body=b'{"error": "Invalid mobile number"}')
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "failed"
+    outbox.refresh_from_db()
+    assert outbox.status == Outbox.Status.FAILED
+    assert "Invalid mobile number" in outbox.last_error
+    assert outbox.pk not in due_outbox_ids(100)
+
+
+def test_it_backs_off_and_stops_at_max_attempts(gateway: GatewayServer, make_outbox: Callable[..., Outbox]) -> None:
+    """SPEC §13.6: upstream retried failures on every run, forever. Here: backoff, then `failed` after 3 tries."""
+    ega_account("ega", gateway.url, 10)
+    gateway.default = Reply(status=500, body=b"down")
+    with time_machine.travel(T0, tick=False) as clock:
+        outbox = make_outbox()
+        delays = []
+        for expected in ("pending", "pending", "failed"):
+            started = timezone.now()
+            assert deliver(outbox.pk) == expected
+            outbox.refresh_from_db()
+            if expected == "pending":
+                assert deliver(outbox.pk) == "skipped", "not due before its backoff"
+                delays.append((outbox.next_attempt_at - started).total_seconds())
+                clock.move_to(outbox.next_attempt_at)
+        assert outbox.status == Outbox.Status.FAILED
+        assert outbox.attempts == 3
+        assert "gave up after 3 attempts" in outbox.last_error
+        clock.shift(dt.timedelta(days=30))
+        assert outbox.pk not in due_outbox_ids(100)
+        assert deliver(outbox.pk) == "skipped"
+    assert len(gateway.received) == 3
+    assert 30 <= delays[0] <= 60 and 60 <= delays[1] <= 120, delays
+
+
+@pytest.mark.parametrize("reply", [Reply(delay=1.0), Reply(drop=True)], ids=["read-timeout", "dropped"])
+def test_it_marks_an_unknown_outcome_and_never_resends_it(
+    gateway: GatewayServer, second_gateway: GatewayServer, make_outbox: Callable[..., Outbox], reply: Reply
+) -> None:
+    ega_account("first", gateway.url, 10)
+    ega_account("second", second_gateway.url, 20)
+    gateway.queue(reply)
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "unknown"
+    outbox.refresh_from_db()
+    assert outbox.status == Outbox.Status.UNKNOWN
+    assert second_gateway.received == [], "no fallback: the first gateway may have sent it"
+    assert attempts(outbox) == [("first", Outcome.UNKNOWN, None)]
+    with time_machine.travel(timezone.now() + dt.timedelta(days=1)):
+        assert outbox.pk not in due_outbox_ids(100)
+        assert deliver(outbox.pk) == "skipped"
+    assert len(gateway.received) == 1
+
+
+def test_it_skips_an_account_whose_breaker_is_open_then_probes_it(
+    settings: Any, gateway: GatewayServer, second_gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "circuit_breaker": {"failure_threshold": 2, "window_seconds": 60, "cooldown_seconds": 30},
+    }
+    ega_account("first", gateway.url, 10)
+    ega_account("second", second_gateway.url, 20)
+    gateway.queue(Reply(status=500), Reply(status=500))
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(2):
+            assert deliver(make_outbox().pk) == "sent"
+        skipped = make_outbox()
+        assert deliver(skipped.pk) == "sent"
+        assert attempts(skipped) == [("first", Outcome.SKIPPED, None), ("second", Outcome.SUCCESS, None)]
+        assert len(gateway.received) == 2
+        clock.shift(31)
+        probed = make_outbox()
+        assert deliver(probed.pk) == "sent"
+        assert attempts(probed) == [("first", Outcome.SUCCESS, None)]
+        assert coordination.breaker_state(ProviderAccount.objects.get(name="first").pk) == "closed"
+
+
+def test_it_waits_for_the_breaker_without_spending_an_attempt(
+    settings: Any, gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "circuit_breaker": {"failure_threshold": 1, "window_seconds": 60, "cooldown_seconds": 30},
+    }
+    ega_account("ega", gateway.url, 10)
+    gateway.queue(Reply(status=500))
+    with time_machine.travel(T0, tick=False):
+        first, second = make_outbox(), make_outbox()
+        assert deliver(first.pk) == "pending"
+        assert deliver(second.pk) == "pending"
+        second.refresh_from_db()
+    assert second.attempts == 0
+    assert attempts(second) == [("ega", Outcome.SKIPPED, None)]
+    assert len(gateway.received) == 1
+
+
+def test_it_does_not_count_a_file_write_as_a_delivered_sms(
+    tmp_path: Path, gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    """SPEC §13.5: upstream "fell back" to writing a file and reported the SMS as delivered."""
+    ega_account("ega", gateway.url, 10)
+    text_account(tmp_path / "files", 20)
+    gateway.queue(Reply(status=500), Reply(status=400, body=b'{"error": "rejected"}'))
+    transient, permanent = make_outbox(), make_outbox()
+    assert deliver(transient.pk) == "pending"
+    assert deliver(permanent.pk) == "failed"
+    assert not (tmp_path / "files").exists()
+    assert [row[0] for row in attempts(transient) + attempts(permanent)] == ["ega", "ega"]
+    assert not Outbox.objects.filter(status=Outbox.Status.SENT).exists()
+
+
+def test_it_writes_files_when_only_the_text_provider_is_enabled(
+    tmp_path: Path, make_outbox: Callable[..., Outbox]
+) -> None:
+    text_account(tmp_path / "files", 10)
+    outbox = make_outbox(language="sw")
+    assert deliver(outbox.pk) == "sent"
+    outbox.refresh_from_db()
+    written = tmp_path / "files" / f"{outbox_reference(outbox.pk)}.txt"
+    assert outbox.provider_reference == str(written)
+    content = written.read_text(encoding="utf-8")
+    assert outbox.text in content and "language: sw" in content and "type: expiration_of_policy" in content
+
+
+def test_it_redacts_secrets_from_the_attempt_log(gateway: GatewayServer, make_outbox: Callable[..., Outbox]) -> None:
+    ega_account("ega", gateway.url, 10, key="very-secret-key-123")
+    gateway.queue(Reply(status=401, body=b'{"error": "bad signature for key very-secret-key-123"}'))
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "failed"
+    attempt = DeliveryAttempt.objects.get(outbox=outbox)
+    outbox.refresh_from_db()
+    assert "very-secret-key-123" not in attempt.error + outbox.last_error
+    assert "bad signature for key ***" in attempt.error
+
+
+def test_it_fails_a_message_that_cannot_be_rendered(gateway: GatewayServer, make_outbox: Callable[..., Outbox]) -> None:
+    ega_account("ega", gateway.url, 10)
+    NotificationTemplate.objects.filter(notification_type="renewal_of_policy").delete()
+    outbox = make_outbox(notification_type="renewal_of_policy")
+    assert deliver(outbox.pk) == "failed"
+    outbox.refresh_from_db()
+    assert outbox.last_error.startswith("cannot render:")
+    assert gateway.received == []
+
+
+def test_it_seeds_provider_accounts_when_there_are_none(
+    settings: Any, gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "providers": {"eGASMSGateway": {**settings.NOTIFIER["providers"]["eGASMSGateway"], "GateUrl": gateway.url}},
+    }
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "sent"
+    assert list(ProviderAccount.objects.values_list("name", flat=True)) == ["eGASMSGateway", "TextNotificationProvider"]
+    assert gateway.received[0].path == "/api/policy_notification/test_sms/"
+
+
+def test_it_lists_due_pending_rows_oldest_first(make_outbox: Callable[..., Outbox]) -> None:
+    now = timezone.now()
+    late = make_outbox(next_attempt_at=now - dt.timedelta(minutes=1))
+    early = make_outbox(next_attempt_at=now - dt.timedelta(minutes=5))
+    make_outbox(next_attempt_at=now + dt.timedelta(minutes=5))
+    make_outbox(status=Outbox.Status.FAILED, next_attempt_at=now - dt.timedelta(minutes=9))
+    assert due_outbox_ids(10, now=now) == [early.pk, late.pk]
+    assert due_outbox_ids(1, now=now) == [early.pk]
+
+
+def test_it_resends_a_failed_row_trying_a_provider_that_refused_it_before(
+    gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    ega_account("ega", gateway.url, 10)
+    gateway.queue(Reply(status=400, body=b'{"error": "rejected"}'))
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "failed"
+    assert resend([outbox.pk]) == 1
+    outbox.refresh_from_db()
+    assert (outbox.status, outbox.attempts, outbox.last_error) == (Outbox.Status.PENDING, 0, "")
+    assert deliver(outbox.pk) == "sent"
+    assert len(gateway.received) == 2
+
+
+def test_it_cancels_only_rows_not_sent(gateway: GatewayServer, make_outbox: Callable[..., Outbox]) -> None:
+    ega_account("ega", gateway.url, 10)
+    sent, pending = make_outbox(), make_outbox()
+    deliver(sent.pk)
+    assert cancel([sent.pk, pending.pk]) == 1
+    assert Outbox.objects.get(pk=sent.pk).status == Outbox.Status.SENT
+    assert Outbox.objects.get(pk=pending.pk).status == Outbox.Status.CANCELLED
+    assert deliver(pending.pk) == "skipped"
+    assert resend([sent.pk]) == 0
+
+
+def test_it_marks_rows_left_in_sending_by_a_dead_worker_unknown(make_outbox: Callable[..., Outbox]) -> None:
+    now = timezone.now()
+    stale = make_outbox(status=Outbox.Status.SENDING, claimed_at=now - dt.timedelta(minutes=30))
+    fresh = make_outbox(status=Outbox.Status.SENDING, claimed_at=now - dt.timedelta(seconds=10))
+    assert release_stale_sending(dt.timedelta(minutes=15), now=now) == 1
+    assert Outbox.objects.get(pk=stale.pk).status == Outbox.Status.UNKNOWN
+    assert Outbox.objects.get(pk=fresh.pk).status == Outbox.Status.SENDING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_only_one_of_two_concurrent_workers_send(gateway: GatewayServer) -> None:
+    from django.db import connection
+
+    ega_account("ega", gateway.url, 10)
+    gateway.default = Reply(delay=0.1)
+    outbox = bare_outbox("Your policy expires today.")
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(deliver(outbox.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(results) == ["sent", "skipped"]
+    assert len(gateway.received) == 1
+
+
+def test_it_puts_a_row_back_to_pending_when_redis_is_unreachable_before_sending(
+    settings: Any, gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    ega_account("ega", gateway.url, 10)
+    outbox = make_outbox()
+    working_redis = settings.REDIS_URL
+    settings.REDIS_URL = closed_port_url().replace("http://", "redis://") + "/0"
+    try:
+        with pytest.raises(redis.ConnectionError):
+            deliver(outbox.pk)
+    finally:
+        settings.REDIS_URL = working_redis
+    outbox.refresh_from_db()
+    assert (outbox.status, outbox.attempts) == (Outbox.Status.PENDING, 0)
+    assert outbox.next_attempt_at > timezone.now()
+    assert "crashed before sending" in outbox.last_error
+    assert gateway.received == []
