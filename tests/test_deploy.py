@@ -177,8 +177,8 @@ def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, 
 
         def task_listed() -> bool:
             status, payload = _get(flower + "/api/tasks", credentials)
-            tasks = json.loads(payload) if status == 200 else {}
-            return tasks.get(task_id, {}).get("state") == "SUCCESS"
+            tasks: dict[str, dict[str, Any]] = json.loads(payload) if status == 200 else {}
+            return bool(tasks.get(task_id, {}).get("state") == "SUCCESS")
 
         wait_for(task_listed, timeout=60, what="the task in Flower", process=serve)
         os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
