@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,10 +114,16 @@ class Command(BaseCommand):
             accounts = point_accounts_at(base_url)
             self.stdout.write(f"Fake eGA gateway: {base_url}{reverse('notifier:test_sms')} (in this process)")
             self.stdout.write("Sending one full cycle, all six types enabled...")
+            notifier_log = logging.getLogger("notifier")
+            level = notifier_log.level
+            if options["verbosity"] < 2:  # a line per message would bury the table
+                notifier_log.setLevel(logging.WARNING)
             try:
                 cycles = run_cycle(run_date)
             except CycleSkipped as exc:
                 raise CommandError(str(exc)) from None
+            finally:
+                notifier_log.setLevel(level)
         self.stdout.write("")
         self.stdout.write(f"Notifications for {cycles[0].detection.run_date if cycles else run_date}:")
         for line in cycle_table(cycles):
@@ -126,10 +133,10 @@ class Command(BaseCommand):
     def where_to_look(self, accounts: list[ProviderAccount], received: int) -> None:
         self.stdout.write("")
         self.stdout.write("Where to look (start the admin with `manage.py createsuperuser` and `manage.py runserver`):")
-        self.stdout.write(f"  outbox and delivery attempts  {ADMIN}/outbox/")
-        self.stdout.write(f"  why each policy was (not) sent {ADMIN}/decision/")
+        self.stdout.write(f"  outbox and delivery attempts    {ADMIN}/outbox/")
+        self.stdout.write(f"  why each policy was (not) sent  {ADMIN}/decision/")
         self.stdout.write(
-            f"  what the fake gateway got      {ADMIN}/fakegatewaymessage/  ({received} message(s) this run)"
+            f"  what the fake gateway got       {ADMIN}/fakegatewaymessage/  ({received} message(s) this run)"
         )
         folder = text_folder(accounts)
         if folder is not None:
