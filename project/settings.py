@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -155,8 +156,25 @@ NOTIFIER_PROVIDER_CLASSES = [
     "notifier.providers.text.TextNotificationProvider",
     "notifier.providers.http_json.HttpJsonProvider",
 ]
+
+
 # Seed-compatible: an active entry for the dispatcher task here overrides the trigger_* hours (SPEC §8).
-SCHEDULED_TASK: list[dict[str, object]] = []
+# From the environment as a JSON list, e.g. [{"task": "policy_notification.tasks.send_notification_messages",
+# "hour": "8-16"}]; notifier.schedule validates the entries at start-up (notifier.apps).
+def _scheduled_tasks() -> list[dict[str, object]]:
+    text = os.environ.get("SCHEDULED_TASK", "").strip()
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"SCHEDULED_TASK: not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(value, list):
+        raise ImproperlyConfigured("SCHEDULED_TASK: must be a JSON list of entries")
+    return value
+
+
+SCHEDULED_TASK = _scheduled_tasks()
 
 LOGGING = {
     "version": 1,

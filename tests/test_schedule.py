@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -228,3 +232,47 @@ def test_it_fires_at_the_scheme_hours_in_its_time_zone(settings):
         assert not schedule.is_due(last_run).is_due
     with time_machine.travel(dt.datetime(2026, 11, 28, 8, 0, 30, tzinfo=dar), tick=False):
         assert schedule.is_due(last_run).is_due  # 08:00 in Dar es Salaam is 05:00 UTC
+
+
+def _manage(tmp_path, *args: str, scheduled_task: str) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    environment.update(SCHEDULED_TASK=scheduled_task, NOTIFIER_VAR_DIR=str(tmp_path))
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('[{"task": "policy_notification.tasks.send_notification_messages", "hour": "25"}]', "hour 25 is out of range"),
+        ('[{"method": "notifier.tasks.send_notification_messages", "kwargs": {"hour": "9-"}}]', "kwargs.hour: ''"),
+        ('{"hour": 8}', "SCHEDULED_TASK: must be a JSON list"),
+        ("[{", "SCHEDULED_TASK: not valid JSON"),
+    ],
+)
+def test_it_stops_at_start_up_on_a_bad_scheduled_task(tmp_path, value, message):
+    result = _manage(tmp_path, "check", scheduled_task=value)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+    assert "SCHEDULED_TASK" in result.stderr
+
+
+def test_it_starts_with_a_good_scheduled_task_from_the_environment(tmp_path):
+    value = '[{"task": "policy_notification.tasks.send_notification_messages", "hour": "8, 12, 16"}]'
+    result = _manage(
+        tmp_path,
+        "shell",
+        "-c",
+        "from notifier.schedule import derive_schedule; print(derive_schedule())",
+        scheduled_task=value,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hours=(8, 12, 16), source='SCHEDULED_TASK[0].hour'" in result.stdout
