@@ -52,3 +52,16 @@ def kill_group(process: subprocess.Popen[bytes], grace: float = 10) -> None:
             time.sleep(0.1)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
+
+
+def subprocess_database_url() -> str:
+    """A DATABASE_URL for pytest-django's test database, so a subprocess works on the same rows as the test."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    database = connection.settings_dict
+    credentials = quote(database["USER"] or "", safe="")
+    if database.get("PASSWORD"):
+        credentials += ":" + quote(database["PASSWORD"], safe="")
+    return f"postgres://{credentials}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"

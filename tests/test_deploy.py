@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 import yaml
 from celery import Celery
-from django.db import connection
 
-from tests.processes import free_port, kill_group, wait_for
+from tests.processes import free_port, kill_group, subprocess_database_url, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_RUNNING = {"web", "worker", "beat", "flower"}
@@ -129,10 +128,9 @@ def _get(url: str, credentials: str | None = None) -> tuple[int, bytes]:
 def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, settings):
     web_port, flower_port = free_port(), free_port()
     credentials = "ops:s3cret-pass"
-    database = connection.settings_dict
     environment = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "DATABASE_URL": subprocess_database_url(),
         "CELERY_BROKER_URL": settings.REDIS_URL,
         "REDIS_URL": settings.REDIS_URL,
         "WEB_BIND": f"127.0.0.1:{web_port}",

@@ -30,7 +30,7 @@ from notifier.detection import run_all_detection
 from notifier.models import DetectionRun, DispatcherRun, Outbox
 from tests.baseline import restore_migration_data
 from tests.fake_ega import FakeEGAGateway, ega_account
-from tests.processes import kill_group, wait_for
+from tests.processes import kill_group, subprocess_database_url, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -75,12 +75,11 @@ def scheme(settings) -> dt.date:
 @pytest.fixture
 def start_worker(redis_url, celery_client, tmp_path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
-    database = connection.settings_dict
 
     def start(name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
         environment = {
             **os.environ,
-            "DATABASE_URL": (f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"),
+            "DATABASE_URL": subprocess_database_url(),
             "CELERY_BROKER_URL": redis_url,
             "CELERY_RESULT_BACKEND": redis_url,
             "REDIS_URL": redis_url,
