@@ -118,9 +118,10 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # acks_late: a message stays on the broker until its task finished, so a killed worker's task is delivered again.
 # The Redis transport gives an unacknowledged message to another worker after visibility_timeout, so it must be
-# longer than the longest task: a delivery chunk of NOTIFIER_DELIVERY_CHUNK_SIZE (50) messages, each at most
-# max_attempts providers x (connect + read timeout) = 2 x 20 s in the default config, is about 2000 s; one hour
-# leaves room. Delivery claims each row with a conditional update, so a task delivered twice sends nothing twice.
+# longer than the longest task: a delivery chunk of NOTIFIER_DELIVERY_CHUNK_SIZE (50) messages, each trying at most
+# every enabled account once (connect + read timeout = 20 s per call, two accounts in the default config), is about
+# 2000 s at worst; one hour leaves room. Delivery claims each row with a conditional update, so a task that runs
+# twice sends nothing twice. Keep it above the longest chunk if you raise the chunk size or the timeouts.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 # Task events, so that Flower shows the tasks and not only the workers.
 CELERY_WORKER_SEND_TASK_EVENTS = True
