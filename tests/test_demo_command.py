@@ -57,6 +57,9 @@ def test_it_sends_every_enabled_type_on_a_fresh_var_dir_without_postgres_or_redi
     total_sent = int(rows["total"][1])
     assert f"({total_sent} message(s) this run)" in output
     assert "/admin/notifier/outbox/" in output
+    copies = sorted((tmp_path / "sent_notification").glob("outbox-*.txt"))
+    assert len(copies) == total_sent
+    assert f"({total_sent} file(s), one per delivered message)" in output
 
     # Run again on the same var dir: the scheme is kept, nothing is sent twice.
     again = table_rows(run_demo(tmp_path))

@@ -142,7 +142,6 @@ class Command(BaseCommand):
         if folder is not None:
             files = len(list(folder.glob("*.txt"))) if folder.is_dir() else 0
             self.stdout.write(
-                f"  text provider files             {folder}  ({files} file(s); it writes only when no SMS gateway "
-                "account is enabled)"
+                f"  text provider audit copies      {folder}  ({files} file(s), one per delivered message)"
             )
         self.stdout.write(f"  the database                    {settings.DATABASES['default']['NAME']}")
