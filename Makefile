@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/notifier
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: venv demo test lint typecheck migrations-check pytest clean-demo
+.PHONY: venv demo serve test lint typecheck migrations-check pytest clean-demo
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,7 @@ pytest: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck migrations-check pytest
+
+# The whole service locally without Docker (web, worker, beat, Flower) against PostgreSQL and Redis; Ctrl-C stops all.
+serve: venv
+	bin/serve

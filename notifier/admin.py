@@ -24,6 +24,7 @@ from notifier.models import (
     Decision,
     DeliveryAttempt,
     DetectionRun,
+    DispatcherRun,
     FakeGatewayMessage,
     Family,
     FamilyNotification,
@@ -605,6 +606,21 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class DetectionRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["notification_type", "run_date", "window_start", "window_end", "queued", "skipped", "completed_at"]
     list_filter = ["notification_type"]
+
+
+@admin.register(DispatcherRun)
+class DispatcherRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only: the beat heartbeat the health check reads."""
+
+    list_display = ["run_date", "started_at", "completed_at", "notification_types", "error"]
+    date_hierarchy = "started_at"
+    readonly_fields = ["run_date", "started_at", "completed_at", "notification_types", "error"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 from notifier import report_admin  # noqa: E402, F401 - registers the report page

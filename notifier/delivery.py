@@ -6,8 +6,9 @@
   `max_attempts`; then it is failed. A permanent failure moves on and that account is never tried again for this
   row (until an operator resends it). An unknown outcome stops at once: the SMS may have gone out, so the row
   becomes `unknown` and is never resent automatically.
-- A provider that only records messages (text files) never stands in for a failed SMS gateway: it takes part only
-  when no SMS gateway account is enabled (development), so a file write is never reported as a delivered SMS.
+- A provider that only records messages (text files) never stands in for a failed SMS gateway. When an SMS gateway
+  account is enabled, recording accounts keep an audit copy of each message a gateway delivered (never of one it
+  did not); only when no SMS gateway account is enabled (development) does a recording account deliver itself.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class _Round:
     in_flight: ProviderAccount | None = None
     last_account: ProviderAccount | None = None  # the last account actually called, shown as the row's provider
     errors: list[str] = field(default_factory=list)
+    recorders: list[ProviderAccount] = field(default_factory=list)  # audit copies after a gateway delivered
 
     @property
     def last_error(self) -> str:
@@ -145,10 +147,11 @@ def _render(outbox: Outbox) -> tuple[str, str] | None:
     return rendered.text, rendered.language
 
 
-def _accounts(outbox: Outbox) -> tuple[list[ProviderAccount], bool]:
+def _accounts(outbox: Outbox) -> tuple[list[ProviderAccount], bool, list[ProviderAccount]]:
     """Enabled accounts in priority order, minus those that already failed permanently for this row.
 
     The flag says whether any account is enabled at all (none usable then means: all refused this row for good).
+    The last list holds the recording accounts that keep audit copies when SMS gateways do the delivering.
     """
     accounts = list(ProviderAccount.objects.filter(enabled=True).order_by("priority", "id"))
     if not accounts and seed_provider_accounts():
@@ -165,9 +168,11 @@ def _accounts(outbox: Outbox) -> tuple[list[ProviderAccount], bool]:
         except UnknownProviderError:
             return True
 
+    recorders: list[ProviderAccount] = []
     if any(delivers_sms(account) for account in usable):
+        recorders = [account for account in accounts if not delivers_sms(account)]
         usable = [account for account in usable if delivers_sms(account)]
-    return usable, bool(accounts)
+    return usable, bool(accounts), recorders
 
 
 def _attempt(
@@ -199,7 +204,7 @@ def _attempt(
 def _send(round_: _Round) -> str:
     outbox = round_.outbox
     config = _config()
-    accounts, any_enabled = _accounts(outbox)
+    accounts, any_enabled, round_.recorders = _accounts(outbox)
     if not accounts and any_enabled:
         _finish(outbox, Status.FAILED, error="every enabled provider account refused this message permanently")
         return Status.FAILED
@@ -295,7 +300,28 @@ def _try(round_: _Round, account: ProviderAccount, provider: Provider) -> str | 
     round_.in_flight = None
     _attempt(round_, account, Outcome.SUCCESS, started_at=started_at, duration=duration)
     coordination.record_success(account.pk)
+    _record_copies(round_, account)
     return Status.SENT
+
+
+def _record_copies(round_: _Round, delivered_by: ProviderAccount) -> None:
+    """Audit copies of a message an SMS gateway delivered. They are no delivery attempts (a file is not an SMS),
+    and a copy that cannot be written is logged without touching the delivered row."""
+    outbox = round_.outbox
+    for account in round_.recorders:
+        try:
+            account_provider(account).send(
+                outbox.recipient,
+                round_.text,
+                outbox_reference(outbox.pk),
+                metadata={
+                    "language": round_.language,
+                    "notification_type": outbox.notification_type,
+                    "delivered_by": delivered_by.name,
+                },
+            )
+        except Exception as exc:
+            logger.warning("audit copy of outbox %s in account %s failed: %s", outbox.pk, account.pk, exc)
 
 
 def _after_failures(round_: _Round, config: NotifierConfig, *, no_accounts: bool = False) -> str:

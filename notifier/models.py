@@ -440,6 +440,24 @@ class DetectionRun(models.Model):
         return f"{self.notification_type} {self.run_date}"
 
 
+class DispatcherRun(models.Model):
+    """One dispatcher run that got the lock; the last completed one is the beat heartbeat the health check reads."""
+
+    run_date = models.DateField()
+    started_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    notification_types = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "notifier_dispatcher_run"
+        indexes = [models.Index(fields=["completed_at"], name="dispatcher_run_completed_idx")]
+
+    def __str__(self) -> str:
+        state = f"completed {self.completed_at:%Y-%m-%d %H:%M}" if self.completed_at else "not completed"
+        return f"Dispatcher run {self.run_date} ({state})"
+
+
 class NotificationReport(models.Model):
     """No table: it anchors the report's permissions (`notifier.report_right_<code>`) and its admin page.
 

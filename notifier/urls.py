@@ -3,10 +3,12 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 
 from notifier import report_views, views
+from notifier.health import health
 
 app_name = "notifier"
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("health/", health, name="health"),
     path(
         "communication_by_notification_report/",
         report_views.communication_by_notification_report,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -24,6 +25,19 @@ def _env_bool(name: str, default: bool = False) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ImproperlyConfigured(f"{name}: expected a boolean (1/0, true/false), got {value!r}")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise ImproperlyConfigured(f"{name}: must be at least 1, got {number}")
+    return number
 
 
 DEBUG = _env_bool("DJANGO_DEBUG", False)
@@ -102,6 +116,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# acks_late: a message stays on the broker until its task finished, so a killed worker's task is delivered again.
+# The Redis transport gives an unacknowledged message to another worker after visibility_timeout, so it must be
+# longer than the longest task: a delivery chunk of NOTIFIER_DELIVERY_CHUNK_SIZE (50) messages, each trying at most
+# every enabled account once (connect + read timeout = 20 s per call, two accounts in the default config), is about
+# 2000 s at worst; one hour leaves room. Delivery claims each row with a conditional update, so a task that runs
+# twice sends nothing twice. Keep it above the longest chunk if you raise the chunk size or the timeouts.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# Task events, so that Flower shows the tasks and not only the workers.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -117,14 +141,41 @@ except ConfigError as _exc:
 NOTIFIER_DEFAULT_REGION = os.environ.get("NOTIFIER_DEFAULT_REGION", "TZ")
 NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "en")
 NOTIFIER_ENABLE_TEST_SMS = _env_bool("NOTIFIER_ENABLE_TEST_SMS", False)
+# Orchestration (notifier.tasks): outbox ids per delivery task; the sweeper's period, how long a pending row waits
+# before it counts as lost, and after how long a row still `sending` counts as abandoned by a dead worker.
+# The dispatcher lock's expiry: frees it if its holder died without releasing it.
+NOTIFIER_DISPATCHER_LOCK_SECONDS = _env_int("NOTIFIER_DISPATCHER_LOCK_SECONDS", 1800)
+NOTIFIER_DELIVERY_CHUNK_SIZE = _env_int("NOTIFIER_DELIVERY_CHUNK_SIZE", 50)
+NOTIFIER_SWEEP_INTERVAL_SECONDS = _env_int("NOTIFIER_SWEEP_INTERVAL_SECONDS", 300)
+NOTIFIER_SWEEP_GRACE_SECONDS = _env_int("NOTIFIER_SWEEP_GRACE_SECONDS", 600)
+NOTIFIER_SENDING_STALE_SECONDS = _env_int("NOTIFIER_SENDING_STALE_SECONDS", 900)
+# The health check calls the beat stale when no dispatcher run completed since the last scheduled hour plus this.
+NOTIFIER_HEARTBEAT_GRACE_SECONDS = _env_int("NOTIFIER_HEARTBEAT_GRACE_SECONDS", 900)
 # Provider plug-ins (SPEC §7): dotted paths; each class's slug must be unique.
 NOTIFIER_PROVIDER_CLASSES = [
     "notifier.providers.ega.EGASMSGateway",
     "notifier.providers.text.TextNotificationProvider",
     "notifier.providers.http_json.HttpJsonProvider",
 ]
+
+
 # Seed-compatible: an active entry for the dispatcher task here overrides the trigger_* hours (SPEC §8).
-SCHEDULED_TASK: list[dict[str, object]] = []
+# From the environment as a JSON list, e.g. [{"task": "policy_notification.tasks.send_notification_messages",
+# "hour": "8-16"}]; notifier.schedule validates the entries at start-up (notifier.apps).
+def _scheduled_tasks() -> list[dict[str, object]]:
+    text = os.environ.get("SCHEDULED_TASK", "").strip()
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"SCHEDULED_TASK: not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(value, list):
+        raise ImproperlyConfigured("SCHEDULED_TASK: must be a JSON list of entries")
+    return value
+
+
+SCHEDULED_TASK = _scheduled_tasks()
 
 LOGGING = {
     "version": 1,

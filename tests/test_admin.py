@@ -25,6 +25,7 @@ from notifier.models import (
     Decision,
     DeliveryAttempt,
     DetectionRun,
+    DispatcherRun,
     FakeGatewayMessage,
     Family,
     FamilyNotification,
@@ -75,6 +76,9 @@ def populated(
     today = timezone.localdate()
     DetectionRun.objects.create(
         notification_type="expiration_of_policy", run_date=today, window_start=today, window_end=today
+    )
+    DispatcherRun.objects.create(
+        run_date=today, completed_at=timezone.now(), notification_types=["expiration_of_policy"]
     )
     interval = IntervalSchedule.objects.create(every=10, period=IntervalSchedule.MINUTES)
     CrontabSchedule.objects.create(minute="0", hour="8,12,16,20")

@@ -302,6 +302,35 @@ def test_it_writes_files_when_only_the_text_provider_is_enabled(
     assert outbox.text in content and "language: sw" in content and "type: expiration_of_policy" in content
 
 
+def test_it_keeps_an_audit_copy_of_what_a_gateway_delivered(
+    tmp_path: Path, gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    ega_account("ega", gateway.url, 10)
+    text_account(tmp_path / "files", 20)
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "sent"
+    outbox.refresh_from_db()
+    assert outbox.provider_account is not None and outbox.provider_account.name == "ega"
+    assert attempts(outbox) == [("ega", Outcome.SUCCESS, None)]  # a file is no delivery attempt
+    content = (tmp_path / "files" / f"{outbox_reference(outbox.pk)}.txt").read_text(encoding="utf-8")
+    assert outbox.text in content and "delivered by: ega" in content
+    assert len(gateway.received) == 1
+
+
+def test_it_keeps_a_delivered_row_sent_when_its_audit_copy_cannot_be_written(
+    tmp_path: Path, gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    ega_account("ega", gateway.url, 10)
+    text_account(blocker / "files", 20)
+    outbox = make_outbox()
+    assert deliver(outbox.pk) == "sent"
+    outbox.refresh_from_db()
+    assert outbox.status == Outbox.Status.SENT and outbox.last_error == ""
+    assert attempts(outbox) == [("ega", Outcome.SUCCESS, None)]
+
+
 def test_it_redacts_secrets_from_the_attempt_log(gateway: GatewayServer, make_outbox: Callable[..., Outbox]) -> None:
     ega_account("ega", gateway.url, 10, key="very-secret-key-123")
     gateway.queue(Reply(status=401, body=b'{"error": "bad signature for key very-secret-key-123"}'))

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from notifier.conf import get_config
-from notifier.models import Decision, DetectionRun, Outbox
+from notifier.models import Decision, DetectionRun, Outbox, ProviderAccount
 from tests.detection_factories import DAY
 from tests.test_detection import APPROVED, TODAY, clock, due, enable
 
@@ -41,7 +41,13 @@ def test_it_prints_what_a_dry_run_would_queue_and_why_others_are_skipped(
     assert not Outbox.objects.exists() and not Decision.objects.exists() and not DetectionRun.objects.exists()
 
 
-def test_it_queues_the_enabled_types_and_reaches_the_delivery_hook(clock: Any, enable: Any, due: Any) -> None:
+def test_it_queues_the_enabled_types_and_delivers_them_in_process(
+    clock: Any, enable: Any, due: Any, tmp_path: Any
+) -> None:
+    # Without a broker the command delivers too; a file-writing account keeps this test off the network.
+    ProviderAccount.objects.create(
+        name="files", provider="TextNotificationProvider", config={"DestinationFolder": str(tmp_path)}
+    )
     due("expiration_of_policy", TODAY)
     due("starting_of_policy", TODAY)
     enable(starting_of_policy=False)
@@ -51,7 +57,10 @@ def test_it_queues_the_enabled_types_and_reaches_the_delivery_hook(clock: Any, e
     assert list(Outbox.objects.values_list("notification_type", flat=True)) == ["expiration_of_policy"]
     assert "starting_of_policy" not in output
     assert "Total queued: 1" in output
-    assert "1 outbox row(s) left pending" in output
+    assert Outbox.objects.get().status == Outbox.Status.SENT
+    assert len(list(tmp_path.glob("*.txt"))) == 1
+    total = next(line for line in output.splitlines() if line.startswith("total "))
+    assert total.split()[1:3] == ["1", "1"]  # queued, sent
 
 
 def test_it_runs_for_the_given_date(clock: Any, enable: Any, due: Any) -> None:

@@ -43,13 +43,15 @@ class TextNotificationProvider(Provider):
         assert isinstance(config, TextConfig)
         metadata = metadata or {}
         target = message_path(config.DestinationFolder, reference)
-        content = (
-            f"reference: {reference}\n"
-            f"recipient: {recipient}\n"
-            f"language: {metadata.get('language', '')}\n"
-            f"type: {metadata.get('notification_type', '')}\n"
-            f"\n{text}\n"
-        )
+        header = [
+            f"reference: {reference}",
+            f"recipient: {recipient}",
+            f"language: {metadata.get('language', '')}",
+            f"type: {metadata.get('notification_type', '')}",
+        ]
+        if metadata.get("delivered_by"):
+            header.append(f"delivered by: {metadata['delivered_by']}")
+        content = "\n".join(header) + f"\n\n{text}\n"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Same directory as the target so the rename is atomic; a retry replaces the file, never adds one.

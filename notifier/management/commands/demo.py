@@ -1,24 +1,147 @@
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.urls import reverse
+
+from notifier.config import NOTIFICATION_TYPES
+from notifier.cycle import CycleSkipped, cycle_table, run_cycle
+from notifier.management.commands.send_notifications import parse_date
+from notifier.models import FakeGatewayMessage, ProviderAccount
+from notifier.providers import seed_provider_accounts
+from notifier.providers.ega import EGASMSGateway
+from notifier.providers.registry import UnknownProviderError, get_provider
+from notifier.providers.text import TextNotificationProvider, destination
+
+# Only ever used against the demo's own fake gateway (test_sms), which checks the hash with the same account.
+DEMO_EGA_CREDENTIALS = {"PrivateKey": "demo-only-key", "UserId": "demo", "SenderId": "CHF-DEMO", "ServiceId": "1"}
+ADMIN = "http://127.0.0.1:8000/admin/notifier"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def local_web_server() -> Iterator[str]:
+    """This project's own web app on 127.0.0.1 (a free port) in a thread, so the eGA provider can reach test_sms
+    without a separate web server. Yields the base URL; stops the server on exit."""
+    server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler, allow_reuse_address=False)
+    server.set_app(WSGIHandler())
+    thread = threading.Thread(target=server.serve_forever, name="demo-web", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def point_accounts_at(base_url: str) -> list[ProviderAccount]:
+    """Seed the accounts from config if there are none; aim the fake-eGA ones (SmsResource = test_sms) at base_url.
+
+    Refuses if an enabled account would reach a real SMS gateway: demo families must never get a text.
+    """
+    seed_provider_accounts()
+    test_sms = reverse("notifier:test_sms")
+    accounts = list(ProviderAccount.objects.filter(enabled=True).order_by("priority", "id"))
+    for account in accounts:
+        try:
+            provider = get_provider(account.provider)
+        except UnknownProviderError:
+            raise CommandError(f"provider account {account.name!r}: unknown provider {account.provider!r}") from None
+        if account.provider == EGASMSGateway.slug and (account.config or {}).get("SmsResource") == test_sms:
+            config = {**account.config, "GateUrl": base_url}
+            for key, value in DEMO_EGA_CREDENTIALS.items():
+                config[key] = config.get(key) or value
+            account.config = config
+            account.save(update_fields=["config", "updated_at"])
+        elif provider.delivers_sms:
+            raise CommandError(
+                f"provider account {account.name!r} ({account.provider}) would send real SMS to demo families; "
+                "the demo only sends through the fake eGA gateway (test_sms). Disable that account first."
+            )
+    return accounts
+
+
+def text_folder(accounts: list[ProviderAccount]) -> Path | None:
+    for account in accounts:
+        if account.provider == TextNotificationProvider.slug:
+            return destination(str((account.config or {}).get("DestinationFolder", "sent_notification")))
+    return None
 
 
 class Command(BaseCommand):
-    help = "The embedded demo: migrate the database, load the demo scheme and show what is there."
+    help = (
+        "The embedded demo: migrate, load the demo scheme, enable all six notification types, send one full cycle "
+        "for the day through the fake eGA gateway (test_sms, served in this process) and print what happened."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--date", help="Run as of this day (YYYY-MM-DD); default: today in TIME_ZONE.")
+        parser.add_argument("--families", type=int, default=300, help="Demo families to load (first run only).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        run_date = parse_date(options["date"])
         database = settings.DATABASES["default"]
         self.stdout.write(f"Database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
         self.stdout.write(
             f"Broker:   {settings.CELERY_BROKER_URL}{' (embedded, in-process)' if settings.EMBEDDED_BROKER else ''}"
         )
         call_command("migrate", verbosity=0, interactive=False)
-        demo_args = ["--date", options["date"]] if options["date"] else []
+        demo_args = ["--families", str(options["families"])]
+        if options["date"]:
+            demo_args += ["--date", options["date"]]
         call_command("load_demo", *demo_args, stdout=self.stdout)
+
+        # For this process only: every type on, and the fake gateway answering.
+        settings.NOTIFIER = {**settings.NOTIFIER, "eligibleNotificationTypes": dict.fromkeys(NOTIFICATION_TYPES, True)}
+        settings.NOTIFIER_ENABLE_TEST_SMS = True
+        received_before = FakeGatewayMessage.objects.count()
+        with local_web_server() as base_url:
+            accounts = point_accounts_at(base_url)
+            self.stdout.write(f"Fake eGA gateway: {base_url}{reverse('notifier:test_sms')} (in this process)")
+            self.stdout.write("Sending one full cycle, all six types enabled...")
+            notifier_log = logging.getLogger("notifier")
+            level = notifier_log.level
+            if options["verbosity"] < 2:  # a line per message would bury the table
+                notifier_log.setLevel(logging.WARNING)
+            try:
+                cycles = run_cycle(run_date)
+            except CycleSkipped as exc:
+                raise CommandError(str(exc)) from None
+            finally:
+                notifier_log.setLevel(level)
+        self.stdout.write("")
+        self.stdout.write(f"Notifications for {cycles[0].detection.run_date if cycles else run_date}:")
+        for line in cycle_table(cycles):
+            self.stdout.write("  " + line)
+        self.where_to_look(accounts, FakeGatewayMessage.objects.count() - received_before)
+
+    def where_to_look(self, accounts: list[ProviderAccount], received: int) -> None:
+        self.stdout.write("")
+        self.stdout.write("Where to look (start the admin with `manage.py createsuperuser` and `manage.py runserver`):")
+        self.stdout.write(f"  outbox and delivery attempts    {ADMIN}/outbox/")
+        self.stdout.write(f"  why each policy was (not) sent  {ADMIN}/decision/")
+        self.stdout.write(
+            f"  what the fake gateway got       {ADMIN}/fakegatewaymessage/  ({received} message(s) this run)"
+        )
+        folder = text_folder(accounts)
+        if folder is not None:
+            files = len(list(folder.glob("*.txt"))) if folder.is_dir() else 0
+            self.stdout.write(
+                f"  text provider audit copies      {folder}  ({files} file(s), one per delivered message)"
+            )
+        self.stdout.write(f"  the database                    {settings.DATABASES['default']['NAME']}")

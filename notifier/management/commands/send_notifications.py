@@ -3,10 +3,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifier.config import NOTIFICATION_TYPES
+from notifier.cycle import CycleSkipped, cycle_table, run_cycle
 from notifier.detection import CandidateDecision, DetectionResult, run_all_detection
+from notifier.tasks import enqueue_delivery
 
 
 def parse_date(value: str | None, option: str = "--date") -> dt.date | None:
@@ -53,6 +56,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         run_date = parse_date(options["date"])
         dry_run: bool = options["dry_run"]
+        if not dry_run and settings.EMBEDDED_BROKER:
+            self.run_in_process(run_date, options["types"])
+            return
         observer = self._print_decision if dry_run else None
         results = run_all_detection(run_date, types=options["types"], dry_run=dry_run, observer=observer)
         if not results:
@@ -67,13 +73,28 @@ class Command(BaseCommand):
             self.deliver([outbox_id for result in results for outbox_id in result.queued_outbox_ids])
 
     def deliver(self, outbox_ids: list[int]) -> None:
-        """DELIVERY HOOK (issue 6 wires it): hand the freshly queued outbox ids to delivery.
+        """With a broker: hand the ids this invocation queued to the workers, in chunks, after commit.
 
-        Called once, after every detection transaction has committed, with the ids this invocation queued (rows
-        another run queued are that run's to deliver; the sweeper picks up anything left pending). Until delivery
-        lands, the rows stay `pending` in the outbox.
+        Rows another run queued are that run's to deliver; the sweeper picks up anything left pending.
         """
-        self.stdout.write(f"Delivery not wired yet: {len(outbox_ids)} outbox row(s) left pending.")
+        chunks = enqueue_delivery(outbox_ids)
+        self.stdout.write(f"Handed {len(outbox_ids)} outbox row(s) to the workers in {chunks} delivery task(s).")
+
+    def run_in_process(self, run_date: dt.date | None, types: list[str] | None) -> None:
+        """No broker (embedded mode): detection and delivery here, one after the other, under the dispatcher lock."""
+        try:
+            cycles = run_cycle(run_date, types=types)
+        except CycleSkipped as exc:
+            raise CommandError(str(exc)) from None
+        if not cycles:
+            self.stdout.write("No notification type is enabled (eligibleNotificationTypes); nothing to detect.")
+            return
+        self.stdout.write(f"Detection and delivery in this process (no broker) for {cycles[0].detection.run_date}:")
+        for cycle in cycles:
+            self.stdout.write("  " + describe(cycle.detection))
+        self.stdout.write(f"Total queued: {sum(cycle.detection.queued for cycle in cycles)}")
+        for line in cycle_table(cycles):
+            self.stdout.write(line)
 
     def _print_decision(self, decision: CandidateDecision) -> None:
         what = decision.outcome if not decision.reason else f"{decision.outcome} ({decision.reason})"

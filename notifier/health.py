@@ -1,0 +1,126 @@
+"""GET /api/policy_notification/health/: database, broker, and the beat heartbeat (200 healthy, 503 with reasons).
+
+The heartbeat is judged against the schedule, not a fixed age: once the last scheduled hour is more than
+NOTIFIER_HEARTBEAT_GRACE_SECONDS behind us, a dispatcher run must have completed since that hour. So a beat that
+stopped at noon is noticed at noon plus the grace, not only the next morning.
+`?checks=database,broker` limits the verdict to those checks (a container probe that must not depend on beat).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from notifier.locks import redis_client
+from notifier.models import DispatcherRun
+from notifier.schedule import ScheduleError, derive_schedule
+
+
+@dataclass
+class Check:
+    ok: bool
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, **({"reason": self.reason} if self.reason else {}), **self.details}
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+def check_database() -> Check:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        return Check(False, f"database unreachable ({_error(exc)})")
+    return Check(True, details={"vendor": connection.vendor})
+
+
+def check_broker() -> Check:
+    details: dict[str, Any] = {}
+    if settings.EMBEDDED_BROKER:
+        details["broker"] = "embedded (in-process)"
+    else:
+        from kombu import Connection
+
+        try:
+            with Connection(settings.CELERY_BROKER_URL, connect_timeout=3) as broker:
+                broker.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=3)
+        except Exception as exc:
+            return Check(False, f"broker unreachable ({_error(exc)})")
+        details["broker"] = "reachable"
+    client = redis_client()
+    if client is None:
+        details["redis"] = "not configured (in-process locks)"
+    else:
+        try:
+            client.ping()
+        except Exception as exc:
+            return Check(False, f"redis unreachable ({_error(exc)})", details)
+        finally:
+            client.close()
+        details["redis"] = "reachable"
+    return Check(True, details=details)
+
+
+def check_beat(now: dt.datetime | None = None) -> Check:
+    now = now or timezone.now()
+    tz = ZoneInfo(settings.TIME_ZONE)
+    try:
+        schedule = derive_schedule()
+    except ScheduleError as exc:
+        return Check(False, f"schedule misconfigured ({exc})")
+    grace = dt.timedelta(seconds=settings.NOTIFIER_HEARTBEAT_GRACE_SECONDS)
+    due_since = schedule.last_tick_before(now - grace, tz)
+    details: dict[str, Any] = {"hours": list(schedule.hours), "timezone": tz.key, "due_since": due_since.isoformat()}
+    try:
+        last = (
+            DispatcherRun.objects.filter(completed_at__isnull=False)
+            .order_by("-completed_at")
+            .only("completed_at")
+            .first()
+        )
+    except Exception as exc:
+        return Check(False, f"dispatcher runs unreadable ({_error(exc)})", details)
+    if last is None or last.completed_at is None:
+        return Check(False, "no dispatcher run has completed yet", details)
+    age = now - last.completed_at
+    details.update(last_completed_at=last.completed_at.isoformat(), age_seconds=int(age.total_seconds()))
+    if last.completed_at < due_since:
+        return Check(False, f"no dispatcher run completed since the run due at {due_since:%Y-%m-%d %H:%M %Z}", details)
+    return Check(True, details=details)
+
+
+CHECKS: dict[str, Callable[[], Check]] = {"database": check_database, "broker": check_broker, "beat": check_beat}
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    requested = request.GET.get("checks", "")
+    names = [name.strip() for name in requested.split(",") if name.strip()] or list(CHECKS)
+    unknown = [name for name in names if name not in CHECKS]
+    if unknown:
+        return JsonResponse(
+            {"error": f"checks: unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}"}, status=400
+        )
+    results = {name: CHECKS[name]() for name in names}
+    reasons = [f"{name}: {result.reason}" for name, result in results.items() if not result.ok]
+    body = {
+        "status": "unhealthy" if reasons else "healthy",
+        "reasons": reasons,
+        "checks": {name: result.as_dict() for name, result in results.items()},
+    }
+    return JsonResponse(body, status=503 if reasons else 200)

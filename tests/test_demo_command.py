@@ -1,0 +1,66 @@
+"""The README's run command on a bare machine: SQLite under a fresh var dir, no broker, no Redis, no PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from notifier.config import NOTIFICATION_TYPES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_demo(var_dir: Path) -> str:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "NOTIFIER_CONFIG"}
+    }
+    environment["NOTIFIER_VAR_DIR"] = str(var_dir)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "demo", "--families", "120"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in output.splitlines():
+        fields = line.split()
+        if fields and (fields[0] in NOTIFICATION_TYPES or fields[0] == "total"):
+            rows[fields[0]] = fields[1:]
+    return rows
+
+
+@pytest.mark.slow
+def test_it_sends_every_enabled_type_on_a_fresh_var_dir_without_postgres_or_redis(tmp_path):
+    output = run_demo(tmp_path)
+    assert f"Database: sqlite3 {tmp_path / 'notifier.sqlite3'}" in output
+    assert "Broker:   memory:// (embedded, in-process)" in output
+    rows = table_rows(output)
+    assert set(rows) == {*NOTIFICATION_TYPES, "total"}
+    for notification_type in NOTIFICATION_TYPES:
+        queued, sent, retry, failed, unknown = (int(value) for value in rows[notification_type][:5])
+        assert sent > 0, f"{notification_type}: nothing sent\n{output}"
+        assert (queued, retry, failed, unknown) == (sent, 0, 0, 0), f"{notification_type}\n{output}"
+    total_sent = int(rows["total"][1])
+    assert f"({total_sent} message(s) this run)" in output
+    assert "/admin/notifier/outbox/" in output
+    copies = sorted((tmp_path / "sent_notification").glob("outbox-*.txt"))
+    assert len(copies) == total_sent
+    assert f"({total_sent} file(s), one per delivered message)" in output
+
+    # Run again on the same var dir: the scheme is kept, nothing is sent twice.
+    again = table_rows(run_demo(tmp_path))
+    assert again["total"][:2] == ["0", "0"]

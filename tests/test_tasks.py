@@ -1,0 +1,212 @@
+"""The tasks in the embedded mode (memory broker, eager): the same code a worker runs, in this process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterator
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from notifier import tasks
+from notifier.config import NOTIFICATION_TYPES
+from notifier.demo import load_demo
+from notifier.detection import run_all_detection
+from notifier.locks import dispatcher_lock
+from notifier.models import DispatcherRun, Outbox
+from tests.baseline import restore_migration_data
+from tests.fake_ega import FakeEGAGateway, ega_account
+
+ALL_TYPES = dict.fromkeys(NOTIFICATION_TYPES, True)
+# Committed transactions, so that delivery really is enqueued on commit as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeEGAGateway]:
+    server = FakeEGAGateway()
+    ega_account(server)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def embedded(settings):
+    assert settings.CELERY_TASK_ALWAYS_EAGER, "these tests run the tasks in-process (no CELERY_BROKER_URL)"
+    settings.REDIS_URL = ""  # in-process locks, breaker and rate limit, as in the embedded mode
+    settings.NOTIFIER = {**settings.NOTIFIER, "eligibleNotificationTypes": ALL_TYPES, "rate_limit_per_second": 1000.0}
+
+
+@pytest.fixture
+def scheme(embedded) -> dt.date:
+    restore_migration_data()
+    today = timezone.localdate()
+    load_demo(today=today, families=42, seed=3)
+    return today
+
+
+def test_it_runs_a_whole_cycle_from_the_dispatcher(scheme, gateway):
+    outcome = tasks.send_notification_messages(scheme.isoformat())
+    assert outcome["skipped"] is False
+    assert sorted(outcome["types"]) == sorted(NOTIFICATION_TYPES)
+    assert outcome["errors"] == 0
+    rows = Outbox.objects.all()
+    assert rows.count() > 0
+    assert set(rows.values_list("status", flat=True)) == {Outbox.Status.SENT}
+    assert set(rows.values_list("notification_type", flat=True)) == set(NOTIFICATION_TYPES)
+    assert sorted(gateway.counts().elements()) == sorted(
+        (recipient.lstrip("+"), text) for recipient, text in rows.values_list("recipient", "text")
+    )
+    run = DispatcherRun.objects.get()
+    assert run.completed_at is not None
+    assert run.run_date == scheme
+    assert sorted(run.notification_types) == sorted(NOTIFICATION_TYPES)
+
+
+def test_it_sends_nothing_more_when_the_dispatcher_runs_again(scheme, gateway):
+    tasks.send_notification_messages(scheme.isoformat())
+    sent = sum(gateway.counts().values())
+    second = tasks.send_notification_messages(scheme.isoformat())
+    assert second["skipped"] is False
+    assert sum(gateway.counts().values()) == sent
+    assert DispatcherRun.objects.filter(completed_at__isnull=False).count() == 2
+
+
+def test_it_skips_a_dispatcher_run_while_another_holds_the_lock(scheme, gateway):
+    holder = dispatcher_lock()
+    assert holder.acquire()
+    try:
+        assert tasks.send_notification_messages(scheme.isoformat()) == {"skipped": True}
+    finally:
+        holder.release()
+    assert not DispatcherRun.objects.exists()
+    assert not Outbox.objects.exists()
+    assert tasks.send_notification_messages(scheme.isoformat())["skipped"] is False
+
+
+def test_it_dispatches_only_enabled_types(scheme, gateway, settings):
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "eligibleNotificationTypes": {**dict.fromkeys(NOTIFICATION_TYPES, False), "expiration_of_policy": True},
+    }
+    outcome = tasks.send_notification_messages(scheme.isoformat())
+    assert outcome["types"] == ["expiration_of_policy"]
+    assert set(Outbox.objects.values_list("notification_type", flat=True)) == {"expiration_of_policy"}
+
+
+def test_it_refuses_an_unknown_notification_type(embedded):
+    with pytest.raises(ValueError, match="notification_type: unknown type 'birthday'"):
+        tasks.detect_notifications("birthday", "2026-11-28")
+
+
+def test_it_enqueues_delivery_in_chunks_after_commit(scheme, gateway, settings):
+    settings.NOTIFIER_DELIVERY_CHUNK_SIZE = 3
+    run_all_detection(scheme)
+    ids = list(Outbox.objects.order_by("id").values_list("id", flat=True)[:7])
+    with transaction.atomic():
+        assert tasks.enqueue_delivery(ids) == 3
+        assert not Outbox.objects.filter(status=Outbox.Status.SENT).exists()  # nothing runs before the commit
+    assert set(Outbox.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Outbox.Status.SENT}
+    assert sum(gateway.counts().values()) == 7
+
+
+def test_it_requeues_pending_rows_whose_task_was_lost(scheme, gateway, settings):
+    settings.NOTIFIER_SWEEP_GRACE_SECONDS = 600
+    with time_machine.travel(timezone.now() - dt.timedelta(hours=1), tick=True):
+        results = run_all_detection(scheme)  # queued, but no delivery task ever enqueued: "lost"
+    queued = sum(result.queued for result in results)
+    assert queued > 0
+    outcome = tasks.sweep_outbox()
+    assert outcome == {"skipped": False, "requeued": queued, "chunks": outcome["chunks"], "abandoned": 0}
+    assert set(Outbox.objects.values_list("status", flat=True)) == {Outbox.Status.SENT}
+    assert sum(gateway.counts().values()) == queued
+    assert tasks.sweep_outbox()["requeued"] == 0
+
+
+def test_it_leaves_a_fresh_pending_row_to_its_own_task(scheme, gateway, settings):
+    settings.NOTIFIER_SWEEP_GRACE_SECONDS = 600
+    run_all_detection(scheme)  # just queued: its delivery task may still be in the queue
+    assert tasks.sweep_outbox()["requeued"] == 0
+    assert set(Outbox.objects.values_list("status", flat=True)) == {Outbox.Status.PENDING}
+    assert sum(gateway.counts().values()) == 0
+
+
+def test_it_requeues_a_due_retry_and_a_resent_row_without_waiting_for_the_grace(scheme, gateway, settings):
+    settings.NOTIFIER_SWEEP_GRACE_SECONDS = 600
+    run_all_detection(scheme)
+    now = timezone.now()
+    retry, resent, fresh = Outbox.objects.order_by("id")[:3]
+    Outbox.objects.filter(pk=retry.pk).update(attempts=1, next_attempt_at=now - dt.timedelta(seconds=5))
+    Outbox.objects.filter(pk=resent.pk).update(requeued_at=now, next_attempt_at=now)
+    Outbox.objects.filter(pk=fresh.pk).update(next_attempt_at=now + dt.timedelta(minutes=5))
+    assert tasks.lost_outbox_ids(100, timezone.now()) == [retry.pk, resent.pk]
+    assert tasks.sweep_outbox()["requeued"] == 2
+    assert Outbox.objects.get(pk=retry.pk).status == Outbox.Status.SENT
+    assert Outbox.objects.get(pk=resent.pk).status == Outbox.Status.SENT
+    assert Outbox.objects.get(pk=fresh.pk).status == Outbox.Status.PENDING
+
+
+def test_it_marks_a_send_abandoned_by_a_dead_worker_unknown_and_never_resends_it(scheme, gateway, settings):
+    settings.NOTIFIER_SENDING_STALE_SECONDS = 900
+    run_all_detection(scheme)
+    now = timezone.now()
+    abandoned, in_flight = Outbox.objects.order_by("id")[:2]
+    Outbox.objects.filter(pk=abandoned.pk).update(status=Outbox.Status.SENDING, claimed_at=now - dt.timedelta(hours=1))
+    Outbox.objects.filter(pk=in_flight.pk).update(status=Outbox.Status.SENDING, claimed_at=now)
+    Outbox.objects.exclude(pk__in=[abandoned.pk, in_flight.pk]).delete()
+    outcome = tasks.sweep_outbox()
+    assert outcome["abandoned"] == 1
+    assert outcome["requeued"] == 0
+    assert Outbox.objects.get(pk=abandoned.pk).status == Outbox.Status.UNKNOWN
+    assert Outbox.objects.get(pk=in_flight.pk).status == Outbox.Status.SENDING
+    assert sum(gateway.counts().values()) == 0
+
+
+def test_it_skips_a_sweep_while_another_sweeps(embedded):
+    from notifier.locks import NonBlockingLock
+
+    holder = NonBlockingLock("sweeper", 60)
+    assert holder.acquire()
+    try:
+        assert tasks.sweep_outbox() == {"skipped": True}
+    finally:
+        holder.release()
+
+
+def test_it_detects_and_delivers_in_one_process_without_a_broker(scheme, gateway):
+    out = io.StringIO()
+    call_command("send_notifications", "--date", scheme.isoformat(), stdout=out)
+    output = out.getvalue()
+    assert "Detection and delivery in this process (no broker)" in output
+    sent = Outbox.objects.filter(status=Outbox.Status.SENT).count()
+    assert sent == Outbox.objects.count() > 0
+    assert sum(gateway.counts().values()) == sent
+    total = next(line for line in output.splitlines() if line.startswith("total "))
+    assert total.split()[1:3] == [str(sent), str(sent)]  # queued, sent
+    assert DispatcherRun.objects.filter(completed_at__isnull=False).count() == 1
+
+
+def test_it_refuses_to_run_in_process_while_the_dispatcher_runs(scheme, gateway):
+    holder = dispatcher_lock()
+    assert holder.acquire()
+    try:
+        with pytest.raises(CommandError, match="another dispatcher run is in progress"):
+            call_command("send_notifications", stdout=io.StringIO())
+    finally:
+        holder.release()
+    assert not Outbox.objects.exists()
+
+
+def test_it_hands_the_rows_to_the_workers_when_a_broker_is_configured(scheme, gateway, settings):
+    settings.EMBEDDED_BROKER = False  # the command then only enqueues; eager mode runs the tasks right here
+    settings.NOTIFIER_DELIVERY_CHUNK_SIZE = 10
+    out = io.StringIO()
+    call_command("send_notifications", "--date", scheme.isoformat(), stdout=out)
+    queued = Outbox.objects.count()
+    assert f"Handed {queued} outbox row(s) to the workers in {-(-queued // 10)} delivery task(s)." in out.getvalue()
+    assert Outbox.objects.filter(status=Outbox.Status.SENT).count() == queued
