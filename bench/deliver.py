@@ -368,12 +368,12 @@ def benchmark(
             bench_cpu_before, machine_before = cpu_seconds(), _machine_busy_seconds()
             size = chunk_size()
             enqueued_at: dict[int, float] = {}
-            with app.connection_for_write(broker_url) as broker:
+            with app.connection_for_write(broker_url) as broker, broker.Producer() as producer:
                 started = time.time()
                 for start in range(0, len(ids), size):
                     chunk = ids[start : start + size]
                     moment = time.time()
-                    deliver_outbox_chunk.apply_async(args=[chunk], queue=queue, connection=broker)
+                    deliver_outbox_chunk.apply_async(args=(chunk,), queue=queue, producer=producer)
                     for outbox_id in chunk:
                         enqueued_at[outbox_id] = moment
             enqueue_seconds = time.time() - started
