@@ -336,7 +336,9 @@ def benchmark(
     *,
     broker_url: str | None = None,
     day: dt.date | None = None,
+    enqueue_rate: float | None = None,
 ) -> dict[str, Any]:
+    """Deliver `messages` rows; `enqueue_rate` (messages per second) paces the enqueueing, default all at once."""
     from django.conf import settings
     from django.db import connection
     from django.utils import timezone
@@ -372,6 +374,8 @@ def benchmark(
                 started = time.time()
                 for start in range(0, len(ids), size):
                     chunk = ids[start : start + size]
+                    if enqueue_rate:  # the chunk's turn: as many messages before it as the rate allows by now
+                        time.sleep(max(0.0, started + start / enqueue_rate - time.time()))
                     moment = time.time()
                     deliver_outbox_chunk.apply_async(args=(chunk,), queue=queue, producer=producer)
                     for outbox_id in chunk:
@@ -419,6 +423,7 @@ def benchmark(
         "messages": messages,
         "concurrency": concurrency,
         "chunk_size": size,
+        "enqueue_rate": enqueue_rate,
         "timed_out": timed_out,
         "enqueue_seconds": round(enqueue_seconds, 3),
         "seconds": round(elapsed, 3),
@@ -444,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=4, help="worker processes (prefork pool)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed for the delivery")
+    parser.add_argument(
+        "--enqueue-rate", type=float, help="enqueue at this many messages per second (default: all at once)"
+    )
     parser.add_argument("--json", help="write the result here (default bench/results/deliver.json)")
     args = parser.parse_args(argv)
     if args.messages < 1:
@@ -452,17 +460,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--concurrency: must be at least 1")
     if args.timeout <= 0:
         parser.error("--timeout: must be positive")
+    if args.enqueue_rate is not None and args.enqueue_rate <= 0:
+        parser.error("--enqueue-rate: must be positive")
     redis_url = os.environ.get("REDIS_URL", "")
     if not redis_url:
         parser.error("REDIS_URL: set it (e.g. redis://127.0.0.1:6379/7); the workers need Redis")
     os.environ.setdefault("CELERY_BROKER_URL", redis_url)
     setup_django()
 
-    result = benchmark(args.messages, args.concurrency, args.timeout)
+    result = benchmark(args.messages, args.concurrency, args.timeout, enqueue_rate=args.enqueue_rate)
+    pace = f"at {args.enqueue_rate:g} msg/s" if args.enqueue_rate else "all at once"
     print(
         f"{result['gateway_received']:,}/{result['messages']:,} messages in {result['seconds']:.2f} s: "
         f"{result['messages_per_second']} msg/s with {result['concurrency']} worker processes "
-        f"(chunks of {result['chunk_size']}); CPU per message: workers {result['worker_cpu_ms_per_message']} ms, "
+        f"(chunks of {result['chunk_size']}, enqueued {pace}); "
+        f"CPU per message: workers {result['worker_cpu_ms_per_message']} ms, "
         f"bench process (gateway) {result['bench_process_cpu_ms_per_message']} ms, "
         f"whole machine {result['machine_cpu_ms_per_message']} ms"
     )
