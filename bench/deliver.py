@@ -447,7 +447,9 @@ def benchmark(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Delivery benchmark: Celery workers on Redis to a fake eGA gateway.")
     parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=4, help="worker processes (prefork pool)")
+    parser.add_argument(
+        "--concurrency", type=int, default=os.cpu_count() or 2, help="worker processes (prefork pool); default: CPUs"
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed for the delivery")
     parser.add_argument(
         "--enqueue-rate", type=float, help="enqueue at this many messages per second (default: all at once)"
