@@ -494,8 +494,13 @@ def _print(result: dict[str, Any]) -> None:
             f"{baseline['window_queries']} queries"
         )
     print(
-        f"speedup:  {result['speedup']}x against the same-day baseline, {result['speedup_same_coverage']}x against "
-        f"the baseline covering the same windows; corrected same-day sets agree: {result['all_agree']}"
+        f"speedup:  {result['speedup']}x against the same-day baseline"
+        + (
+            f", {result['speedup_same_coverage']}x against the baseline covering the same windows"
+            if result["speedup_same_coverage"] is not None
+            else ""
+        )
+        + f"; corrected same-day sets agree: {result['all_agree']}"
     )
     header = f"{'type':<27}{'window':>24}{'queued':>8}{'skipped':>9}{'same-day ours/base':>20}{'upstream':>10}"
     print(header)
