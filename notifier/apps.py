@@ -35,10 +35,13 @@ class NotifierConfig(AppConfig):
 
     def ready(self) -> None:
         from notifier import handlers  # noqa: F401 - connects the family mutation receivers
+        from notifier.config import ConfigError
+        from notifier.providers import check_provider_config
         from notifier.schedule import ScheduleError, derive_schedule
 
-        try:  # a bad schedule stops the process at start-up, naming the key
+        try:  # a bad schedule or provider entry stops the process at start-up, naming the key
             derive_schedule()
-        except ScheduleError as exc:
+            check_provider_config()
+        except (ScheduleError, ConfigError) as exc:
             raise ImproperlyConfigured(str(exc)) from None
         post_migrate.connect(_sync_schedule_after_migrate, sender=self, dispatch_uid="notifier.sync_schedule")

@@ -39,7 +39,7 @@ def run_cycle(run_date: dt.date | None = None, *, types: list[str] | None = None
         raise CycleSkipped("another dispatcher run is in progress (it holds the dispatcher lock); nothing done")
     try:
         run_date = run_date or timezone.localdate()
-        run = DispatcherRun.objects.create(run_date=run_date)
+        run = DispatcherRun.begin(run_date)
         cycles = []
         for result in run_all_detection(run_date, types=types):
             cycle = TypeCycle(detection=result)

@@ -7,11 +7,13 @@ Used by eligibility modes, detection, the report and delivery alike, so "has a p
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 
 import phonenumbers
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from notifier.models import Family, FamilyPhone, Insuree
@@ -97,6 +99,23 @@ def refresh_family_phones(family_ids: Iterable[int] | None = None) -> int:
             FamilyPhone.objects.bulk_create(batch)
             written += len(batch)
     return written
+
+
+def refresh_changed_family_phones(since: datetime | None) -> int:
+    """Catch up FamilyPhone with insuree changes made outside this service (openIMIS itself writes tblInsuree).
+
+    openIMIS stamps ValidityFrom on a changed current row and ValidityTo on the history row or a retired one, so
+    the families with such a stamp since `since` are the ones to recompute. None (the first run) recomputes all.
+    """
+    if since is None:
+        return refresh_family_phones()
+    changed = (
+        Insuree.objects.filter(Q(validity_from__gte=since) | Q(validity_to__gte=since), family_id__isnull=False)
+        .values_list("family_id", flat=True)
+        .distinct()
+    )
+    family_ids = list(changed)
+    return refresh_family_phones(family_ids) if family_ids else 0
 
 
 def family_phone(family: Family) -> str | None:

@@ -72,7 +72,7 @@ def send_notification_messages(run_date_iso: str | None = None) -> dict[str, Any
     try:
         run_date = dt.date.fromisoformat(run_date_iso) if run_date_iso else timezone.localdate()
         types = enabled_types()
-        run = DispatcherRun.objects.create(run_date=run_date, notification_types=types)
+        run = DispatcherRun.begin(run_date, types)
         errors = []
         for notification_type in types:
             try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from notifier.config import ConfigError, load_from_environment, parse_config
+from notifier.providers import check_provider_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +49,6 @@ def test_it_merges_a_partial_provider_override_with_the_defaults() -> None:
             "'eligibleNotificationTypes.activation_of_policy'",
         ),
         ({"eligibleNotificationTypes": {"renewal": True}}, "'eligibleNotificationTypes.renewal': unknown key"),
-        ({"providers": {"eGASMSGateway": {"Gateurl": "x"}}}, "providers.eGASMSGateway: 'Gateurl': unknown key"),
         ({"trigger_first_call_hour": 21}, "trigger_first_call_hour must not be after trigger_last_call_hour"),
         ({"reminder_before_expiry_days": 0}, "'reminder_before_expiry_days'"),
     ],
@@ -72,10 +72,37 @@ def test_it_reads_overrides_from_the_environment(tmp_path: Path) -> None:
         load_from_environment({"NOTIFIER_CONFIG_FILE": str(tmp_path / "missing.json")})
 
 
-def test_it_stops_the_process_at_start_up_on_a_bad_key() -> None:
-    env = {**os.environ, "NOTIFIER_CONFIG": '{"reminder_before_expiry_dayz": 5}'}
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"reminder_before_expiry_dayz": 5}, "'reminder_before_expiry_dayz': unknown key"),
+        ({"providers": {"eGASMSGateway": {"Gateurl": "x"}}}, "'providers.eGASMSGateway'"),
+        ({"providers": {"NoSuchGateway": {}}}, "'providers.NoSuchGateway': unknown provider"),
+    ],
+)
+def test_it_stops_the_process_at_start_up_on_a_bad_key(raw: dict[str, object], named: str) -> None:
+    env = {**os.environ, "NOTIFIER_CONFIG": json.dumps(raw)}
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0
-    assert "'reminder_before_expiry_dayz': unknown key" in result.stderr
+    assert named in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("providers", "named"),
+    [
+        ({"eGASMSGateway": {"Gateurl": "x"}}, "'providers.eGASMSGateway': Gateurl: unknown field"),
+        ({"eGASMSGateway": {"HeaderKeys": "A,B"}}, "'providers.eGASMSGateway'"),
+        ({"TextNotificationProvider": {"DestinationFolder": 3}}, "DestinationFolder"),
+    ],
+)
+def test_it_validates_provider_entries_with_their_provider_class(providers: dict[str, object], named: str) -> None:
+    merged = parse_config({"providers": providers}).providers
+    with pytest.raises(ConfigError) as excinfo:
+        check_provider_config(merged)
+    assert named in str(excinfo.value)
+
+
+def test_it_accepts_the_seed_provider_defaults() -> None:
+    check_provider_config(parse_config({}).providers)

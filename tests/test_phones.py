@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from notifier import services
-from notifier.models import Family, FamilyPhone, Insuree
+from notifier.models import DispatcherRun, Family, FamilyPhone, Insuree
 from notifier.phones import family_phone, normalize_phone, pick_family_phone, refresh_family_phones
 
 
@@ -92,3 +95,28 @@ def test_it_refreshes_family_phones_after_a_member_changes(make_family: Callable
     refresh_family_phones([family.pk])
     assert family_phone(family) == "+255712000111"
     assert refresh_family_phones() == FamilyPhone.objects.count()
+
+
+def test_it_catches_up_phones_changed_outside_the_service_at_the_next_dispatcher_run(
+    make_family: Callable[..., Family],
+) -> None:
+    """openIMIS writes tblInsuree itself (no signal reaches us): the next run recomputes the families it touched."""
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        silent = make_family(head_phone=None)
+        retired = make_family(head_phone="0712345678")
+        untouched = make_family(head_phone="0754111222")
+        DispatcherRun.begin(timezone.localdate())
+    with time_machine.travel(start + dt.timedelta(hours=1), tick=False):
+        head = Insuree.objects.get(pk=silent.head_insuree_id)
+        head.save_history()
+        head.phone = "0765432100"
+        head.save()
+        Insuree.objects.filter(family=retired).update(validity_to=timezone.now())
+        retired.retire()
+        assert family_phone(silent) is None and family_phone(retired) == "+255712345678"  # stale until the run
+    with time_machine.travel(start + dt.timedelta(hours=2), tick=False):
+        DispatcherRun.begin(timezone.localdate())
+    assert family_phone(silent) == "+255765432100"
+    assert family_phone(retired) is None
+    assert family_phone(untouched) == "+255754111222"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import IntegrityError, transaction
 
 from notifier.conf import get_config
@@ -10,7 +12,7 @@ from notifier.models import ProviderAccount
 from notifier.providers.base import Provider, ProviderConfigError, Timeouts
 from notifier.providers.registry import UnknownProviderError, find_provider, get_provider
 
-__all__ = ["account_provider", "seed_provider_accounts"]
+__all__ = ["account_provider", "check_provider_config", "seed_provider_accounts"]
 
 _PRIORITY_STEP = 10
 
@@ -24,6 +26,15 @@ def account_provider(account: ProviderAccount) -> Provider:
     """A ready provider for `account`; ProviderConfigError / UnknownProviderError name what is wrong."""
     cls = get_provider(account.provider)
     return cls(cls.parse_config(account.config or {}), _timeouts())
+
+
+def check_provider_config(providers: dict[str, dict[str, Any]] | None = None) -> None:
+    """Validate each `providers` entry with its provider class; ConfigError names the entry and the field."""
+    for name, raw in (get_config().providers if providers is None else providers).items():
+        try:
+            find_provider(name).parse_config(raw)
+        except (UnknownProviderError, ProviderConfigError) as exc:
+            raise ConfigError(f"NOTIFIER config: 'providers.{name}': {exc}") from None
 
 
 def seed_provider_accounts() -> list[ProviderAccount]:
