@@ -329,6 +329,17 @@ def database_url() -> str:
     return f"postgres://{credentials}{host}:{port}/{quote(str(database['NAME']), safe='')}"
 
 
+def _forget_queue(broker_url: str, queue: str) -> None:
+    """Leave nothing of this run's queue in Redis (kombu keeps its bindings under these keys)."""
+    import redis
+
+    client = redis.Redis.from_url(broker_url)
+    try:
+        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    finally:
+        client.close()
+
+
 def benchmark(
     messages: int,
     concurrency: int,
@@ -395,6 +406,7 @@ def benchmark(
         finally:
             app.conf.task_always_eager = eager
             workers.stop()
+            _forget_queue(broker_url, queue)
         worker_log_tail = workers.tail(10)
 
     received = list(gateway.received)
