@@ -108,7 +108,7 @@ def test_it_catches_up_phones_changed_outside_the_service_at_the_next_dispatcher
         untouched = make_family(head_phone="0754111222")
         DispatcherRun.begin(timezone.localdate())
     with time_machine.travel(start + dt.timedelta(hours=1), tick=False):
-        head = Insuree.objects.get(pk=silent.head_insuree_id)
+        head = Insuree.objects.get(pk=silent.head_insuree_id or 0)
         head.save_history()
         head.phone = "0765432100"
         head.save()
