@@ -160,7 +160,8 @@ def test_it_delivers_each_message_exactly_once_through_real_workers(settings: An
     result = deliver_bench.benchmark(90, concurrency=2, timeout=90, broker_url=settings.REDIS_URL, day=DAY)
 
     assert not result["timed_out"]
-    assert result["exactly_once"], result
+    evidence = ("gateway_received", "gateway_duplicates", "gateway_unknown_recipients", "gateway_rejected", "outcomes")
+    assert result["exactly_once"], ({key: result[key] for key in evidence}, result["worker_log_tail"])
     assert result["gateway_received"] == 90 and result["gateway_duplicates"] == 0
     assert result["outcomes"]["statuses"] == {"sent": 90}
     assert result["latency_p50_ms"] <= result["latency_p99_ms"] <= result["latency_max_ms"]

@@ -28,7 +28,6 @@ from notifier.config import NOTIFICATION_TYPES
 from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.models import DetectionRun, DispatcherRun, Outbox
-from tests.baseline import restore_migration_data
 from tests.fake_ega import FakeEGAGateway, ega_account
 from tests.processes import kill_group, subprocess_database_url, wait_for
 
@@ -65,7 +64,6 @@ def celery_client(redis_url) -> Iterator[Celery]:
 
 @pytest.fixture
 def scheme(settings) -> dt.date:
-    restore_migration_data()
     settings.NOTIFIER = {**settings.NOTIFIER, **WORKER_CONFIG}
     today = timezone.localdate()
     load_demo(today=today, families=70, seed=7)

@@ -19,7 +19,6 @@ from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.locks import dispatcher_lock
 from notifier.models import DispatcherRun, Outbox
-from tests.baseline import restore_migration_data
 from tests.fake_ega import FakeEGAGateway, ega_account
 
 ALL_TYPES = dict.fromkeys(NOTIFICATION_TYPES, True)
@@ -44,7 +43,6 @@ def embedded(settings):
 
 @pytest.fixture
 def scheme(embedded) -> dt.date:
-    restore_migration_data()
     today = timezone.localdate()
     load_demo(today=today, families=42, seed=3)
     return today
