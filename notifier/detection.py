@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import Combinable, NegatedExpression
 from django.utils import timezone
@@ -160,7 +160,7 @@ def candidate_rows(
         due_policies(notification_type, first, last, config)
         .filter(_not_queued(notification_type))
         .annotate(
-            approved=Exists(consent.filter(approval_of_sms=True)),
+            approved=Subquery(consent.values("approval_of_sms")[:1]),  # None: no consent row
             sms_language=Subquery(consent.values("language_of_sms")[:1]),
             recipient=Subquery(phone),
         )
@@ -324,9 +324,12 @@ def run_detection(
     window_start = run_date - dt.timedelta(days=config.max_delay(notification_type))
     result = DetectionResult(notification_type, run_date, window_start, run_date, dry_run=dry_run)
     if dry_run:
-        _detect(result, config, None, observer)
+        with transaction.atomic():
+            _plan_for_all_rows()
+            _detect(result, config, None, observer)
         return result
     with transaction.atomic():
+        _plan_for_all_rows()
         run = DetectionRun.objects.create(
             notification_type=notification_type, run_date=run_date, window_start=window_start, window_end=run_date
         )
@@ -341,6 +344,14 @@ def run_detection(
         run.completed_at = timezone.now()
         run.save(update_fields=["queued", "skipped", "obsolete", "completed_at"])
     return result
+
+
+def _plan_for_all_rows() -> None:
+    """Detection reads every candidate it streams: let PostgreSQL plan the server-side cursor for all rows rather
+    than for a fast first 10 % (its default for cursors), which chose plans ~4x slower on 1M policies."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
 
 
 def _detect(

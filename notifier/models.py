@@ -189,6 +189,10 @@ class Policy(VersionedModel):
             models.Index(fields=["expiry_date"], name="policy_expiry_idx"),
             models.Index(fields=["effective_date"], name="policy_effective_idx"),
             models.Index(fields=["family", "product"], name="policy_family_product_idx"),
+            # activation / renewal look for current rows that became valid in the due window
+            models.Index(
+                fields=["validity_from"], name="policy_current_from_idx", condition=models.Q(validity_to__isnull=True)
+            ),
         ]
 
     def __str__(self) -> str:
