@@ -25,8 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, router
-from django.db.models import Case, F, Field, Q, Value, When
-from django.db.models.functions import Cast
+from django.db.models import Field, Q
 from django.utils import timezone
 
 from notifier import coordination
@@ -53,6 +52,7 @@ RATE_LIMIT_MAX_WAIT_SECONDS = 5.0
 DEFAULT_FLUSH_SECONDS = 2.0  # NOTIFIER_DELIVERY_FLUSH_SECONDS: longest a chunk keeps outcomes before writing them
 _CLAIM_BATCH = 500
 _WRITE_BATCH = 100
+_INCREMENT = object()  # a row write's "attempts + 1"
 Status = Outbox.Status
 Outcome = DeliveryAttempt.Outcome
 
@@ -522,7 +522,7 @@ def _finish(
     now = timezone.now()
     values: dict[str, Any] = {"status": status, "last_error": error[:2000], "updated_at": now}
     if count_attempt:
-        values["attempts"] = F("attempts") + 1
+        values["attempts"] = _INCREMENT
     if account is not None:
         values["provider_account"] = account.pk
     if status == Status.SENT:
@@ -534,30 +534,48 @@ def _finish(
 
 
 def _write_rows(writes: dict[int, dict[str, Any]]) -> None:
-    """One UPDATE per 100 rows, each field a CASE over the rows; only rows still ours (still `sending`) change."""
+    """One UPDATE per 100 rows, each column a CASE over the row ids; only rows still ours (still `sending`) change.
+
+    Written as SQL rather than with Case/When: resolving ~10 ORM expressions per row cost more CPU than the
+    delivery itself (profile: ~1.5 ms per message).
+    """
+    if not writes:
+        return
     connection = connections[router.db_for_write(Outbox)]
+    quote = connection.ops.quote_name
+    table, id_column = quote(Outbox._meta.db_table), quote(Outbox._meta.pk.column)
+    status_column = quote(Outbox._meta.get_field("status").column)
     items = list(writes.items())
     for start in range(0, len(items), _WRITE_BATCH):
         part = items[start : start + _WRITE_BATCH]
-        names = sorted({name for _outbox_id, values in part for name in values})
-        update: dict[str, Any] = {}
-        for name in names:
+        assignments: list[str] = []
+        params: list[Any] = []
+        for name in sorted({name for _outbox_id, values in part for name in values}):
             model_field = Outbox._meta.get_field(name)
             assert isinstance(model_field, Field)
-            whens = [
-                When(pk=outbox_id, then=_expression(values[name], model_field))
-                for outbox_id, values in part
-                if name in values
-            ]
-            case: Any = Case(*whens, default=F(model_field.attname), output_field=model_field)
-            if connection.features.requires_casted_case_in_updates:
-                case = Cast(case, output_field=model_field)
-            update[model_field.attname] = case
-        Outbox.objects.filter(pk__in=[outbox_id for outbox_id, _values in part], status=Status.SENDING).update(**update)
-
-
-def _expression(value: Any, model_field: Field[Any, Any]) -> Any:
-    return value if hasattr(value, "resolve_expression") else Value(value, output_field=model_field)
+            column = quote(model_field.column)
+            # PostgreSQL types CASE branches from their parameters: say what each one is.
+            placeholder = (
+                f"CAST(%s AS {model_field.db_type(connection)})" if connection.vendor == "postgresql" else "%s"
+            )
+            branches: list[str] = []
+            for outbox_id, values in part:
+                if name not in values:
+                    continue
+                if values[name] is _INCREMENT:
+                    branches.append(f"WHEN %s THEN {column} + 1")
+                    params.append(outbox_id)
+                else:
+                    branches.append(f"WHEN %s THEN {placeholder}")
+                    params += [outbox_id, model_field.get_db_prep_save(values[name], connection)]
+            assignments.append(f"{column} = CASE {id_column} {' '.join(branches)} ELSE {column} END")
+        ids = [outbox_id for outbox_id, _values in part]
+        sql = (
+            f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608 (names from the model, values as parameters)
+            f"WHERE {id_column} IN ({', '.join(['%s'] * len(ids))}) AND {status_column} = %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *ids, Status.SENDING.value])
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ class Provider:
         # With a key, HTTP calls reuse this process's and thread's keep-alive connections for that key (an account).
         self.session_key = session_key
 
-    def http_session(self) -> requests.Session | None:
+    def http_session(self) -> PooledSession | None:
         return pooled_session(self.session_key) if self.session_key is not None else None
 
     @classmethod
@@ -175,9 +175,33 @@ def _sent_before_failure(exc: requests.ConnectionError) -> bool:
 KEEPALIVE_IDLE_SECONDS = 2.0
 
 
+class PooledSession:
+    """A requests.Session kept for its connections. What requests would read from the environment on every call
+    (proxy variables, NO_PROXY, CA bundle variables, ~/.netrc) is read once per URL instead: same outcome, without
+    scanning os.environ per message (a third of the HTTP call's CPU in the delivery profile)."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self._environment: dict[str, dict[str, Any]] = {}
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        environment = self._environment.get(url)
+        if environment is None:
+            probe = requests.Session()  # trust_env on: exactly what requests.request() would use for this URL
+            merged = probe.merge_environment_settings(url, {}, None, None, None)
+            environment = {**merged, "auth": requests.utils.get_netrc_auth(url)}
+            probe.close()
+            self._environment[url] = environment
+        return self.session.request(method, url, **environment, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()
+
+
 class _Sessions(threading.local):
     def __init__(self) -> None:
-        self.by_key: dict[Hashable, tuple[requests.Session, float]] = {}
+        self.by_key: dict[Hashable, tuple[PooledSession, float]] = {}
 
 
 _sessions = _Sessions()
@@ -192,8 +216,8 @@ def _forget_sessions_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_sessions_after_fork)
 
 
-def pooled_session(key: Hashable) -> requests.Session:
-    """This thread's requests.Session for `key` (keep-alive connections), renewed when it sat idle too long.
+def pooled_session(key: Hashable) -> PooledSession:
+    """This thread's session for `key` (keep-alive connections), renewed when it sat idle too long.
 
     Sessions are never shared between threads (requests does not promise thread safety) nor across fork.
     """
@@ -202,15 +226,9 @@ def pooled_session(key: Hashable) -> requests.Session:
     if found is not None and now - found[1] > KEEPALIVE_IDLE_SECONDS:
         found[0].close()
         found = None
-    session = found[0] if found is not None else requests.Session()
+    session = found[0] if found is not None else PooledSession()
     _sessions.by_key[key] = (session, now)
     return session
-
-
-def close_pooled_sessions() -> None:
-    for session, _used in _sessions.by_key.values():
-        session.close()
-    _sessions.by_key.clear()
 
 
 def http_request(
@@ -220,7 +238,7 @@ def http_request(
     body: bytes | None,
     headers: Mapping[str, str],
     timeouts: Timeouts,
-    session: requests.Session | None = None,
+    session: PooledSession | None = None,
 ) -> requests.Response:
     """One HTTP call with connect and read timeouts, its network failures mapped onto the three error kinds.
 
