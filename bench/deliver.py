@@ -76,7 +76,10 @@ class FakeGateway:
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"  # one request per connection, as the providers make them
+            protocol_version = "HTTP/1.1"  # keep-alive: a worker sends a chunk over one connection
+            # Headers and body leave in two writes: without TCP_NODELAY the body waits for the client's delayed
+            # ACK (40 ms) on a kept-alive connection. Production web servers set it too (nginx tcp_nodelay).
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 arrived = time.time()

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from notifier.delivery import deliver
+from notifier.delivery import deliver_chunk
 from notifier.detection import DetectionResult, run_all_detection
 from notifier.locks import dispatcher_lock
 from notifier.models import DispatcherRun
+from notifier.tasks import chunk_size
 
 
 class CycleSkipped(RuntimeError):
@@ -43,8 +44,9 @@ def run_cycle(run_date: dt.date | None = None, *, types: list[str] | None = None
         cycles = []
         for result in run_all_detection(run_date, types=types):
             cycle = TypeCycle(detection=result)
-            for outbox_id in result.queued_outbox_ids:
-                cycle.delivered[deliver(outbox_id)] += 1
+            ids, size = result.queued_outbox_ids, chunk_size()
+            for start in range(0, len(ids), size):
+                cycle.delivered.update(deliver_chunk(ids[start : start + size]).values())
             cycles.append(cycle)
         run.notification_types = [cycle.notification_type for cycle in cycles]
         run.completed_at = timezone.now()
@@ -54,7 +56,7 @@ def run_cycle(run_date: dt.date | None = None, *, types: list[str] | None = None
         lock.release()
 
 
-# deliver() status -> column: "pending" means a retry is scheduled, "skipped" that another process claimed the row.
+# deliver_chunk() status -> column: "pending" means a retry is scheduled, "skipped" that another process claimed it.
 DELIVERY_COLUMNS = {
     "sent": "sent",
     "pending": "retry",

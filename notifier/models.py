@@ -347,6 +347,12 @@ class Outbox(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    send_started_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set just before the first provider call of a delivery; a row a dead worker left `sending` "
+        "without it was never tried and is queued again, with it its outcome is unknown.",
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     requeued_at = models.DateTimeField(
         null=True, blank=True, help_text="When an operator last resent it; earlier permanent failures no longer count."

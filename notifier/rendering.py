@@ -165,11 +165,18 @@ def language_candidates(code: str | None) -> list[str]:
 
 def choose_template(notification_type: str, language: str | None) -> NotificationTemplate:
     """The template of `notification_type` in the first language of the fallback chain that has one."""
-    chain = language_candidates(language)
     templates = {
         template.language_id.lower(): template
         for template in NotificationTemplate.objects.filter(notification_type=notification_type)
     }
+    return _pick_template(templates, notification_type, language)
+
+
+def _pick_template(
+    templates: Mapping[str, NotificationTemplate], notification_type: str, language: str | None
+) -> NotificationTemplate:
+    """From one type's templates by lower-cased language code, the first of the fallback chain."""
+    chain = language_candidates(language)
     for candidate in chain:
         if candidate in templates:
             return templates[candidate]
@@ -219,6 +226,26 @@ def render_outbox(outbox: Outbox) -> RenderedMessage:
     family = Family.objects.select_related("head_insuree").get(pk=outbox.family_id)
     template = choose_template(outbox.notification_type, outbox.language)
     return render_template(template, policy_values(policy, family_head(family)))
+
+
+def render_outboxes(rows: Sequence[Outbox]) -> dict[int, RenderedMessage | RenderError]:
+    """`render_outbox` for many rows with one template query: outbox id -> message, or the RenderError of that row.
+
+    The rows should come with `select_related("policy__product", "family__head_insuree")`, or each row costs
+    its own queries again.
+    """
+    by_type: dict[str, dict[str, NotificationTemplate]] = {}
+    types = {row.notification_type for row in rows}
+    for template in NotificationTemplate.objects.filter(notification_type__in=types) if types else ():
+        by_type.setdefault(template.notification_type, {})[template.language_id.lower()] = template
+    rendered: dict[int, RenderedMessage | RenderError] = {}
+    for row in rows:
+        try:
+            template = _pick_template(by_type.get(row.notification_type, {}), row.notification_type, row.language)
+            rendered[row.pk] = render_template(template, policy_values(row.policy, family_head(row.family)))
+        except RenderError as exc:
+            rendered[row.pk] = exc
+    return rendered
 
 
 # --- Admin support ----------------------------------------------------------------------------------------------

@@ -110,13 +110,11 @@ def detect_notifications(notification_type: str, run_date_iso: str) -> dict[str,
 
 @shared_task(name="notifier.tasks.deliver_outbox_chunk")
 def deliver_outbox_chunk(outbox_ids: list[int]) -> dict[str, int]:
-    """Deliver each row; a row another worker already claimed comes back "skipped", so a redelivered chunk is safe."""
-    from notifier.delivery import deliver
+    """Deliver the rows as one chunk; a row another worker already claimed comes back "skipped", so a redelivered
+    chunk is safe."""
+    from notifier.delivery import deliver_chunk
 
-    statuses: Counter[str] = Counter()
-    for outbox_id in outbox_ids:
-        statuses[deliver(int(outbox_id))] += 1
-    return dict(statuses)
+    return dict(Counter(deliver_chunk([int(outbox_id) for outbox_id in outbox_ids]).values()))
 
 
 def lost_outbox_ids(limit: int, now: dt.datetime) -> list[int]:

@@ -25,6 +25,7 @@ class Received:
     path: str
     headers: list[tuple[str, str]]
     body: bytes
+    client: tuple[str, int] = ("", 0)  # the client's address: one per connection
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -44,11 +45,14 @@ class GatewayServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body on keep-alive
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                gateway.received.append(Received(self.command, self.path, list(self.headers.items()), body))
+                gateway.received.append(
+                    Received(self.command, self.path, list(self.headers.items()), body, self.client_address[:2])
+                )
                 reply = gateway.replies.popleft() if gateway.replies else gateway.default
                 if reply.drop:
                     self.close_connection = True

@@ -154,7 +154,11 @@ def test_it_marks_a_send_abandoned_by_a_dead_worker_unknown_and_never_resends_it
     run_all_detection(scheme)
     now = timezone.now()
     abandoned, in_flight = Outbox.objects.order_by("id")[:2]
-    Outbox.objects.filter(pk=abandoned.pk).update(status=Outbox.Status.SENDING, claimed_at=now - dt.timedelta(hours=1))
+    Outbox.objects.filter(pk=abandoned.pk).update(
+        status=Outbox.Status.SENDING,
+        claimed_at=now - dt.timedelta(hours=1),
+        send_started_at=now - dt.timedelta(hours=1),
+    )
     Outbox.objects.filter(pk=in_flight.pk).update(status=Outbox.Status.SENDING, claimed_at=now)
     Outbox.objects.exclude(pk__in=[abandoned.pk, in_flight.pk]).delete()
     outcome = tasks.sweep_outbox()

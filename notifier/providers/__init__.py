@@ -23,9 +23,12 @@ def _timeouts() -> Timeouts:
 
 
 def account_provider(account: ProviderAccount) -> Provider:
-    """A ready provider for `account`; ProviderConfigError / UnknownProviderError name what is wrong."""
+    """A ready provider for `account`; ProviderConfigError / UnknownProviderError name what is wrong.
+
+    Its HTTP calls reuse this process's keep-alive connections for the account.
+    """
     cls = get_provider(account.provider)
-    return cls(cls.parse_config(account.config or {}), _timeouts())
+    return cls(cls.parse_config(account.config or {}), _timeouts(), session_key=("account", account.pk))
 
 
 def check_provider_config(providers: dict[str, dict[str, Any]] | None = None) -> None:

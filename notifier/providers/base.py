@@ -7,7 +7,10 @@ so sending again could text the family twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+import threading
+import time
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -83,9 +86,14 @@ class Provider:
     # False for providers that only record a message (a file): they never stand in for a failed SMS gateway.
     delivers_sms: ClassVar[bool] = True
 
-    def __init__(self, config: ProviderConfig, timeouts: Timeouts) -> None:
+    def __init__(self, config: ProviderConfig, timeouts: Timeouts, *, session_key: Hashable | None = None) -> None:
         self.config = config
         self.timeouts = timeouts
+        # With a key, HTTP calls reuse this process's and thread's keep-alive connections for that key (an account).
+        self.session_key = session_key
+
+    def http_session(self) -> PooledSession | None:
+        return pooled_session(self.session_key) if self.session_key is not None else None
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any]) -> ProviderConfig:
@@ -160,12 +168,88 @@ def _sent_before_failure(exc: requests.ConnectionError) -> bool:
     return True
 
 
+# A pooled connection idle for longer than this is closed rather than reused: gateways drop idle keep-alive
+# connections after a few seconds (Apache 5 s), and a request written into a connection the server is closing at
+# that moment fails after sending — an unknown outcome, which is never resent. Within a chunk sends follow each
+# other in milliseconds, so reuse still applies where it matters.
+KEEPALIVE_IDLE_SECONDS = 2.0
+
+
+class PooledSession:
+    """A requests.Session kept for its connections. What requests would read from the environment on every call
+    (proxy variables, NO_PROXY, CA bundle variables, ~/.netrc) is read once per URL instead: same outcome, without
+    scanning os.environ per message (a third of the HTTP call's CPU in the delivery profile)."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self._environment: dict[str, dict[str, Any]] = {}
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        environment = self._environment.get(url)
+        if environment is None:
+            probe = requests.Session()  # trust_env on: exactly what requests.request() would use for this URL
+            merged = probe.merge_environment_settings(url, {}, None, None, None)
+            environment = {**merged, "auth": requests.utils.get_netrc_auth(url)}
+            probe.close()
+            self._environment[url] = environment
+        return self.session.request(method, url, **environment, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class _Sessions(threading.local):
+    def __init__(self) -> None:
+        self.by_key: dict[Hashable, tuple[PooledSession, float]] = {}
+
+
+_sessions = _Sessions()
+
+
+def _forget_sessions_after_fork() -> None:
+    # A forked worker (Celery prefork) must never share the parent's sockets: start with no session at all.
+    global _sessions
+    _sessions = _Sessions()
+
+
+os.register_at_fork(after_in_child=_forget_sessions_after_fork)
+
+
+def pooled_session(key: Hashable) -> PooledSession:
+    """This thread's session for `key` (keep-alive connections), renewed when it sat idle too long.
+
+    Sessions are never shared between threads (requests does not promise thread safety) nor across fork.
+    """
+    now = time.monotonic()
+    found = _sessions.by_key.get(key)
+    if found is not None and now - found[1] > KEEPALIVE_IDLE_SECONDS:
+        found[0].close()
+        found = None
+    session = found[0] if found is not None else PooledSession()
+    _sessions.by_key[key] = (session, now)
+    return session
+
+
 def http_request(
-    method: str, url: str, *, body: bytes | None, headers: Mapping[str, str], timeouts: Timeouts
+    method: str,
+    url: str,
+    *,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    timeouts: Timeouts,
+    session: PooledSession | None = None,
 ) -> requests.Response:
-    """One HTTP call with connect and read timeouts, its network failures mapped onto the three error kinds."""
+    """One HTTP call with connect and read timeouts, its network failures mapped onto the three error kinds.
+
+    With a session the connection may be a kept-alive one; otherwise a new connection serves this call only.
+    """
     try:
-        return requests.request(
+        if session is None:
+            return requests.request(
+                method, url, data=body, headers=dict(headers), timeout=timeouts.as_requests(), allow_redirects=False
+            )
+        return session.request(
             method, url, data=body, headers=dict(headers), timeout=timeouts.as_requests(), allow_redirects=False
         )
     except requests.ConnectTimeout as exc:

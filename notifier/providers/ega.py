@@ -116,7 +116,12 @@ class EGASMSGateway(Provider):
         data = request_data(config, recipient, text, sent_at)
         headers = request_headers(config, request_hash(config.PrivateKey, data))
         response = http_request(
-            "POST", config.url, body=request_body(data, sent_at), headers=headers, timeouts=self.timeouts
+            "POST",
+            config.url,
+            body=request_body(data, sent_at),
+            headers=headers,
+            timeouts=self.timeouts,
+            session=self.http_session(),
         )
         classify_status(response)
         try:

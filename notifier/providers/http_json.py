@@ -111,7 +111,9 @@ class HttpJsonProvider(Provider):
         }
         headers = {name: value.format(**values) for name, value in config.headers.items()}
         body = json.dumps(_fill(config.body_template, values)).encode("utf-8")
-        response = http_request(config.method, config.url, body=body, headers=headers, timeouts=self.timeouts)
+        response = http_request(
+            config.method, config.url, body=body, headers=headers, timeouts=self.timeouts, session=self.http_session()
+        )
         classify_status(response)
         if response.status_code not in config.success_status:
             raise UnknownOutcomeError(f"unexpected HTTP {response.status_code}", http_status=response.status_code)
