@@ -129,8 +129,8 @@ def lost_outbox_ids(limit: int, now: dt.datetime) -> list[int]:
 
 @shared_task(name="notifier.tasks.sweep_outbox")
 def sweep_outbox() -> dict[str, Any]:
-    """Rows left `sending` by a dead worker become `unknown` (the gateway may have them: never resent
-    automatically); pending rows without a task are enqueued again."""
+    """Rows left `sending` by a dead worker become `unknown` when their send had started (the gateway may have
+    them: never resent automatically) and pending when it had not; pending rows without a task are enqueued again."""
     from notifier.delivery import release_stale_sending
 
     lock = NonBlockingLock("sweeper", _setting("NOTIFIER_SWEEP_LOCK_SECONDS", 600))
