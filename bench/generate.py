@@ -44,6 +44,9 @@ from zoneinfo import ZoneInfo
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from notifier.demo_names import GIVEN_NAMES as DEMO_GIVEN_NAMES
+from notifier.demo_names import LAST_NAMES as DEMO_LAST_NAMES
+
 DAY = dt.timedelta(days=1)
 TERM_DAYS = 365
 
@@ -146,70 +149,8 @@ PRODUCTS = (
 )
 PRODUCT_VALUES = {"OLDCHF": "10000.00", "CHFBASIC": "30000.00", "CHFPLUS": "60000.00", "ICHF": "40000.00"}
 
-LAST_NAMES = [
-    "Mushi",
-    "Mollel",
-    "Kimaro",
-    "Massawe",
-    "Shirima",
-    "Mrema",
-    "Lyimo",
-    "Swai",
-    "Temba",
-    "Urassa",
-    "Mbwambo",
-    "Nyirenda",
-    "Mwakyusa",
-    "Kapinga",
-    "Chande",
-    "Salim",
-    "Juma",
-    "Hamisi",
-    "Mfinanga",
-    "Ndossi",
-    "Kweka",
-    "Minja",
-    "Mtui",
-    "Lema",
-    "Komba",
-    "Haule",
-    "Ngowi",
-    "Mallya",
-    "Moshi",
-    "Sanga",
-]
-GIVEN_NAMES = [
-    "Amani",
-    "Baraka",
-    "Neema",
-    "Rehema",
-    "Zawadi",
-    "Juma",
-    "Halima",
-    "Upendo",
-    "Faraja",
-    "Imani",
-    "Said",
-    "Mariamu",
-    "Joseph",
-    "Grace",
-    "Elia",
-    "Anna",
-    "Hussein",
-    "Asha",
-    "Daudi",
-    "Esther",
-    "Rose",
-    "Petro",
-    "Ally",
-    "Mwanaisha",
-    "Subira",
-    "Tumaini",
-    "Furaha",
-    "Pendo",
-    "Shukuru",
-    "Kheri",
-]
+LAST_NAMES = [*DEMO_LAST_NAMES, "Kweka", "Minja", "Mtui", "Lema", "Komba", "Haule", "Ngowi", "Mallya", "Moshi", "Sanga"]
+GIVEN_NAMES = [*DEMO_GIVEN_NAMES, "Ally", "Mwanaisha", "Subira", "Tumaini", "Furaha", "Pendo", "Shukuru", "Kheri"]
 PLACE_NAMES = [
     "Mlimani",
     "Bondeni",

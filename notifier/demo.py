@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifier import services
+from notifier.demo_names import GIVEN_NAMES, LAST_NAMES
 from notifier.models import Family, FamilyNotification, Location, Officer, Policy, Product
 
 MARKER_REGION_CODE = "DOD"
@@ -26,52 +27,6 @@ REGIONS = {
 }
 WARD_NAMES = ["Mjini", "Kati", "Juu", "Chini"]
 VILLAGE_NAMES = ["Mlimani", "Bondeni", "Mtoni", "Kisiwani", "Majengo", "Kilimahewa", "Msasani", "Uzunguni"]
-LAST_NAMES = [
-    "Mushi",
-    "Mollel",
-    "Kimaro",
-    "Massawe",
-    "Shirima",
-    "Mrema",
-    "Lyimo",
-    "Swai",
-    "Temba",
-    "Urassa",
-    "Mbwambo",
-    "Nyirenda",
-    "Mwakyusa",
-    "Kapinga",
-    "Chande",
-    "Salim",
-    "Juma",
-    "Hamisi",
-    "Mfinanga",
-    "Ndossi",
-]
-GIVEN_NAMES = [
-    "Amani",
-    "Baraka",
-    "Neema",
-    "Rehema",
-    "Zawadi",
-    "Juma",
-    "Halima",
-    "Upendo",
-    "Faraja",
-    "Imani",
-    "Said",
-    "Mariamu",
-    "Joseph",
-    "Grace",
-    "Elia",
-    "Anna",
-    "Hussein",
-    "Asha",
-    "Daudi",
-    "Esther",
-    "Rose",
-    "Petro",
-]
 
 # What each demo family's main policy is set up to trigger today (or to test that nothing triggers).
 SCENARIOS = [
