@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,12 @@ from notifier.models import Family, Location, Officer, Policy, Product
 from tests.baseline import restore_migration_data
 
 _counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _var_dir_of_its_own(settings: Any, tmp_path: Path) -> None:
+    """Files a test makes (text provider output under a relative DestinationFolder) stay out of the checkout."""
+    settings.VAR_DIR = tmp_path
 
 
 @pytest.fixture(autouse=True)
