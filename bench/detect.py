@@ -51,15 +51,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import ROOT, cpu_seconds, machine, peak_rss_mb, setup_django, write_results
+from notifier.config import NOTIFICATION_TYPES
 
-TYPES = (
-    "activation_of_policy",
-    "starting_of_policy",
-    "need_for_renewal",
-    "expiration_of_policy",
-    "reminder_after_expiration",
-    "renewal_of_policy",
-)
+TYPES = NOTIFICATION_TYPES
 EXPIRY_TYPES = ("need_for_renewal", "expiration_of_policy", "reminder_after_expiration")
 ALL_ENABLED = {"eligibleNotificationTypes": dict.fromkeys(TYPES, True)}
 NOTIFIER_STATE_TABLES = ("notifier_delivery_attempt", "notifier_outbox", "notifier_decision", "notifier_detection_run")

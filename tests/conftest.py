@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from django.utils import timezone
 from notifier import services
 from notifier.models import Family, Location, Officer, Policy, Product
 from tests.baseline import restore_migration_data
+from tests.gateway import GatewayServer
 
 _counter = itertools.count(1)
 
@@ -32,6 +33,14 @@ def _migration_data_in_transactional_tests(request: pytest.FixtureRequest) -> No
     if marker is not None and marker.kwargs.get("transaction"):
         request.getfixturevalue("transactional_db")
         restore_migration_data()
+
+
+@pytest.fixture
+def gateway() -> Iterator[GatewayServer]:
+    """A real HTTP server on 127.0.0.1 (port 0) standing in for an SMS gateway."""
+    server = GatewayServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

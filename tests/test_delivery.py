@@ -49,13 +49,6 @@ def quick_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
 
 
 @pytest.fixture
-def gateway() -> Iterator[GatewayServer]:
-    server = GatewayServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def second_gateway() -> Iterator[GatewayServer]:
     server = GatewayServer()
     yield server

@@ -26,13 +26,6 @@ def clean_coordination() -> Iterator[None]:
 
 
 @pytest.fixture
-def gateway() -> Iterator[GatewayServer]:
-    server = GatewayServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def account(db: None, gateway: GatewayServer) -> ProviderAccount:
     config = {"GateUrl": gateway.url, "SmsResource": "/send", "PrivateKey": "s3cr3t-key", "UserId": "u1"}
     return ProviderAccount.objects.create(name="ega", provider="eGASMSGateway", priority=10, config=config)

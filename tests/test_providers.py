@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,6 @@ VECTOR_1_TEXT = "Your policy expires on 2026-12-31."
 VECTOR_1_HASH = "4hSgcyoPkt91qecuCwmVKIomOU/+Dnrct/xOHWMiVtc="
 VECTOR_2_TEXT = "La police expire le 31/12/2026. Renouvelez-la à temps."
 VECTOR_2_HASH = "69Ym6839w6y6ohmyHLSyn91YzzllhwnCDA4PPiSeotM="
-
-
-@pytest.fixture
-def gateway() -> Iterator[GatewayServer]:
-    server = GatewayServer()
-    yield server
-    server.stop()
 
 
 def ega(gateway_url: str, **overrides: Any) -> Provider:
