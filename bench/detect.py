@@ -207,7 +207,7 @@ class _Baseline:
                 corrected = row["status"] == Policy.Status.ACTIVE
                 why = None
                 if changed and not corrected:
-                    why = f"status {Policy.Status(row['status']).label.lower()} not ignored"
+                    why = f"status {Policy.Status(row['status']).label.lower() if row['status'] else None} not ignored"
                 elif corrected and not changed:
                     why = "status did not change"
                 candidates.append({**row, "upstream": changed, "corrected": corrected, "why": why})
@@ -263,7 +263,7 @@ class _Baseline:
                 status_ok = policy.status in (Policy.Status.ACTIVE, Policy.Status.EXPIRED)
                 why = None
                 if not status_ok:
-                    why = f"status {Policy.Status(policy.status).label.lower()} not ignored"
+                    why = f"status {Policy.Status(policy.status).label.lower() if policy.status else None} not ignored"
                 elif upstream_renewed and not corrected_renewed:
                     why = "renewal only in a history or deleted row"
                 elif corrected_renewed and not upstream_renewed:
