@@ -336,7 +336,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ]
     list_filter = ["notification_type", "language", "edited"]
     search_fields = ["text"]
-    ordering = ["notification_type", "language"]
+    ordering = ["notification_type", "language_id"]
     fields = ["notification_type", "language", "text", "replace_lookalikes", "edited", "sms_report", "updated_at"]
     readonly_fields = ["sms_report", "updated_at"]
     change_form_template = "admin/notifier/notificationtemplate/change_form.html"

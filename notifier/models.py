@@ -83,7 +83,8 @@ class NotificationTemplate(models.Model):
 
     class Meta:
         db_table = "notifier_template"
-        ordering = ["notification_type", "language"]
+        # By code, not by the Language's ordering: that would join tblLanguages and drop templates it lacks.
+        ordering = ["notification_type", "language_id"]
         constraints = [
             models.UniqueConstraint(fields=["notification_type", "language"], name="template_one_per_type_language")
         ]

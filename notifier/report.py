@@ -79,7 +79,7 @@ class ReportParams:
 
     @property
     def area_label(self) -> str:
-        return f"{self.area.get_type_display()} {self.area.code} {self.area.name}"
+        return f"{self.area.get_type_display()} {self.area.code or ''} {self.area.name or ''}".strip()
 
     @property
     def officer_label(self) -> str:

@@ -62,9 +62,11 @@ def ship_templates(apps: Any, schema_editor: Any) -> None:
         for language, text in texts.items():
             if language not in languages:
                 continue  # an operator removed the language; do not bring it back
-            template = NotificationTemplate.objects.filter(
-                notification_type=notification_type, language_id=language
-            ).first()
+            template = (
+                NotificationTemplate.objects.filter(notification_type=notification_type, language_id=language)
+                .order_by("pk")
+                .first()
+            )  # not the model's ordering, which joins tblLanguages
             if template is None:
                 NotificationTemplate.objects.create(
                     notification_type=notification_type, language_id=language, text=text
