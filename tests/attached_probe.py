@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -79,6 +80,7 @@ def consent_services() -> dict[str, Any]:
 
 
 def report(district_uuid: str) -> dict[str, Any]:
+    refresh_family_phones()  # what the dispatcher's start does; the report reads the derived phones
     params = ReportParams.from_query({"districtUuid": district_uuid, "mode": "0"})
     return {"area": params.area_label, "rows": [row.as_dict() for row in build_report(params)]}
 
@@ -100,7 +102,12 @@ def refused() -> dict[str, Any]:
     return errors
 
 
-ACTIONS = {"detect": detect, "consent": consent_services, "report": report, "refused": refused}
+ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "detect": detect,
+    "consent": consent_services,
+    "report": report,
+    "refused": refused,
+}
 
 if __name__ == "__main__":
     action, *arguments = sys.argv[1:]

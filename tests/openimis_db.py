@@ -188,7 +188,8 @@ INSERT INTO "tblProduct" ("ProdID", "ProdUUID", "ProductCode", "ProductName", "D
     (1, 'd0000000-0000-4000-8000-000000000001', 'BASIC', 'Basic cover', '2020-01-01', '2030-12-31', 10000, 6, 0,
      1, 12, '2020-01-01');
 INSERT INTO "tblFamilies" ("FamilyID", "FamilyUUID", "InsureeID", "LocationId", "ValidityFrom", "AuditUserID")
-    VALUES (1, '{f1}', 11, 4, '2025-01-01', 1), (2, '{f2}', 21, 4, '2025-01-01', 1), (3, '{f3}', 31, 4, '2025-01-01', 1);
+    VALUES (1, '{f1}', 11, 4, '2025-01-01', 1), (2, '{f2}', 21, 4, '2025-01-01', 1),
+           (3, '{f3}', 31, 4, '2025-01-01', 1);
 INSERT INTO "tblInsuree" ("InsureeID", "InsureeUUID", "FamilyID", "CHFID", "LastName", "OtherNames", "DOB",
         "IsHead", "CardIssued", "Phone", "ValidityFrom", "AuditUserID") VALUES
     (11, 'e0000000-0000-4000-8000-000000000011', 1, '100000001', 'Mushi', 'Neema', '1980-01-01', true, false,
@@ -250,7 +251,7 @@ def consent_rows(db: OpenIMISDatabase) -> list[tuple[int, bool | None, str | Non
     """tblFamilySMS as (family, approval, language, is current), ordered by family and ValidityFrom."""
     family, approval, language, valid_from, valid_to = family_sms_columns(db.family_sms)
     rows = db.query(
-        f'SELECT {family}, {approval}, {language}, {valid_to} IS NULL FROM public."tblFamilySMS" '
+        f'SELECT {family}, {approval}, {language}, {valid_to} IS NULL FROM public."tblFamilySMS" '  # noqa: S608
         f"ORDER BY {family}, {valid_from}"
     )
     return [(int(row[0]), row[1], row[2], bool(row[3])) for row in rows]
@@ -272,7 +273,8 @@ def checksums(db: OpenIMISDatabase, tables: Sequence[str] = OPENIMIS_READ_TABLES
     result = {}
     for table in tables:
         rows = db.query(
-            f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM public.\"{table}\" t"
+            "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "  # noqa: S608
+            f'FROM public."{table}" t'
         )
         result[table] = (int(rows[0][0]), str(rows[0][1]))
     return result
