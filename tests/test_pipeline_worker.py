@@ -86,7 +86,7 @@ def start_worker(redis_url, celery_client, tmp_path) -> Iterator[Callable[..., s
             "NOTIFIER_VAR_DIR": str(tmp_path),
             "NOTIFIER_DELIVERY_CHUNK_SIZE": "4",
             "NOTIFIER_SWEEP_GRACE_SECONDS": "1",
-            "NOTIFIER_SENDING_STALE_SECONDS": "5",
+            "NOTIFIER_DELIVERY_LEASE_SECONDS": "5",
             "CELERY_VISIBILITY_TIMEOUT": "8",
         }
         log = (tmp_path / f"{name}.log").open("wb")
