@@ -120,8 +120,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The Redis transport gives an unacknowledged message to another worker after visibility_timeout, so it must be
 # longer than the longest task: a delivery chunk of NOTIFIER_DELIVERY_CHUNK_SIZE (50) messages, each trying at most
 # every enabled account once (connect + read timeout = 20 s per call, two accounts in the default config), is about
-# 2000 s at worst; one hour leaves room. Delivery claims each row with a conditional update, so a task that runs
-# twice sends nothing twice. Keep it above the longest chunk if you raise the chunk size or the timeouts.
+# 2000 s at worst; one hour leaves room. Delivery claims each row under a lease it proves before every send, so a
+# task that runs twice (or a second worker while the first still runs) sends nothing twice; a task lost with its
+# worker is covered by the sweeper once the rows' leases expire, whatever this timeout.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 # Task events, so that Flower shows the tasks and not only the workers.
 CELERY_WORKER_SEND_TASK_EVENTS = True

@@ -190,3 +190,24 @@ def test_it_never_hands_the_same_row_to_two_concurrent_sweeps() -> None:
     for thread in threads:
         thread.join(timeout=10)
     assert sorted(handed[0] + handed[1]) == [row.pk for row in rows]
+
+
+def test_it_refuses_the_setting_the_lease_replaced() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "NOTIFIER_SENDING_STALE_SECONDS": "900"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "NOTIFIER_SENDING_STALE_SECONDS: no longer used" in done.stderr
+    assert "NOTIFIER_DELIVERY_LEASE_SECONDS" in done.stderr
