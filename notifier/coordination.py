@@ -1,5 +1,9 @@
 """State shared by every delivery worker: a circuit breaker per provider account and a rate limit per account.
 
+The breaker opens after `failure_threshold` failures within `window_seconds`, whatever successes came in between
+(a sorted set of failure times per account); after `cooldown_seconds` one caller gets the half-open probe, whose
+success closes it and whose failure opens it for another cooldown.
+
 Both live in Redis at settings.REDIS_URL, updated by Lua scripts so that a check and its update are one step even
 with many workers. With REDIS_URL empty (embedded mode, one process) the same rules run in process memory.
 
@@ -23,17 +27,29 @@ from notifier.conf import get_config
 KEY_PREFIX = "notifier:"
 BreakerState = Literal["closed", "open", "half-open"]
 
-# 0: refused (open, or another worker is probing); 1: closed; 2: this caller is the half-open probe.
+# {1}: closed; {2}: this caller is the half-open probe; {0, seconds}: refused (open, or another caller is probing)
+# and when to ask again.
 _ALLOW = """
 local opened = redis.call('HGET', KEYS[1], 'opened_at')
-if not opened then return 1 end
+if not opened then return {1, '0'} end
 local now = tonumber(ARGV[1])
 local cooldown = tonumber(ARGV[2])
-if now < tonumber(opened) + cooldown then return 0 end
+if now < tonumber(opened) + cooldown then return {0, tostring(tonumber(opened) + cooldown - now)} end
 local probe = redis.call('HGET', KEYS[1], 'probe_at')
-if probe and now < tonumber(probe) + cooldown then return 0 end
+if probe and now < tonumber(probe) + cooldown then
+  return {0, tostring(math.min(tonumber(probe) + cooldown - now, tonumber(ARGV[3])))}
+end
 redis.call('HSET', KEYS[1], 'probe_at', ARGV[1])
-return 2
+return {2, '0'}
+"""
+
+# A success closes the breaker only when it is the probe's; while closed, failures stay in their window.
+_SUCCESS = """
+if redis.call('HEXISTS', KEYS[1], 'probe_at') == 1 then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+return 0
 """
 
 # 1 when this failure opened (or re-opened) the breaker.
@@ -90,8 +106,12 @@ def breaker_settings() -> BreakerSettings:
     return BreakerSettings(config.failure_threshold, float(config.window_seconds), float(config.cooldown_seconds))
 
 
+# While another caller probes, ask again after at most this long (the probe usually answers within seconds).
+PROBE_RETRY_SECONDS = 5.0
+
+
 class _Store(Protocol):
-    def allow(self, account_id: int, now: float, cooldown: float) -> int: ...
+    def allow(self, account_id: int, now: float, cooldown: float) -> tuple[int, float]: ...
     def failure(self, account_id: int, now: float, window: float, threshold: int) -> bool: ...
     def success(self, account_id: int) -> None: ...
     def breaker_times(self, account_id: int) -> tuple[float | None, float | None]: ...
@@ -112,10 +132,13 @@ class RedisStore:
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._allow = self.client.register_script(_ALLOW)
         self._failure = self.client.register_script(_FAILURE)
+        self._success = self.client.register_script(_SUCCESS)
         self._rate = self.client.register_script(_RATE)
 
-    def allow(self, account_id: int, now: float, cooldown: float) -> int:
-        return int(self._allow(keys=[_breaker_key(account_id)], args=[repr(now), repr(cooldown)]))
+    def allow(self, account_id: int, now: float, cooldown: float) -> tuple[int, float]:
+        args = [repr(now), repr(cooldown), repr(PROBE_RETRY_SECONDS)]
+        code, wait = self._allow(keys=[_breaker_key(account_id)], args=args)
+        return int(code), float(wait)
 
     def failure(self, account_id: int, now: float, window: float, threshold: int) -> bool:
         key = _breaker_key(account_id)
@@ -124,7 +147,7 @@ class RedisStore:
 
     def success(self, account_id: int) -> None:
         key = _breaker_key(account_id)
-        self.client.delete(key, f"{key}:failures")
+        self._success(keys=[key, f"{key}:failures"])
 
     def breaker_times(self, account_id: int) -> tuple[float | None, float | None]:
         opened, probe = self.client.hmget(_breaker_key(account_id), ["opened_at", "probe_at"])
@@ -152,18 +175,18 @@ class LocalStore:
         self._failures: dict[int, list[float]] = {}
         self._admitted: dict[int, list[float]] = {}
 
-    def allow(self, account_id: int, now: float, cooldown: float) -> int:
+    def allow(self, account_id: int, now: float, cooldown: float) -> tuple[int, float]:
         with self._lock:
             opened = self._opened.get(account_id)
             if opened is None:
-                return 1
+                return 1, 0.0
             if now < opened + cooldown:
-                return 0
+                return 0, opened + cooldown - now
             probe = self._probe.get(account_id)
             if probe is not None and now < probe + cooldown:
-                return 0
+                return 0, min(probe + cooldown - now, PROBE_RETRY_SECONDS)
             self._probe[account_id] = now
-            return 2
+            return 2, 0.0
 
     def failure(self, account_id: int, now: float, window: float, threshold: int) -> bool:
         with self._lock:
@@ -182,9 +205,9 @@ class LocalStore:
 
     def success(self, account_id: int) -> None:
         with self._lock:
-            self._opened.pop(account_id, None)
-            self._probe.pop(account_id, None)
-            self._failures.pop(account_id, None)
+            if self._probe.pop(account_id, None) is not None:
+                self._opened.pop(account_id, None)
+                self._failures.pop(account_id, None)
 
     def breaker_times(self, account_id: int) -> tuple[float | None, float | None]:
         with self._lock:
@@ -226,9 +249,16 @@ def store() -> _Store:
 # --- circuit breaker ---------------------------------------------------------------------------------------
 
 
+def breaker_admit(account_id: int) -> float:
+    """0 when this account may be tried now; else the seconds until it may be (the rest of its cooldown, or a few
+    seconds while another caller probes it). After the cooldown exactly one caller gets the half-open probe."""
+    code, wait = store().allow(account_id, time.time(), breaker_settings().cooldown)
+    return 0.0 if code != 0 else max(wait, 0.001)
+
+
 def breaker_allows(account_id: int) -> bool:
     """May this account be tried now? Open: no. After the cooldown exactly one caller gets the half-open probe."""
-    return store().allow(account_id, time.time(), breaker_settings().cooldown) != 0
+    return breaker_admit(account_id) == 0
 
 
 def record_failure(account_id: int) -> bool:
@@ -238,6 +268,7 @@ def record_failure(account_id: int) -> bool:
 
 
 def record_success(account_id: int) -> None:
+    """A successful call: closes the breaker when it was the half-open probe; failures in the window still count."""
     store().success(account_id)
 
 

@@ -1,7 +1,11 @@
 """Getting one outbox row out exactly once: claim → render → ordered fallback over provider accounts → record.
 
-- Only the worker whose conditional UPDATE (pending → sending) changed the row sends it.
-- Enabled accounts are tried in priority order; an open circuit breaker skips one; the first success wins.
+- Only the worker whose conditional UPDATE (pending → sending) changed the row sends it, under a lease it extends
+  while it works and proves again before every provider call (notifier.leases): a slow gateway, a long chunk or
+  a paused worker delays messages, never duplicates them.
+- Enabled accounts are tried in priority order; an open circuit breaker skips one (counted and logged per chunk,
+  no attempt row); the first success wins. A row that no account could even try waits until one can (the breaker's
+  cooldown, the rate limit), without spending an attempt.
 - A transient failure of every account sends the row back to pending with exponential backoff and jitter, until
   `max_attempts`; then it is failed. A permanent failure moves on and that account is never tried again for this
   row (until an operator resends it). An unknown outcome stops at once: the SMS may have gone out, so the row
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -24,13 +27,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, router
-from django.db.models import Field, Q
+from django.db import DatabaseError, connections, router
+from django.db.models import Field
 from django.utils import timezone
 
-from notifier import coordination
+from notifier import coordination, leases
 from notifier.conf import get_config
 from notifier.config import NotifierConfig
+from notifier.leases import claim_chunk
 from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
 from notifier.providers import account_provider, seed_provider_accounts
 from notifier.providers.base import (
@@ -46,24 +50,33 @@ from notifier.rendering import RenderError, render_outboxes
 
 logger = logging.getLogger(__name__)
 
-BACKOFF_BASE_SECONDS = 60
+BACKOFF_BASE_SECONDS = 60  # NOTIFIER_RETRY_BASE_SECONDS: the first retry comes after half to all of it
 BACKOFF_CAP_SECONDS = 3600
 RATE_LIMIT_MAX_WAIT_SECONDS = 5.0
 DEFAULT_FLUSH_SECONDS = 2.0  # NOTIFIER_DELIVERY_FLUSH_SECONDS: longest a chunk keeps outcomes before writing them
-_CLAIM_BATCH = 500
 _WRITE_BATCH = 100
 _INCREMENT = object()  # a row write's "attempts + 1"
 Status = Outbox.Status
 Outcome = DeliveryAttempt.Outcome
+SKIPPED = "skipped"  # deliver_chunk's word for a row this run did not (or no longer) own
+
+__all__ = ["claim_chunk", "deliver", "deliver_chunk"]
 
 
 def _config() -> NotifierConfig:
     return get_config()
 
 
+def _backoff_base() -> float:
+    value = getattr(settings, "NOTIFIER_RETRY_BASE_SECONDS", BACKOFF_BASE_SECONDS)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"NOTIFIER_RETRY_BASE_SECONDS: expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def retry_delay(attempt: int) -> timedelta:
     """Exponential backoff with jitter: between half and all of base * 2^(attempt - 1), capped."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    ceiling = min(BACKOFF_CAP_SECONDS, _backoff_base() * 2 ** max(attempt - 1, 0))
     return timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))
 
 
@@ -79,54 +92,6 @@ def due_outbox_ids(limit: int, now: datetime | None = None) -> list[int]:
     return list(due.values_list("id", flat=True)[:limit])
 
 
-def claim(outbox_id: int, now: datetime) -> bool:
-    """Claim one row (pending → sending) if it is due; True when this call claimed it."""
-    claimed = Outbox.objects.filter(pk=outbox_id, status=Status.PENDING, next_attempt_at__lte=now).update(
-        status=Status.SENDING, claimed_at=now, send_started_at=None, updated_at=now
-    )
-    return claimed == 1
-
-
-def claim_chunk(outbox_ids: Sequence[int], now: datetime) -> list[int]:
-    """Claim the due pending rows among `outbox_ids` (pending → sending) with one statement per 500 ids.
-
-    Returns the ids this call claimed. On PostgreSQL a row another worker is claiming at this very moment is left
-    to it (SKIP LOCKED) instead of waiting for it; SQLite serialises writers, so its plain conditional UPDATE
-    suffices. Either way a row is claimed by exactly one caller.
-    """
-    ids = list(outbox_ids)
-    claimed: list[int] = []
-    for start in range(0, len(ids), _CLAIM_BATCH):
-        claimed.extend(_claim_batch(ids[start : start + _CLAIM_BATCH], now))
-    return claimed
-
-
-def _claim_batch(ids: list[int], now: datetime) -> list[int]:
-    if not ids:
-        return []
-    connection = connections[router.db_for_write(Outbox)]
-    table = connection.ops.quote_name(Outbox._meta.db_table)
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    # Only the table name and placeholders are formatted into the SQL; every value is a parameter.
-    update = (
-        f"UPDATE {table} SET status = %s, claimed_at = %s, updated_at = %s, send_started_at = NULL "  # noqa: S608
-        "WHERE id IN "
-    )
-    due = "AND status = %s AND next_attempt_at <= %s"
-    if connection.vendor == "postgresql":
-        select = f"SELECT id FROM {table} WHERE id = ANY(%s) {due} FOR UPDATE SKIP LOCKED"  # noqa: S608
-        sql = f"{update}({select}) RETURNING id"
-        params: list[Any] = [Status.SENDING.value, stamp, stamp, ids, Status.PENDING.value, stamp]
-    elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
-        sql = f"{update}({', '.join(['%s'] * len(ids))}) {due} RETURNING id"
-        params = [Status.SENDING.value, stamp, stamp, *ids, Status.PENDING.value, stamp]
-    else:  # no UPDATE … RETURNING: one conditional UPDATE per row
-        return [outbox_id for outbox_id in ids if claim(outbox_id, now)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [int(row[0]) for row in cursor.fetchall()]
-
-
 @dataclass
 class _Round:
     """What happened to one message in one delivery run."""
@@ -137,6 +102,7 @@ class _Round:
     called: int = 0
     transient: bool = False
     skipped: bool = False
+    wait: float | None = None  # when no account could be tried: seconds until the soonest one may be
     in_flight: ProviderAccount | None = None
     last_account: ProviderAccount | None = None  # the last account actually called, shown as the row's provider
     errors: list[str] = field(default_factory=list)
@@ -152,10 +118,12 @@ class _Chunk:
     """What a chunk loads once, and the outcomes it has not written yet.
 
     Outcomes are written in one UPDATE (and the attempts in one INSERT) at the end of the chunk, and every
-    `flush_seconds` on the way. Until then a row that was sent stays `sending` in the database, which no worker
-    ever sends again: if this process dies before the write, the sweeper makes the row `unknown`, never pending.
+    `flush_seconds` on the way. Until then a row that was sent stays `sending` in the database, leased to this
+    run, which no other run ever sends: if this process dies before the write, the lease expires and the sweeper
+    makes the row `unknown`, never pending.
     """
 
+    owner: str  # the lease token of this delivery run
     config: NotifierConfig
     accounts: list[ProviderAccount]  # enabled, in priority order
     providers: dict[int, Provider | ProviderConfigError | UnknownProviderError]
@@ -165,12 +133,15 @@ class _Chunk:
     writes: dict[int, dict[str, Any]] = field(default_factory=dict)  # outbox id -> final values
     attempts: list[DeliveryAttempt] = field(default_factory=list)
     flushed_at: float = field(default_factory=time.monotonic)
+    keeper: leases.LeaseKeeper | None = None
+    lost: set[int] = field(default_factory=set)  # rows whose lease this run lost before sending them
+    skips: Counter[tuple[str, str]] = field(default_factory=Counter)  # (account, reason) -> messages
 
     def flush(self) -> None:
         writes, self.writes = self.writes, {}
         attempts, self.attempts = self.attempts, []
         self.flushed_at = time.monotonic()
-        _write_rows(writes)
+        _write_rows(writes, self.owner)
         if attempts:
             DeliveryAttempt.objects.bulk_create(attempts)
 
@@ -192,8 +163,9 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
     product, family and head, templates, accounts, earlier permanent failures, outcomes, attempts.
     """
     ids = list(dict.fromkeys(int(outbox_id) for outbox_id in outbox_ids))
-    statuses = dict.fromkeys(ids, "skipped")
-    claimed = set(claim_chunk(ids, timezone.now()))
+    statuses = dict.fromkeys(ids, SKIPPED)
+    owner = leases.new_owner()
+    claimed = set(claim_chunk(ids, timezone.now(), owner))
     if not claimed:
         return statuses
     position = {outbox_id: index for index, outbox_id in enumerate(ids)}
@@ -204,7 +176,8 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
     chunk: _Chunk | None = None
     current: _Round | None = None
     try:
-        chunk = _load_chunk(rows)
+        chunk = _load_chunk(rows, owner)
+        chunk.keeper = leases.LeaseKeeper(owner, [row.pk for row in rows], _stall_seconds(chunk)).start()
         rendered = render_outboxes([row for row in rows if not row.text])
         # Kept before anything is sent, so every retry (and an operator looking at an unknown outcome after a
         # killed worker) sees the words that may have gone out.
@@ -213,9 +186,11 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
                 outbox_id: {"text": message.text, "encoding": message.encoding, "segments": message.segments}
                 for outbox_id, message in rendered.items()
                 if not isinstance(message, RenderError)
-            }
+            },
+            owner,
         )
         for row in rows:
+            chunk.keeper.progress()
             current = _Round(outbox=row, text=row.text, language=row.language)
             message = rendered.get(row.pk)
             if isinstance(message, RenderError):
@@ -233,10 +208,10 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
         # outcome is unknown, otherwise the row goes back to pending for a later try.
         logger.exception("delivery of outbox chunk %s crashed", ids[:3] + (["…"] if len(ids) > 3 else []))
         if chunk is None:
-            _release(rows)
+            _release(rows, owner)
         else:
             for row in rows:
-                if row.pk in chunk.writes or row.pk not in claimed or statuses[row.pk] != "skipped":
+                if row.pk in chunk.writes or row.pk in chunk.lost or statuses[row.pk] != SKIPPED:
                     continue
                 if current is not None and current.outbox is row and current.in_flight is not None:
                     error = "delivery crashed during a provider call"
@@ -253,20 +228,55 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
         raise
     finally:
         if chunk is not None:
-            chunk.flush()
+            try:
+                _flush_patiently(chunk)
+            finally:
+                if chunk.keeper is not None:
+                    chunk.keeper.stop()
+    for (account, reason), count in sorted(chunk.skips.items() if chunk is not None else []):
+        logger.info("outbox chunk: account %s skipped for %s message(s): %s", account, count, reason)
     logger.info("outbox chunk of %s: %s", len(ids), dict(Counter(statuses.values())))
     return statuses
 
 
-def _release(rows: list[Outbox]) -> None:
+def _release(rows: list[Outbox], owner: str) -> None:
     """Claimed rows of a chunk that failed before anything was tried: back to pending, due after a backoff."""
     now = timezone.now()
-    Outbox.objects.filter(pk__in=[row.pk for row in rows], status=Status.SENDING).update(
+    Outbox.objects.filter(pk__in=[row.pk for row in rows], status=Status.SENDING, lease_owner=owner).update(
         status=Status.PENDING,
+        lease_owner="",
+        lease_expires_at=None,
         last_error="delivery crashed before sending",
         next_attempt_at=now + retry_delay(1),
         updated_at=now,
     )
+
+
+def _flush_patiently(chunk: _Chunk) -> None:
+    """The chunk's last write. When the database is briefly away (a restart), try again for a third of the lease
+    (the rows are still ours meanwhile): what this run sent should be `sent`, not `unknown` by the sweeper."""
+    connection = connections[router.db_for_write(Outbox)]
+    deadline = time.monotonic() + leases.lease_seconds() / 3
+    writes, attempts = dict(chunk.writes), list(chunk.attempts)
+    while True:
+        try:
+            chunk.flush()
+            return
+        except DatabaseError:
+            if connection.in_atomic_block or time.monotonic() > deadline:
+                raise
+            logger.warning("outbox chunk: could not write its outcomes, trying again", exc_info=True)
+            connection.close()
+            chunk.writes, chunk.attempts = dict(writes), list(attempts)
+            time.sleep(1.0)
+
+
+def _stall_seconds(chunk: _Chunk) -> float:
+    """How long one message may take before the lease keeper stops vouching for the run: every account's
+    connect and read timeouts plus the rate-limit wait, and a lease's worth of slack."""
+    config = chunk.config
+    per_call = config.http_connect_timeout_seconds + config.http_read_timeout_seconds + RATE_LIMIT_MAX_WAIT_SECONDS
+    return max(1, len(chunk.accounts)) * per_call + leases.lease_seconds()
 
 
 def _flush_seconds() -> float:
@@ -276,7 +286,7 @@ def _flush_seconds() -> float:
     return float(value)
 
 
-def _load_chunk(rows: list[Outbox]) -> _Chunk:
+def _load_chunk(rows: list[Outbox], owner: str) -> _Chunk:
     """Accounts, their providers and the rows' earlier permanent failures: once per chunk."""
     accounts = list(ProviderAccount.objects.filter(enabled=True).order_by("priority", "id"))
     if not accounts and seed_provider_accounts():
@@ -300,6 +310,7 @@ def _load_chunk(rows: list[Outbox]) -> _Chunk:
         if account_id is not None and (since is None or started_at >= since):
             refused.setdefault(outbox_id, set()).add(account_id)
     return _Chunk(
+        owner=owner,
         config=_config(),
         accounts=accounts,
         providers=providers,
@@ -369,15 +380,13 @@ def _send(chunk: _Chunk, round_: _Round) -> str:
                 chunk, round_, account, Outcome.PERMANENT, started_at=started_at, error=f"invalid account: {provider}"
             )
             continue
-        if not coordination.breaker_allows(account.pk):
-            round_.skipped = True
-            _attempt(chunk, round_, account, Outcome.SKIPPED, started_at=started_at, error="circuit breaker open")
+        wait = coordination.breaker_admit(account.pk)
+        if wait > 0:
+            _skip(chunk, round_, account, "circuit breaker open", wait)
             continue
         rate = account.rate_limit_per_second or config.rate_limit_per_second
         if coordination.acquire_rate_slot(account.pk, rate, RATE_LIMIT_MAX_WAIT_SECONDS) is None:
-            round_.skipped = True
-            error = f"rate limit ({rate}/s) saturated"
-            _attempt(chunk, round_, account, Outcome.SKIPPED, started_at=started_at, error=error)
+            _skip(chunk, round_, account, f"rate limit ({rate}/s) saturated", 1.0)
             continue
         status = _try(chunk, round_, account, provider)
         if status is not None:
@@ -385,14 +394,29 @@ def _send(chunk: _Chunk, round_: _Round) -> str:
     return _after_failures(chunk, round_, config)
 
 
+def _skip(chunk: _Chunk, round_: _Round, account: ProviderAccount, reason: str, wait: float) -> None:
+    """An account that cannot be tried now: no attempt row (one per message would flood the log while a breaker is
+    open), a count per chunk, and the row waits at most until the soonest skipped account may be tried."""
+    round_.skipped = True
+    round_.wait = wait if round_.wait is None else min(round_.wait, wait)
+    round_.errors.append(f"{account.name}: {reason}")
+    chunk.skips[(account.name, reason)] += 1
+
+
 def _try(chunk: _Chunk, round_: _Round, account: ProviderAccount, provider: Provider) -> str | None:
     """One provider call. Returns the row's final status when this call decided it, else None (try the next)."""
     outbox = round_.outbox
     secrets = provider.secret_values()
+    if not leases.take_turn(outbox.pk, chunk.owner):
+        # The lease lapsed (this process was paused or the database unreachable for longer than the lease) and
+        # the sweeper took the row back: it is someone else's now, or `unknown` if a call of ours had started.
+        logger.warning("outbox %s: lease lost before sending; left to the sweeper", outbox.pk)
+        chunk.lost.add(outbox.pk)
+        return SKIPPED
+    if chunk.keeper is not None:
+        chunk.keeper.progress()
     started_at = timezone.now()
     clock = time.monotonic()
-    if round_.called == 0:
-        _mark_send_started(outbox.pk, started_at)
     round_.in_flight = round_.last_account = account
     round_.called += 1
     try:
@@ -450,19 +474,6 @@ def _try(chunk: _Chunk, round_: _Round, account: ProviderAccount, provider: Prov
     return Status.SENT
 
 
-def _mark_send_started(outbox_id: int, now: datetime) -> None:
-    """Committed before the row's first provider call, so that the sweeper can tell a row a dead worker may have
-    sent (unknown) from one it never got to (queued again). One statement per message: the price of not leaving a
-    whole chunk `unknown` when a worker is killed."""
-    connection = connections[router.db_for_write(Outbox)]
-    table = connection.ops.quote_name(Outbox._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET send_started_at = %s WHERE id = %s",  # noqa: S608 (table name from the model)
-            [connection.ops.adapt_datetimefield_value(now), outbox_id],
-        )
-
-
 def _record_copies(chunk: _Chunk, round_: _Round, delivered_by: ProviderAccount) -> None:
     """Audit copies of a message an SMS gateway delivered. They are no delivery attempts (a file is not an SMS),
     and a copy that cannot be written is logged without touching the delivered row."""
@@ -503,9 +514,10 @@ def _after_failures(chunk: _Chunk, round_: _Round, config: NotifierConfig, *, no
         )
         return Status.FAILED
     if not no_accounts and round_.called == 0:
-        # Only breakers and rate limits stood in the way: not an attempt, try again once the cooldown is over.
-        cooldown = config.circuit_breaker.cooldown_seconds
-        next_at = now + timedelta(seconds=cooldown / 2 + random.uniform(0, cooldown / 2))
+        # Only breakers and rate limits stood in the way: not an attempt. Due again when the soonest skipped
+        # account may be tried (its cooldown's end), spread over a second or two so that they do not all collide.
+        wait = round_.wait if round_.wait is not None else config.circuit_breaker.cooldown_seconds
+        next_at = now + timedelta(seconds=wait + random.uniform(0, min(2.0, wait / 4)))
         _finish(chunk, round_, Status.PENDING, error=round_.last_error, next_at=next_at)
         return Status.PENDING
     attempts = outbox.attempts + 1
@@ -536,9 +548,12 @@ def _finish(
     next_at: datetime | None = None,
     count_attempt: bool = False,
 ) -> None:
-    """Note how a claimed row leaves `sending`; written with the chunk's next flush."""
+    """Note how a claimed row leaves `sending`; written with the chunk's next flush, which ends its lease."""
     now = timezone.now()
     values: dict[str, Any] = {"status": status, "last_error": error[:2000], "updated_at": now}
+    values["lease_expires_at"] = None
+    if status == Status.PENDING:
+        values["lease_owner"] = ""
     if count_attempt:
         values["attempts"] = _INCREMENT
     if account is not None:
@@ -551,8 +566,10 @@ def _finish(
     chunk.writes[round_.outbox.pk] = values
 
 
-def _write_rows(writes: dict[int, dict[str, Any]]) -> None:
-    """One UPDATE per 100 rows, each column a CASE over the row ids; only rows still ours (still `sending`) change.
+def _write_rows(writes: dict[int, dict[str, Any]], owner: str) -> None:
+    """One UPDATE per 100 rows, each column a CASE over the row ids; only rows still ours change: leased to `owner`
+    and `sending`, or `unknown` because the sweeper gave up on us while a call was in flight (its real outcome is
+    better than a guess; a row taken back untried has lost its owner and is left alone).
 
     Written as SQL rather than with Case/When: resolving ~10 ORM expressions per row cost more CPU than the
     delivery itself (profile: ~1.5 ms per message).
@@ -563,6 +580,7 @@ def _write_rows(writes: dict[int, dict[str, Any]]) -> None:
     quote = connection.ops.quote_name
     table, id_column = quote(Outbox._meta.db_table), quote(Outbox._meta.pk.column)
     status_column = quote(Outbox._meta.get_field("status").column)
+    owner_column = quote(Outbox._meta.get_field("lease_owner").column)
     items = list(writes.items())
     for start in range(0, len(items), _WRITE_BATCH):
         part = items[start : start + _WRITE_BATCH]
@@ -590,10 +608,11 @@ def _write_rows(writes: dict[int, dict[str, Any]]) -> None:
         ids = [outbox_id for outbox_id, _values in part]
         sql = (
             f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608 (names from the model, values as parameters)
-            f"WHERE {id_column} IN ({', '.join(['%s'] * len(ids))}) AND {status_column} = %s"
+            f"WHERE {id_column} IN ({', '.join(['%s'] * len(ids))}) AND {owner_column} = %s "
+            f"AND {status_column} IN (%s, %s)"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, *ids, Status.SENDING.value])
+            cursor.execute(sql, [*params, *ids, owner, Status.SENDING.value, Status.UNKNOWN.value])
 
 
 @dataclass(frozen=True)
@@ -626,27 +645,21 @@ def resend(outbox_ids: list[int]) -> int:
     now = timezone.now()
     return Outbox.objects.filter(
         pk__in=outbox_ids, status__in=[Status.FAILED, Status.UNKNOWN, Status.CANCELLED]
-    ).update(status=Status.PENDING, attempts=0, next_attempt_at=now, requeued_at=now, last_error="", updated_at=now)
+    ).update(
+        status=Status.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        requeued_at=now,
+        last_error="",
+        lease_owner="",
+        lease_expires_at=None,
+        enqueued_at=None,
+        updated_at=now,
+    )
 
 
 def cancel(outbox_ids: list[int]) -> int:
     """Cancel rows that are not sent and not being sent right now."""
     return Outbox.objects.filter(pk__in=outbox_ids, status__in=[Status.PENDING, Status.FAILED, Status.UNKNOWN]).update(
         status=Status.CANCELLED, updated_at=timezone.now()
-    )
-
-
-def release_stale_sending(older_than: timedelta, now: datetime | None = None) -> int:
-    """Rows stuck in `sending` (a worker died mid-chunk): those whose first provider call had started become
-    `unknown` (the SMS may have left, so no resend); those it never got to go back to pending. Returns the number
-    made `unknown`."""
-    now = now or timezone.now()
-    stale = Outbox.objects.filter(
-        Q(status=Status.SENDING) & (Q(claimed_at__lt=now - older_than) | Q(claimed_at__isnull=True))
-    )
-    stale.filter(send_started_at__isnull=True).update(
-        status=Status.PENDING, last_error="worker stopped before sending it; queued again", updated_at=now
-    )
-    return stale.filter(send_started_at__isnull=False).update(
-        status=Status.UNKNOWN, last_error="worker stopped while sending; outcome unknown", updated_at=now
     )

@@ -169,6 +169,23 @@ class Outbox(models.Model):
     requeued_at = models.DateTimeField(
         null=True, blank=True, help_text="When an operator last resent it; earlier permanent failures no longer count."
     )
+    lease_owner = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="The delivery run that claimed the row (a random token); only it may send the row or write its "
+        "outcome.",
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The owner extends it while it works; once it has passed, the sweeper takes the row back.",
+    )
+    enqueued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the poll last handed the row to a delivery task (so it does not hand it twice).",
+    )
 
     class Meta:
         db_table = "notifier_outbox"
@@ -176,7 +193,12 @@ class Outbox(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["policy", "notification_type"], name="outbox_once_per_policy_type")
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_status_due_idx")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="outbox_status_due_idx"),
+            models.Index(
+                fields=["lease_expires_at"], name="outbox_sending_lease_idx", condition=models.Q(status="sending")
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.notification_type} → {self.recipient} ({self.status})"

@@ -24,7 +24,7 @@ SWEEPER_TASK = "notifier.tasks.sweep_outbox"
 DISPATCHER_TASK_NAMES = ("policy_notification.tasks.send_notification_messages", DISPATCHER_TASK)
 DISPATCHER_PERIODIC_TASK_NAME = "policy notifications: dispatcher"
 SWEEPER_PERIODIC_TASK_NAME = "policy notifications: outbox sweeper"
-DEFAULT_SWEEP_INTERVAL_SECONDS = 300
+DEFAULT_SWEEP_INTERVAL_SECONDS = 15
 
 
 class ScheduleError(ValueError):
@@ -223,7 +223,7 @@ def sync_schedule(schedule: Schedule | None = None) -> list[str]:
             "args": "[]",
             "kwargs": "{}",
             "one_off": False,
-            "description": "Re-enqueues outbox rows whose delivery task was lost.",
+            "description": "Takes back expired delivery leases; enqueues due retries, deferred rows and lost tasks.",
         },
         f"every {interval_seconds} s",
     )

@@ -1,7 +1,9 @@
 """Celery tasks: thin, named explicitly, with ids and dates only on the broker (never a model, a text or a secret).
 
 beat → send_notification_messages (one at a time, by a non-blocking lock) → detect_notifications per enabled type
-→ after commit, deliver_outbox_chunk with outbox ids. sweep_outbox re-enqueues what a crash left behind.
+→ after commit, deliver_outbox_chunk with outbox ids. sweep_outbox (every NOTIFIER_SWEEP_INTERVAL_SECONDS, 15 s)
+takes back rows whose delivery lease expired and enqueues the rows that are due and that no task carries: retries,
+deferrals, rows of a lost task.
 In the embedded mode (memory broker, always eager) the same calls run in-process, one after another.
 """
 
@@ -16,14 +18,13 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
 from notifier.locks import NonBlockingLock, dispatcher_lock
-from notifier.models import DispatcherRun, Outbox
+from notifier.models import DispatcherRun
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,15 @@ def detect_notifications(notification_type: str, run_date_iso: str) -> dict[str,
     }
 
 
-@shared_task(name="notifier.tasks.deliver_outbox_chunk")
+@shared_task(
+    name="notifier.tasks.deliver_outbox_chunk",
+    # The database away for a moment (a restart, a fail-over): try again within seconds, not after the sweeper's
+    # grace. Rows this run had claimed are its own until their lease expires, so a retry cannot send them twice.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=30,
+    max_retries=5,
+)
 def deliver_outbox_chunk(outbox_ids: list[int]) -> dict[str, int]:
     """Deliver the rows as one chunk; a row another worker already claimed comes back "skipped", so a redelivered
     chunk is safe."""
@@ -117,36 +126,30 @@ def deliver_outbox_chunk(outbox_ids: list[int]) -> dict[str, int]:
     return dict(Counter(deliver_chunk([int(outbox_id) for outbox_id in outbox_ids]).values()))
 
 
-def lost_outbox_ids(limit: int, now: dt.datetime) -> list[int]:
-    """Pending rows that are due and that no delivery task carries: retries (nothing enqueues a retry but the
-    sweeper), rows an operator resent, and rows whose task was lost (due for longer than the grace period; a
-    fresh row's task may simply still be in the queue)."""
-    grace = dt.timedelta(seconds=_setting("NOTIFIER_SWEEP_GRACE_SECONDS", 600))
-    due = Outbox.objects.filter(status=Outbox.Status.PENDING, next_attempt_at__lte=now)
-    lost = due.filter(Q(attempts__gt=0) | Q(requeued_at__isnull=False) | Q(next_attempt_at__lte=now - grace))
-    return list(lost.order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
-
-
 @shared_task(name="notifier.tasks.sweep_outbox")
 def sweep_outbox() -> dict[str, Any]:
-    """Rows left `sending` by a dead worker become `unknown` when their send had started (the gateway may have
-    them: never resent automatically) and pending when it had not; pending rows without a task are enqueued again."""
-    from notifier.delivery import release_stale_sending
+    """Rows whose delivery lease expired (their run died, was paused or hung) become `unknown` when their send had
+    started (the gateway may have them: never resent automatically) and pending when it had not; then the rows that
+    are due and that no delivery task carries are enqueued (within a sweep interval of their due time)."""
+    from notifier.leases import hand_out_due, reclaim_expired
 
-    lock = NonBlockingLock("sweeper", _setting("NOTIFIER_SWEEP_LOCK_SECONDS", 600))
+    lock = NonBlockingLock("sweeper", _setting("NOTIFIER_SWEEP_LOCK_SECONDS", 120))
     if not lock.acquire():
         return {"skipped": True}
     try:
         now = timezone.now()
-        abandoned = release_stale_sending(
-            dt.timedelta(seconds=_setting("NOTIFIER_SENDING_STALE_SECONDS", 900)), now=now
-        )
-        ids = lost_outbox_ids(_setting("NOTIFIER_SWEEP_LIMIT", 5000), now)
+        requeued_untried, abandoned = reclaim_expired(now)
+        grace = dt.timedelta(seconds=_setting("NOTIFIER_SWEEP_GRACE_SECONDS", 600))
+        ids = hand_out_due(_setting("NOTIFIER_SWEEP_LIMIT", 5000), grace, now)
         chunks = enqueue_delivery(ids)
     finally:
         lock.release()
-    if ids or abandoned:
+    if ids or abandoned or requeued_untried:
         logger.info(
-            "sweeper: re-enqueued %s pending rows in %s chunks; %s abandoned sends", len(ids), chunks, abandoned
+            "sweeper: enqueued %s due rows in %s chunks; expired leases: %s queued again, %s unknown",
+            len(ids),
+            chunks,
+            requeued_untried,
+            abandoned,
         )
     return {"skipped": False, "requeued": len(ids), "chunks": chunks, "abandoned": abandoned}

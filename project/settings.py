@@ -154,8 +154,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The Redis transport gives an unacknowledged message to another worker after visibility_timeout, so it must be
 # longer than the longest task: a delivery chunk of NOTIFIER_DELIVERY_CHUNK_SIZE (50) messages, each trying at most
 # every enabled account once (connect + read timeout = 20 s per call, two accounts in the default config), is about
-# 2000 s at worst; one hour leaves room. Delivery claims each row with a conditional update, so a task that runs
-# twice sends nothing twice. Keep it above the longest chunk if you raise the chunk size or the timeouts.
+# 2000 s at worst; one hour leaves room. Delivery claims each row under a lease it proves before every send, so a
+# task that runs twice (or a second worker while the first still runs) sends nothing twice; a task lost with its
+# worker is covered by the sweeper once the rows' leases expire, whatever this timeout.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 # Task events, so that Flower shows the tasks and not only the workers.
 CELERY_WORKER_SEND_TASK_EVENTS = True
@@ -177,14 +178,21 @@ NOTIFIER_DEFAULT_REGION = os.environ.get("NOTIFIER_DEFAULT_REGION", "TZ")
 # language, and rendering falls back to English.
 NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "").strip()
 NOTIFIER_ENABLE_TEST_SMS = _env_bool("NOTIFIER_ENABLE_TEST_SMS", False)
-# Orchestration (notifier.tasks): outbox ids per delivery task; the sweeper's period, how long a pending row waits
-# before it counts as lost, and after how long a row still `sending` counts as abandoned by a dead worker.
+# Orchestration (notifier.tasks): outbox ids per delivery task; the sweeper's period (it also enqueues retries and
+# deferred rows as they fall due) and how long a row fresh from detection waits for its own task before it counts as
+# lost; the delivery lease (a run extends it while it works; once expired, the sweeper takes its rows back); the
+# first retry's backoff base.
 # The dispatcher lock's expiry: frees it if its holder died without releasing it.
 NOTIFIER_DISPATCHER_LOCK_SECONDS = _env_int("NOTIFIER_DISPATCHER_LOCK_SECONDS", 1800)
 NOTIFIER_DELIVERY_CHUNK_SIZE = _env_int("NOTIFIER_DELIVERY_CHUNK_SIZE", 50)
-NOTIFIER_SWEEP_INTERVAL_SECONDS = _env_int("NOTIFIER_SWEEP_INTERVAL_SECONDS", 300)
+NOTIFIER_SWEEP_INTERVAL_SECONDS = _env_int("NOTIFIER_SWEEP_INTERVAL_SECONDS", 15)
 NOTIFIER_SWEEP_GRACE_SECONDS = _env_int("NOTIFIER_SWEEP_GRACE_SECONDS", 600)
-NOTIFIER_SENDING_STALE_SECONDS = _env_int("NOTIFIER_SENDING_STALE_SECONDS", 900)
+NOTIFIER_DELIVERY_LEASE_SECONDS = _env_int("NOTIFIER_DELIVERY_LEASE_SECONDS", 60)
+NOTIFIER_RETRY_BASE_SECONDS = _env_int("NOTIFIER_RETRY_BASE_SECONDS", 60)
+if "NOTIFIER_SENDING_STALE_SECONDS" in os.environ:
+    raise ImproperlyConfigured(
+        "NOTIFIER_SENDING_STALE_SECONDS: no longer used; delivery rows are leased, see NOTIFIER_DELIVERY_LEASE_SECONDS"
+    )
 # The health check calls the beat stale when no dispatcher run completed since the last scheduled hour plus this.
 NOTIFIER_HEARTBEAT_GRACE_SECONDS = _env_int("NOTIFIER_HEARTBEAT_GRACE_SECONDS", 900)
 # Provider plug-ins (SPEC §7): dotted paths; each class's slug must be unique.

@@ -46,6 +46,26 @@ def test_it_opens_the_breaker_after_the_threshold_within_the_window(backend: str
         assert coordination.breaker_allows(2), "another account has its own breaker"
 
 
+def test_it_opens_on_failures_within_the_window_whatever_successes_come_between(backend: str) -> None:
+    """Issue 12: read timeouts mixed with successes never opened a breaker that counted consecutive failures."""
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(2):
+            assert coordination.record_failure(1) is False
+            for _ in range(5):
+                coordination.record_success(1)
+            clock.shift(10)
+        assert coordination.breaker_state(1) == "closed"
+        assert coordination.record_failure(1) is True, "the third failure within 60 s"
+        coordination.record_success(1)  # a call that started before the breaker opened
+        assert coordination.breaker_state(1) == "open", "only the probe's success closes it"
+        assert coordination.breaker_admit(1) == pytest.approx(30.0)
+        clock.shift(12)
+        assert coordination.breaker_admit(1) == pytest.approx(18.0), "the rest of the cooldown"
+        clock.shift(18)
+        assert coordination.breaker_admit(1) == 0.0, "this caller probes"
+        assert coordination.breaker_admit(1) == pytest.approx(5.0), "another one asks again in a few seconds"
+
+
 def test_it_half_opens_for_a_single_probe_then_closes_on_success(backend: str) -> None:
     with time_machine.travel(T0, tick=False) as clock:
         for _ in range(3):

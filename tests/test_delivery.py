@@ -22,9 +22,9 @@ from notifier.delivery import (
     deliver_chunk,
     due_outbox_ids,
     outbox_reference,
-    release_stale_sending,
     resend,
 )
+from notifier.leases import reclaim_expired
 from notifier.models import DeliveryAttempt, Family, NotificationTemplate, Outbox, Policy, ProviderAccount
 from tests.gateway import GatewayServer, Reply, closed_port_url
 from tests.outbox_helpers import bare_outbox, bare_outboxes
@@ -241,7 +241,7 @@ def test_it_skips_an_account_whose_breaker_is_open_then_probes_it(
             assert deliver(make_outbox().pk) == "sent"
         skipped = make_outbox()
         assert deliver(skipped.pk) == "sent"
-        assert attempts(skipped) == [("first", Outcome.SKIPPED, None), ("second", Outcome.SUCCESS, None)]
+        assert attempts(skipped) == [("second", Outcome.SUCCESS, None)], "a skip is counted, not an attempt row"
         assert len(gateway.received) == 2
         clock.shift(31)
         probed = make_outbox()
@@ -265,7 +265,10 @@ def test_it_waits_for_the_breaker_without_spending_an_attempt(
         assert deliver(second.pk) == "pending"
         second.refresh_from_db()
     assert second.attempts == 0
-    assert attempts(second) == [("ega", Outcome.SKIPPED, None)]
+    assert attempts(second) == []
+    assert second.last_error == "ega: circuit breaker open"
+    # Due again when the breaker's cooldown (30 s from T0) is over, not a whole cooldown later or at random.
+    assert T0 + dt.timedelta(seconds=30) <= second.next_attempt_at <= T0 + dt.timedelta(seconds=32)
     assert len(gateway.received) == 1
 
 
@@ -399,14 +402,17 @@ def test_it_marks_rows_a_dead_worker_was_sending_unknown_and_queues_the_untried_
     make_outbox: Callable[..., Outbox],
 ) -> None:
     now = timezone.now()
-    long_ago = now - dt.timedelta(minutes=30)
-    started = make_outbox(status=Outbox.Status.SENDING, claimed_at=long_ago, send_started_at=long_ago)
-    untried = make_outbox(status=Outbox.Status.SENDING, claimed_at=long_ago, next_attempt_at=long_ago)
-    fresh = make_outbox(status=Outbox.Status.SENDING, claimed_at=now - dt.timedelta(seconds=10), send_started_at=now)
-    assert release_stale_sending(dt.timedelta(minutes=15), now=now) == 1
+    long_ago, expired = now - dt.timedelta(minutes=30), now - dt.timedelta(seconds=1)
+    leased = {"status": Outbox.Status.SENDING, "claimed_at": long_ago, "lease_owner": "dead"}
+    started = make_outbox(**leased, send_started_at=long_ago, lease_expires_at=expired)
+    untried = make_outbox(**leased, next_attempt_at=long_ago, lease_expires_at=expired)
+    # Claimed half an hour ago, but its run is alive and extends its lease: it is left alone, whatever its age.
+    alive = make_outbox(**leased, send_started_at=now, lease_expires_at=now + dt.timedelta(seconds=5))
+    assert reclaim_expired(now=now) == (1, 1)
     assert Outbox.objects.get(pk=started.pk).status == Outbox.Status.UNKNOWN
-    assert Outbox.objects.get(pk=untried.pk).status == Outbox.Status.PENDING
-    assert Outbox.objects.get(pk=fresh.pk).status == Outbox.Status.SENDING
+    assert Outbox.objects.get(pk=started.pk).lease_owner == "dead", "kept: the run may still write the outcome"
+    assert Outbox.objects.filter(pk=untried.pk).values_list("status", "lease_owner").get() == ("pending", "")
+    assert Outbox.objects.get(pk=alive.pk).status == Outbox.Status.SENDING
     assert due_outbox_ids(10, now=now) == [untried.pk]
 
 
@@ -660,10 +666,12 @@ def test_it_never_resends_what_a_killed_worker_sent(settings: Any, gateway: Gate
     assert set(Outbox.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Outbox.Status.SENDING}
     assert set(deliver_chunk(ids).values()) == {"skipped"}
     # Three sent and one in the provider's hands had started their send: unknown. The last two were never tried.
-    assert release_stale_sending(dt.timedelta(0), now=timezone.now() + dt.timedelta(seconds=1)) == 4
+    assert reclaim_expired(now=timezone.now()) == (0, 0), "the leases (60 s) have not expired yet"
+    later = timezone.now() + dt.timedelta(seconds=61)
+    assert reclaim_expired(now=later) == (2, 4)
     statuses = dict(Outbox.objects.filter(pk__in=ids).values_list("pk", "status"))
     assert [statuses[pk] for pk in ids] == ["unknown"] * 4 + ["pending"] * 2
-    assert sorted(due_outbox_ids(100)) == ids[4:]
+    assert sorted(due_outbox_ids(100, now=later)) == ids[4:]
     Outbox.objects.filter(pk__in=ids[4:]).update(next_attempt_at=timezone.now())
     ProviderAccount.objects.update(config={**account.config, "crash_after": 100})
     settings.NOTIFIER_PROVIDER_CLASSES = [*settings.NOTIFIER_PROVIDER_CLASSES, CRASHING_PROVIDER]

@@ -86,7 +86,7 @@ def start_worker(redis_url, celery_client, tmp_path) -> Iterator[Callable[..., s
             "NOTIFIER_VAR_DIR": str(tmp_path),
             "NOTIFIER_DELIVERY_CHUNK_SIZE": "4",
             "NOTIFIER_SWEEP_GRACE_SECONDS": "1",
-            "NOTIFIER_SENDING_STALE_SECONDS": "5",
+            "NOTIFIER_DELIVERY_LEASE_SECONDS": "5",
             "CELERY_VISIBILITY_TIMEOUT": "8",
         }
         log = (tmp_path / f"{name}.log").open("wb")
@@ -248,5 +248,44 @@ def test_it_delivers_everything_after_a_worker_is_killed_mid_delivery(scheme, ce
         assert unknown == in_flight
         assert outbox_messages(Outbox.Status.SENT) + unknown == outbox_messages()
         assert Outbox.objects.count() == expected_total
+    finally:
+        gateway.close()
+
+
+def test_it_never_sends_twice_what_a_worker_paused_past_its_lease_was_holding(scheme, celery_client, start_worker):
+    """SIGSTOP a worker in the middle of a provider call for longer than its lease (5 s here): the sweeper takes its
+    rows back and another worker delivers them; when the paused one wakes up it records the answer it was waiting
+    for and sends nothing of what it no longer owns."""
+    gateway = FakeEGAGateway(hold_first=True)
+    try:
+        ega_account(gateway)
+        expected_total = sum(expected_per_type(scheme).values())
+        paused = start_worker("paused", concurrency=1)
+        celery_client.send_task("notifier.tasks.send_notification_messages", args=[scheme.isoformat()])
+        wait_for(gateway.holding.is_set, timeout=90, what="the first message to reach the gateway", process=paused)
+        os.killpg(paused.pid, signal.SIGSTOP)
+        try:
+            [in_flight] = Outbox.objects.filter(status=Outbox.Status.SENDING, send_started_at__isnull=False)
+            start_worker("rescuer", concurrency=2)
+
+            def rest_delivered() -> bool:
+                call(celery_client, "notifier.tasks.sweep_outbox", timeout=60)
+                return settled() and Outbox.objects.count() == expected_total
+
+            wait_for(rest_delivered, timeout=180, what="the sweeper and the rescuer to finish every other row")
+            assert Outbox.objects.get(pk=in_flight.pk).status == Outbox.Status.UNKNOWN
+        finally:
+            gateway.release.set()
+            os.killpg(paused.pid, signal.SIGCONT)
+        wait_for(
+            lambda: Outbox.objects.get(pk=in_flight.pk).status == Outbox.Status.SENT,
+            timeout=60,
+            what="the woken worker to record the answer of its call",
+            process=paused,
+        )
+        received = gateway.counts()
+        assert set(received.values()) == {1}, "a message reached the gateway twice"
+        assert received == outbox_messages()
+        assert set(Outbox.objects.values_list("status", flat=True)) == {Outbox.Status.SENT}
     finally:
         gateway.close()

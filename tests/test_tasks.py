@@ -139,27 +139,35 @@ def test_it_requeues_a_due_retry_and_a_resent_row_without_waiting_for_the_grace(
     run_all_detection(scheme)
     now = timezone.now()
     retry, resent, fresh = Outbox.objects.order_by("id")[:3]
-    Outbox.objects.filter(pk=retry.pk).update(attempts=1, next_attempt_at=now - dt.timedelta(seconds=5))
+    Outbox.objects.filter(pk=retry.pk).update(
+        attempts=1, claimed_at=now - dt.timedelta(minutes=1), next_attempt_at=now - dt.timedelta(seconds=5)
+    )
     Outbox.objects.filter(pk=resent.pk).update(requeued_at=now, next_attempt_at=now)
     Outbox.objects.filter(pk=fresh.pk).update(next_attempt_at=now + dt.timedelta(minutes=5))
-    assert tasks.lost_outbox_ids(100, timezone.now()) == [retry.pk, resent.pk]
     assert tasks.sweep_outbox()["requeued"] == 2
     assert Outbox.objects.get(pk=retry.pk).status == Outbox.Status.SENT
     assert Outbox.objects.get(pk=resent.pk).status == Outbox.Status.SENT
     assert Outbox.objects.get(pk=fresh.pk).status == Outbox.Status.PENDING
 
 
-def test_it_marks_a_send_abandoned_by_a_dead_worker_unknown_and_never_resends_it(scheme, gateway, settings):
-    settings.NOTIFIER_SENDING_STALE_SECONDS = 900
+def test_it_marks_a_send_abandoned_by_a_dead_worker_unknown_and_never_resends_it(scheme, gateway):
     run_all_detection(scheme)
     now = timezone.now()
     abandoned, in_flight = Outbox.objects.order_by("id")[:2]
     Outbox.objects.filter(pk=abandoned.pk).update(
         status=Outbox.Status.SENDING,
+        claimed_at=now - dt.timedelta(minutes=2),
+        send_started_at=now - dt.timedelta(minutes=2),
+        lease_owner="dead",
+        lease_expires_at=now - dt.timedelta(minutes=1),
+    )
+    Outbox.objects.filter(pk=in_flight.pk).update(
+        status=Outbox.Status.SENDING,
         claimed_at=now - dt.timedelta(hours=1),
         send_started_at=now - dt.timedelta(hours=1),
+        lease_owner="alive",
+        lease_expires_at=now + dt.timedelta(minutes=1),
     )
-    Outbox.objects.filter(pk=in_flight.pk).update(status=Outbox.Status.SENDING, claimed_at=now)
     Outbox.objects.exclude(pk__in=[abandoned.pk, in_flight.pk]).delete()
     outcome = tasks.sweep_outbox()
     assert outcome["abandoned"] == 1

@@ -1,0 +1,259 @@
+"""Who may send an outbox row: a lease, not the age of a claim.
+
+A delivery run claims rows (pending → sending) under a random owner token and an expiry (`lease_expires_at`).
+Only that owner sends them, and only after one conditional statement per provider call has proved that it still
+owns the row (`take_turn`); its outcome writes are conditional on the token too. While the run works, a keeper
+thread extends the leases of its rows; a run that is killed, paused (SIGSTOP) or hung stops extending them, and
+once they have expired the sweeper takes the rows back (`reclaim_expired`): a row whose send had started becomes
+`unknown` (never resent automatically), an untried one pending again. A paused run that wakes up finds its rows
+gone and sends nothing: a slow gateway or a long chunk can delay messages, never duplicate them.
+
+All times are the application's clock (`timezone.now()`), as every other outbox timestamp.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connections, router, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from notifier.models import Outbox
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEASE_SECONDS = 60  # NOTIFIER_DELIVERY_LEASE_SECONDS
+_CLAIM_BATCH = 500
+Status = Outbox.Status
+
+
+def lease_seconds() -> float:
+    value = getattr(settings, "NOTIFIER_DELIVERY_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"NOTIFIER_DELIVERY_LEASE_SECONDS: expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def new_owner() -> str:
+    return secrets.token_hex(16)
+
+
+def _sql() -> tuple[Any, str]:
+    connection = connections[router.db_for_write(Outbox)]
+    return connection, connection.ops.quote_name(Outbox._meta.db_table)
+
+
+def _stamp(connection: Any, moment: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+# --- claim -------------------------------------------------------------------------------------------------------
+
+
+def claim(outbox_id: int, now: datetime, owner: str) -> bool:
+    """Claim one row (pending → sending, leased to `owner`) if it is due; True when this call claimed it."""
+    claimed = Outbox.objects.filter(pk=outbox_id, status=Status.PENDING, next_attempt_at__lte=now).update(
+        status=Status.SENDING,
+        claimed_at=now,
+        send_started_at=None,
+        lease_owner=owner,
+        lease_expires_at=now + timedelta(seconds=lease_seconds()),
+        updated_at=now,
+    )
+    return claimed == 1
+
+
+def claim_chunk(outbox_ids: Sequence[int], now: datetime, owner: str | None = None) -> list[int]:
+    """Claim the due pending rows among `outbox_ids` (pending → sending, leased to `owner`), one statement per
+    500 ids. Returns the ids this call claimed.
+
+    On PostgreSQL a row another worker is claiming at this very moment is left to it (SKIP LOCKED) instead of
+    waiting for it; SQLite serialises writers, so its plain conditional UPDATE suffices. Either way a row is
+    claimed by exactly one caller.
+    """
+    owner = owner or new_owner()
+    ids = list(outbox_ids)
+    claimed: list[int] = []
+    for start in range(0, len(ids), _CLAIM_BATCH):
+        claimed.extend(_claim_batch(ids[start : start + _CLAIM_BATCH], now, owner))
+    return claimed
+
+
+def _claim_batch(ids: list[int], now: datetime, owner: str) -> list[int]:
+    if not ids:
+        return []
+    connection, table = _sql()
+    stamp, expires = _stamp(connection, now), _stamp(connection, now + timedelta(seconds=lease_seconds()))
+    # Only the table name and placeholders are formatted into the SQL; every value is a parameter.
+    update = (
+        f"UPDATE {table} SET status = %s, claimed_at = %s, updated_at = %s, send_started_at = NULL, "  # noqa: S608
+        "lease_owner = %s, lease_expires_at = %s WHERE id IN "
+    )
+    head: list[Any] = [Status.SENDING.value, stamp, stamp, owner, expires]
+    due = "AND status = %s AND next_attempt_at <= %s"
+    if connection.vendor == "postgresql":
+        select = f"SELECT id FROM {table} WHERE id = ANY(%s) {due} FOR UPDATE SKIP LOCKED"  # noqa: S608
+        sql = f"{update}({select}) RETURNING id"
+        params: list[Any] = [*head, ids, Status.PENDING.value, stamp]
+    elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
+        sql = f"{update}({', '.join(['%s'] * len(ids))}) {due} RETURNING id"
+        params = [*head, *ids, Status.PENDING.value, stamp]
+    else:  # no UPDATE … RETURNING: one conditional UPDATE per row
+        return [outbox_id for outbox_id in ids if claim(outbox_id, now, owner)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [int(row[0]) for row in cursor.fetchall()]
+
+
+# --- while the owner works ---------------------------------------------------------------------------------------
+
+
+def take_turn(outbox_id: int, owner: str) -> bool:
+    """Before each provider call: prove that `owner` still holds the row's lease, extend it, and mark the send as
+    started (kept from the first call of this claim), in one statement. False: the row is no longer ours (the
+    sweeper took it back after our lease expired) and must not be sent."""
+    now = timezone.now()
+    connection, table = _sql()
+    sql = (
+        f"UPDATE {table} SET send_started_at = COALESCE(send_started_at, %s), lease_expires_at = %s "  # noqa: S608
+        "WHERE id = %s AND status = %s AND lease_owner = %s AND lease_expires_at > %s"
+    )
+    expires = now + timedelta(seconds=lease_seconds())
+    params = [_stamp(connection, now), _stamp(connection, expires), outbox_id, Status.SENDING.value, owner]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, _stamp(connection, now)])
+        return bool(cursor.rowcount == 1)
+
+
+def extend(owner: str, outbox_ids: Sequence[int]) -> int:
+    """Extend the leases `owner` still holds among these rows. Never waits for a row lock (a row being written at
+    this moment is extended by that write or at the next tick). Returns the number extended."""
+    ids = [int(outbox_id) for outbox_id in outbox_ids]
+    if not ids:
+        return 0
+    connection, table = _sql()
+    now = timezone.now()
+    expires = _stamp(connection, now + timedelta(seconds=lease_seconds()))
+    owned = "status = %s AND lease_owner = %s"
+    if connection.vendor == "postgresql":
+        select = f"SELECT id FROM {table} WHERE id = ANY(%s) AND {owned} FOR UPDATE SKIP LOCKED"  # noqa: S608
+        sql = f"UPDATE {table} SET lease_expires_at = %s WHERE id IN ({select})"  # noqa: S608
+        params: list[Any] = [expires, ids, Status.SENDING.value, owner]
+    else:
+        marks = ", ".join(["%s"] * len(ids))
+        sql = f"UPDATE {table} SET lease_expires_at = %s WHERE id IN ({marks}) AND {owned}"  # noqa: S608
+        params = [expires, *ids, Status.SENDING.value, owner]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+class LeaseKeeper:
+    """Extends a delivery run's leases every third of the lease from a thread of its own, so that a slow provider
+    call (or a long chunk) never lets them lapse while the run is alive.
+
+    A run that makes no progress for `stall_seconds` (a call hanging past every timeout) is no longer vouched
+    for: the keeper stops and lets the leases expire, so that the sweeper can take the rows back. A paused or
+    killed process extends nothing either.
+    """
+
+    def __init__(self, owner: str, outbox_ids: Sequence[int], stall_seconds: float) -> None:
+        self.owner = owner
+        self.outbox_ids = list(outbox_ids)
+        self.interval = lease_seconds() / 3
+        self.stall_seconds = stall_seconds
+        self.progress_at = time.monotonic()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{owner[:8]}", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def progress(self) -> None:
+        self.progress_at = time.monotonic()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopped.wait(self.interval):
+                stalled = time.monotonic() - self.progress_at
+                if stalled > self.stall_seconds:
+                    logger.warning(
+                        "lease %s: no progress for %.0f s; leases left to expire for the sweeper", self.owner, stalled
+                    )
+                    return
+                try:
+                    extend(self.owner, self.outbox_ids)
+                except DatabaseError as exc:
+                    logger.warning("lease %s: could not extend (%s); trying again", self.owner, exc)
+                    connections[router.db_for_write(Outbox)].close()
+        finally:
+            connections.close_all()  # this thread's connections only
+
+
+# --- the sweeper's side ------------------------------------------------------------------------------------------
+
+
+def reclaim_expired(now: datetime | None = None) -> tuple[int, int]:
+    """Rows `sending` whose lease has expired (their run died, was paused or hung): untried → pending (due now,
+    the lease cleared), started → `unknown` (the owner token kept, so that a run that was only paused may still
+    write the real outcome). Returns (queued again, made unknown)."""
+    now = now or timezone.now()
+    legacy = timedelta(seconds=lease_seconds())  # rows claimed before leases existed
+    expired = Outbox.objects.filter(status=Status.SENDING).filter(
+        Q(lease_expires_at__lt=now)
+        | Q(lease_expires_at__isnull=True, claimed_at__lt=now - legacy)
+        | Q(lease_expires_at__isnull=True, claimed_at__isnull=True)
+    )
+    queued = expired.filter(send_started_at__isnull=True).update(
+        status=Status.PENDING,
+        lease_owner="",
+        lease_expires_at=None,
+        next_attempt_at=now,
+        last_error="its delivery run stopped before sending it; queued again",
+        updated_at=now,
+    )
+    unknown = expired.filter(send_started_at__isnull=False).update(
+        status=Status.UNKNOWN,
+        lease_expires_at=None,
+        last_error="its delivery run stopped while sending it; outcome unknown",
+        updated_at=now,
+    )
+    return queued, unknown
+
+
+def hand_out_due(limit: int, grace: timedelta, now: datetime | None = None) -> list[int]:
+    """Pending rows that are due and that no delivery task carries, marked as handed out (`enqueued_at`), oldest
+    due first. The caller enqueues them.
+
+    Carried: rows handed out since they became due (within `grace`, in case that task was lost), and rows fresh
+    from detection (never claimed nor resent) for `grace` after they became due, since their own task may still be
+    in the queue. Everything else is handed out as soon as it is due: retries after a backoff, rows deferred by an
+    open breaker or a rate limit, rows taken back from a dead run, rows an operator resent.
+    """
+    now = now or timezone.now()
+    horizon = now - grace
+    handed = Q(enqueued_at__isnull=False, enqueued_at__gte=F("next_attempt_at"), enqueued_at__gt=horizon)
+    fresh = Q(enqueued_at__isnull=True, claimed_at__isnull=True, requeued_at__isnull=True, next_attempt_at__gt=horizon)
+    due = (
+        Outbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        .exclude(handed | fresh)
+        .order_by("next_attempt_at", "id")
+    )
+    with transaction.atomic(using=router.db_for_write(Outbox)):
+        ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
+        Outbox.objects.filter(pk__in=ids).update(enqueued_at=now)
+    return ids
