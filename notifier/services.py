@@ -14,10 +14,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from notifier import signals
 from notifier.models import Family, FamilyNotification, Insuree, Language, Location
+from notifier.safe_input import check_text
 
 NOTIFICATION_KEYS = {"approvalOfNotification", "languageOfNotification"}
 CONTRIBUTION_KEY = "PolicyNotification"
@@ -26,9 +28,20 @@ CONTRIBUTION_KEY = "PolicyNotification"
 # --- consent (seed contract) --------------------------------------------------------------------------------
 
 
+def _max_length(model: type[Model], name: str) -> int | None:
+    max_length = getattr(model._meta.get_field(name), "max_length", None)
+    return int(max_length) if max_length is not None else None
+
+
 def default_language_code() -> str:
     first = Language.objects.order_by("sort_order", "code").values_list("code", flat=True).first()
     return first or "en"
+
+
+def _printable(key: str) -> str:
+    """A key as it can be shown in an error (a NUL or a 100 kB key is shown escaped and cut)."""
+    shown = key.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _current_family(family_uuid: Any) -> Family:
@@ -49,7 +62,7 @@ def _clean_notification_data(notification_data: Any, *, partial: bool) -> dict[s
         raise ValidationError({"notification_data": "must be a dict"})
     unknown = sorted(str(key) for key in notification_data if key not in NOTIFICATION_KEYS)
     if unknown:
-        raise ValidationError({key: "unknown key" for key in unknown})
+        raise ValidationError({_printable(key): "unknown key" for key in unknown})
     cleaned: dict[str, Any] = {}
     if "approvalOfNotification" in notification_data:
         approval = notification_data["approvalOfNotification"]
@@ -60,6 +73,8 @@ def _clean_notification_data(notification_data: Any, *, partial: bool) -> dict[s
         cleaned["approval_of_sms"] = False
     if "languageOfNotification" in notification_data:
         language = notification_data["languageOfNotification"]
+        if isinstance(language, str):
+            check_text("languageOfNotification", language, _max_length(Language, "code"))
         if not isinstance(language, str) or not Language.objects.filter(code=language).exists():
             raise ValidationError({"languageOfNotification": f"unknown language code {language!r}"})
         cleaned["language_of_sms"] = language
@@ -141,6 +156,9 @@ def _clean_member(member: MemberData, prefix: str) -> None:
         raise ValidationError({f"{prefix}other_names": "required text"})
     if member.phone is not None and (not isinstance(member.phone, str) or len(member.phone) > 50):
         raise ValidationError({f"{prefix}phone": "text of at most 50 characters, or null"})
+    # What PostgreSQL would refuse with a DataError (NUL, invalid Unicode, longer than the column), named here.
+    for name in ("chf_id", "last_name", "other_names", "phone"):
+        check_text(f"{prefix}{name}", getattr(member, name), _max_length(Insuree, name))
     # datetime is a subclass of date; a DateField would silently drop its time
     if member.dob is not None and (not isinstance(member.dob, dt.date) or isinstance(member.dob, dt.datetime)):
         raise ValidationError({f"{prefix}dob": f"must be a date or null, got {member.dob!r}"})
@@ -244,7 +262,7 @@ def update_insuree(insuree_uuid: Any, changes: Mapping[str, Any], *, at: dt.date
         raise ValidationError({"changes": "must be a dict of field names to values"})
     unknown = sorted(str(key) for key in changes if key not in INSUREE_FIELDS)
     if unknown:
-        raise ValidationError({key: "unknown or read-only field" for key in unknown})
+        raise ValidationError({_printable(key): "unknown or read-only field" for key in unknown})
     try:
         key = uuid_module.UUID(str(insuree_uuid))
     except ValueError:
