@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from notifier import coordination, delivery, rendering, services, sms
 from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode, parse_mode
 from notifier.models import (
+    ApiToken,
     Decision,
     DeliveryAttempt,
     DetectionRun,
@@ -660,3 +661,17 @@ class DispatcherRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 from notifier import report_admin  # noqa: E402, F401 - registers the report page
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Tokens are created by `manage.py api_token create USER` (the key is shown once); here they are listed and
+    revoked (deleted)."""
+
+    list_display = ["prefix", "user", "name", "created_at", "last_used_at"]
+    search_fields = ["user__username", "name", "prefix"]
+    readonly_fields = ["user", "prefix", "digest", "created_at", "last_used_at"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -102,7 +102,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-LOGIN_URL = "/admin/login/"
+# The report's sign-in page (any active user; the admin keeps its own, staff-only login).
+LOGIN_URL = "notifier:report_login"
+LOGIN_REDIRECT_URL = "notifier:report_page"
 
 # --- Celery -------------------------------------------------------------------------------------------------
 # No broker configured means the embedded mode: tasks run in-process (always eager) on the memory transport.
