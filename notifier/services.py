@@ -38,17 +38,33 @@ def default_language_code() -> str:
     return first or "en"
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message may quote it: short, and safe for any input (a 100,000-deep dict has no repr)."""
+    if value is None or isinstance(value, bool | int | float | str | dt.date | uuid_module.UUID):
+        return _printable(repr(value))
+    return f"a {type(value).__name__}"
+
+
 def _printable(key: str) -> str:
     """A key as it can be shown in an error (a NUL or a 100 kB key is shown escaped and cut)."""
     shown = key.encode("unicode_escape").decode("ascii")
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-def _current_family(family_uuid: Any) -> Family:
+def _uuid(value: Any, field: str) -> uuid_module.UUID:
+    """A UUID from a UUID or its text; anything else is a ValidationError naming `field`."""
+    if isinstance(value, uuid_module.UUID):
+        return value
     try:
-        key = family_uuid if isinstance(family_uuid, uuid_module.UUID) else uuid_module.UUID(str(family_uuid))
-    except (TypeError, ValueError, AttributeError):
-        raise ValidationError({"family_uuid": f"not a valid UUID: {family_uuid!r}"}) from None
+        if not isinstance(value, str):
+            raise TypeError
+        return uuid_module.UUID(value)
+    except (TypeError, ValueError):
+        raise ValidationError({field: f"not a valid UUID: {_shown(value)}"}) from None
+
+
+def _current_family(family_uuid: Any) -> Family:
+    key = _uuid(family_uuid, "family_uuid")
     family = Family.objects.current().filter(uuid=key).first()
     if family is None:
         raise ValidationError({"family_uuid": f"no current family with uuid {key}"})
@@ -67,7 +83,7 @@ def _clean_notification_data(notification_data: Any, *, partial: bool) -> dict[s
     if "approvalOfNotification" in notification_data:
         approval = notification_data["approvalOfNotification"]
         if not isinstance(approval, bool):
-            raise ValidationError({"approvalOfNotification": f"must be true or false, got {approval!r}"})
+            raise ValidationError({"approvalOfNotification": f"must be true or false, got {_shown(approval)}"})
         cleaned["approval_of_sms"] = approval
     elif not partial:
         cleaned["approval_of_sms"] = False
@@ -76,7 +92,7 @@ def _clean_notification_data(notification_data: Any, *, partial: bool) -> dict[s
         if isinstance(language, str):
             check_text("languageOfNotification", language, _max_length(Language, "code"))
         if not isinstance(language, str) or not Language.objects.filter(code=language).exists():
-            raise ValidationError({"languageOfNotification": f"unknown language code {language!r}"})
+            raise ValidationError({"languageOfNotification": f"unknown language code {_shown(language)}"})
         cleaned["language_of_sms"] = language
     elif not partial:
         cleaned["language_of_sms"] = default_language_code()
@@ -120,10 +136,7 @@ def update_family_notification_policy(family_uuid: Any, notification_data: Any =
 @transaction.atomic
 def delete_family_notification_policy(family_uuid: Any, notification_data: Any = None) -> None:
     """Retire a family's consent: no message goes out to it afterwards. Works on a just-deleted family too."""
-    try:
-        key = uuid_module.UUID(str(family_uuid))
-    except (TypeError, ValueError):
-        raise ValidationError({"family_uuid": f"not a valid UUID: {family_uuid!r}"}) from None
+    key = _uuid(family_uuid, "family_uuid")
     _clean_notification_data(notification_data, partial=True)
     family_ids = Family.objects.filter(uuid=key, legacy_id__isnull=True).values_list("id", flat=True)
     if not family_ids:
@@ -161,7 +174,7 @@ def _clean_member(member: MemberData, prefix: str) -> None:
         check_text(f"{prefix}{name}", getattr(member, name), _max_length(Insuree, name))
     # datetime is a subclass of date; a DateField would silently drop its time
     if member.dob is not None and (not isinstance(member.dob, dt.date) or isinstance(member.dob, dt.datetime)):
-        raise ValidationError({f"{prefix}dob": f"must be a date or null, got {member.dob!r}"})
+        raise ValidationError({f"{prefix}dob": f"must be a date or null, got {_shown(member.dob)}"})
 
 
 def _clean_contributions(contributions: Any) -> dict[str, Any]:
@@ -263,10 +276,7 @@ def update_insuree(insuree_uuid: Any, changes: Mapping[str, Any], *, at: dt.date
     unknown = sorted(str(key) for key in changes if key not in INSUREE_FIELDS)
     if unknown:
         raise ValidationError({_printable(key): "unknown or read-only field" for key in unknown})
-    try:
-        key = uuid_module.UUID(str(insuree_uuid))
-    except ValueError:
-        raise ValidationError({"insuree_uuid": f"not a valid UUID: {insuree_uuid!r}"}) from None
+    key = _uuid(insuree_uuid, "insuree_uuid")
     insuree = Insuree.objects.current().filter(uuid=key).first()
     if insuree is None:
         raise ValidationError({"insuree_uuid": f"no current insuree with uuid {key}"})
