@@ -37,7 +37,7 @@ TABLES = [Family, Insuree, FamilyNotification, FamilyPhone, FakeGatewayMessage, 
 
 
 def counts() -> dict[str, int]:
-    return {model.__name__: model.objects.count() for model in TABLES} | {
+    return {model.__name__: model._default_manager.count() for model in TABLES} | {
         "NotificationTemplate": NotificationTemplate.objects.filter(edited=True).count()
     }
 
