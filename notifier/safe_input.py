@@ -9,10 +9,11 @@ The functions here return a message or raise ValidationError({field: message}) b
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 # Deeper than anything a provider config, a consent payload or an SMS gateway body needs.
 MAX_JSON_DEPTH = 32
@@ -99,3 +100,32 @@ def first_message(error: ValidationError) -> tuple[str, str]:
         field, errors = next(iter(error.error_dict.items()))
         return field, "; ".join(str(message) for item in errors for message in item.messages)
     return "", "; ".join(error.messages)
+
+
+class RefuseUnstorableQueryMiddleware:
+    """A 400 naming the parameter for a NUL (or text that is not valid Unicode) in the URL path or a query
+    parameter, before any view can hand it to PostgreSQL: admin filters and lookups (`?status=%00`, an object id
+    `%00` in the path) would otherwise end in a DataError, a 500. Form bodies are left to the forms, which refuse
+    NUL naming the field; JSON bodies to their views (parse_json)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        problem = text_problem(request.path)
+        if problem is not None:
+            return self._refuse("path", problem)
+        for name, values in request.GET.lists():
+            problem = text_problem(name)
+            if problem is not None:
+                return self._refuse("query", f"a parameter name {problem}")
+            for value in values:
+                problem = text_problem(value)
+                if problem is not None:
+                    return self._refuse(name, problem)
+        return self.get_response(request)
+
+    @staticmethod
+    def _refuse(field: str, problem: str) -> JsonResponse:
+        shown = field if len(field) <= 60 else field[:57] + "..."
+        return JsonResponse({"error": f"{shown}: {problem}", "field": shown, "param": shown}, status=400)
