@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from notifier import coordination, delivery, rendering, services, sms
 from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode, parse_mode
 from notifier.models import (
+    ApiToken,
     Decision,
     DeliveryAttempt,
     DetectionRun,
@@ -40,8 +41,9 @@ from notifier.models import (
 )
 from notifier.openimis.mode import is_attached
 from notifier.phones import normalize_phone
-from notifier.providers.base import ProviderConfigError
+from notifier.providers.base import MASK, Provider, ProviderConfigError
 from notifier.providers.registry import UnknownProviderError, get_provider, provider_classes
+from notifier.safe_input import check_text, first_message, parse_json
 
 
 class CurrentRowsFilter(admin.SimpleListFilter):
@@ -320,6 +322,9 @@ class LanguageAdmin(OpenIMISReadOnlyMixin, admin.ModelAdmin):  # type: ignore[ty
     search_fields = ["code", "name"]
 
 
+PREVIEW_TEXT_MAX = 2000
+
+
 @admin.register(NotificationTemplate)
 class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Templates by type and language, with what the network makes of them and a live preview (SPEC §6, §11)."""
@@ -391,10 +396,17 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             raise PermissionDenied
         text = request.GET.get("text", "")
         language = request.GET.get("language", "") or "en"
+        reference = request.GET.get("family", "")
+        try:  # what PostgreSQL would refuse (NUL, invalid Unicode, over-long) is a 400 naming the parameter
+            check_text("text", text, PREVIEW_TEXT_MAX)
+            check_text("language", language, 20)
+            check_text("family", reference, 50)
+        except ValidationError as exc:
+            field, message = first_message(exc)
+            return JsonResponse({"family": "", "error": f"{field}: {message}", "field": field}, status=400)
         if not Language.objects.filter(pk=language).exists():
             language = "en"
         replace = request.GET.get("replace_lookalikes", "") in {"1", "true", "on"}
-        reference = request.GET.get("family", "")
         answer: dict[str, Any] = {"family": "", "error": ""}
         try:
             rendering.validate_template(text)
@@ -462,9 +474,9 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]
             return cleaned
         text = (cleaned.get("config") or "").strip() or "{}"
         try:
-            submitted = json.loads(text)
-        except json.JSONDecodeError as exc:
-            self.add_error("config", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+            submitted = parse_json(text, "config")
+        except ValidationError as exc:
+            self.add_error("config", first_message(exc)[1])
             return cleaned
         cls = get_provider(slug)
         if not isinstance(submitted, dict):
@@ -476,8 +488,33 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         except ProviderConfigError as exc:
             self.add_error("config", str(exc))
             return cleaned
+        kept = secrets_kept_for_a_new_address(cls, submitted, stored or {}, config.model_dump(mode="json"))
+        if kept:
+            self.add_error("config", kept)
+            return cleaned
         cleaned["config"] = config.model_dump(mode="json")
         return cleaned
+
+
+def secrets_kept_for_a_new_address(
+    cls: type[Provider], submitted: dict[str, Any], stored: dict[str, Any], new: dict[str, Any]
+) -> str:
+    """An error when an address field (URL, host) changes while a stored secret is kept masked: the stored secret
+    must never reach a host it was not given for, so the person re-enters it. Empty when all is well."""
+    if not stored:
+        return ""
+    try:
+        before = cls.parse_config(stored).model_dump(mode="json")  # defaults filled in, as `new` has them
+    except ProviderConfigError:
+        before = stored
+    changed = [name for name in cls.config_class.address_fields if new.get(name) != before.get(name)]
+    masked = [name for name in cls.config_class.secret_fields if submitted.get(name) == MASK and stored.get(name)]
+    if not changed or not masked:
+        return ""
+    return (
+        f"{', '.join(masked)}: re-enter the secret — {', '.join(changed)} changed, and a stored secret is never "
+        "sent to a new address (replace the mask with the secret for the new address)"
+    )
 
 
 class SendTestForm(forms.Form):
@@ -667,3 +704,17 @@ class DispatcherRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 from notifier import report_admin  # noqa: E402, F401 - registers the report page
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Tokens are created by `manage.py api_token create USER` (the key is shown once); here they are listed and
+    revoked (deleted)."""
+
+    list_display = ["prefix", "user", "name", "created_at", "last_used_at"]
+    search_fields = ["user__username", "name", "prefix"]
+    readonly_fields = ["user", "prefix", "digest", "created_at", "last_used_at"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,59 +1,23 @@
-"""One full notification cycle in this process: detection per enabled type, then delivery of what it queued.
+"""One full notification cycle in this process (embedded mode, the demo) and the table that shows it.
 
-What `send_notifications` and the demo run when there is no broker (the embedded mode). It takes the dispatcher's
-lock and records a DispatcherRun like the beat-driven dispatcher, so the two never overlap and the health check
-sees the run.
+The cycle is notifier.dispatch.dispatch() with in-process delivery: the same lock, phone catch-up, DispatcherRun
+and detection as the beat-driven dispatcher, so the two never overlap and the health check sees the run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import dataclass, field
 
-from django.utils import timezone
+from notifier.dispatch import DispatchSkipped, TypeDispatch, dispatch
 
-from notifier.delivery import deliver_chunk
-from notifier.detection import DetectionResult, run_all_detection
-from notifier.locks import dispatcher_lock
-from notifier.models import DispatcherRun
-from notifier.tasks import chunk_size
-
-
-class CycleSkipped(RuntimeError):
-    """Another dispatcher run holds the lock."""
-
-
-@dataclass
-class TypeCycle:
-    detection: DetectionResult
-    delivered: Counter[str] = field(default_factory=Counter)  # final status -> count
-
-    @property
-    def notification_type(self) -> str:
-        return self.detection.notification_type
+CycleSkipped = DispatchSkipped  # another dispatcher run holds the lock
+TypeCycle = TypeDispatch
 
 
 def run_cycle(run_date: dt.date | None = None, *, types: list[str] | None = None) -> list[TypeCycle]:
-    lock = dispatcher_lock()
-    if not lock.acquire():
-        raise CycleSkipped("another dispatcher run is in progress (it holds the dispatcher lock); nothing done")
-    try:
-        run_date = run_date or timezone.localdate()
-        run = DispatcherRun.begin(run_date)
-        cycles = []
-        for result in run_all_detection(run_date, types=types):
-            cycle = TypeCycle(detection=result)
-            ids, size = result.queued_outbox_ids, chunk_size()
-            for start in range(0, len(ids), size):
-                cycle.delivered.update(deliver_chunk(ids[start : start + size]).values())
-            cycles.append(cycle)
-        run.notification_types = [cycle.notification_type for cycle in cycles]
-        run.completed_at = timezone.now()
-        run.save(update_fields=["notification_types", "completed_at"])
-        return cycles
-    finally:
-        lock.release()
+    """Detect and deliver here, whatever the broker. Raises CycleSkipped while another run holds the lock."""
+    return dispatch(run_date, types=types, in_process=True).types
 
 
 # deliver_chunk() status -> column: "pending" means a retry is scheduled, "skipped" that another process claimed it.
@@ -74,6 +38,9 @@ def cycle_table(cycles: list[TypeCycle]) -> list[str]:
     skipped_total: Counter[str] = Counter()
     for cycle in cycles:
         result = cycle.detection
+        if result is None:
+            lines.append(f"{cycle.notification_type:<26} detection failed: {cycle.error}")
+            continue
         totals["queued"] += result.queued
         totals.update(cycle.delivered)
         skipped_total.update(result.skipped)

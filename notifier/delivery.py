@@ -36,6 +36,7 @@ from notifier.conf import get_config
 from notifier.config import NotifierConfig
 from notifier.leases import claim_chunk
 from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
+from notifier.phones import recipient_problem
 from notifier.providers import account_provider, seed_provider_accounts
 from notifier.providers.base import (
     PermanentError,
@@ -193,8 +194,9 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
             chunk.keeper.progress()
             current = _Round(outbox=row, text=row.text, language=row.language)
             message = rendered.get(row.pk)
-            if isinstance(message, RenderError):
-                _finish(chunk, current, Status.FAILED, error=f"cannot render: {message}")
+            refused = recipient_problem(row.recipient)  # a row not written by detection may hold anything
+            if refused or isinstance(message, RenderError):
+                _finish(chunk, current, Status.FAILED, error=refused or f"cannot render: {message}")
                 statuses[row.pk] = str(Status.FAILED)
             else:
                 if message is not None:

@@ -2,7 +2,9 @@
 
 The heartbeat is judged against the schedule, not a fixed age: once the last scheduled hour is more than
 NOTIFIER_HEARTBEAT_GRACE_SECONDS behind us, a dispatcher run must have completed since that hour. So a beat that
-stopped at noon is noticed at noon plus the grace, not only the next morning.
+stopped at noon is noticed at noon plus the grace, not only the next morning. A run counts only when detection
+completed for every enabled type; when the newest run failed detection for a type, health is red and names the
+type and the error (until a complete run follows).
 `?checks=database,broker` limits the verdict to those checks (a container probe that must not depend on beat).
 """
 
@@ -20,6 +22,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from notifier.dispatch import enabled_types
 from notifier.locks import redis_client
 from notifier.models import DispatcherRun
 from notifier.schedule import ScheduleError, derive_schedule
@@ -86,15 +89,17 @@ def check_beat(now: dt.datetime | None = None) -> Check:
     grace = dt.timedelta(seconds=settings.NOTIFIER_HEARTBEAT_GRACE_SECONDS)
     due_since = schedule.last_tick_before(now - grace, tz)
     details: dict[str, Any] = {"hours": list(schedule.hours), "timezone": tz.key, "due_since": due_since.isoformat()}
+    enabled = set(enabled_types())
     try:
-        last = (
-            DispatcherRun.objects.filter(completed_at__isnull=False)
-            .order_by("-completed_at")
-            .only("completed_at")
-            .first()
-        )
+        last, failed = _last_runs(enabled)
     except Exception as exc:
         return Check(False, f"dispatcher runs unreadable ({_error(exc)})", details)
+    if failed is not None:
+        # The newest finished run failed detection for some type, and no complete run came after it.
+        details.update(failed_at=failed.completed_at.isoformat() if failed.completed_at else None, error=failed.error)
+        return Check(
+            False, f"detection failed in the dispatcher run of {failed.run_date}: {_one_line(failed.error)}", details
+        )
     if last is None or last.completed_at is None:
         return Check(False, "no dispatcher run has completed yet", details)
     age = now - last.completed_at
@@ -102,6 +107,30 @@ def check_beat(now: dt.datetime | None = None) -> Check:
     if last.completed_at < due_since:
         return Check(False, f"no dispatcher run completed since the run due at {due_since:%Y-%m-%d %H:%M %Z}", details)
     return Check(True, details=details)
+
+
+def _one_line(error: str) -> str:
+    return "; ".join(line.strip() for line in error.splitlines() if line.strip())
+
+
+_RUNS_LOOKED_AT = 50
+
+
+def _last_runs(enabled: set[str]) -> tuple[DispatcherRun | None, DispatcherRun | None]:
+    """(the newest run that completed detection for every enabled type, the newest failed run after it or None).
+
+    A run counts for the heartbeat only when detection completed for every enabled type: no error, and the types
+    it ran cover the enabled ones (a `send_notifications --type X` run does not stand for the whole beat).
+    """
+    finished = DispatcherRun.objects.filter(completed_at__isnull=False).order_by("-completed_at")
+    failed: DispatcherRun | None = None
+    for run in finished.only("run_date", "completed_at", "notification_types", "error")[:_RUNS_LOOKED_AT]:
+        if run.error:
+            failed = failed or run
+            continue
+        if enabled <= set(run.notification_types or []):
+            return run, failed
+    return None, failed
 
 
 CHECKS: dict[str, Callable[[], Check]] = {"database": check_database, "broker": check_broker, "beat": check_beat}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -345,3 +346,24 @@ class FakeGatewayMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipients}: {self.message[:40]}"
+
+
+class ApiToken(models.Model):
+    """A per-user token for API clients of the report (`Authorization: Token <key>`); only a digest is stored.
+
+    Created by `manage.py api_token create USER` (the key is shown once), revoked by deleting it in the admin.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="notifier_api_tokens")
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for, e.g. the calling system.")
+    prefix = models.CharField(max_length=12, help_text="The key's first characters, to recognise it.")
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the key.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "notifier_api_token"
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user}{', ' + self.name if self.name else ''})"

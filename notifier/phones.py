@@ -51,6 +51,21 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
     return _normalize(text, (region or settings.NOTIFIER_DEFAULT_REGION).upper())
 
 
+def recipient_problem(recipient: str | None) -> str | None:
+    """Why delivery must not pass `recipient` to a gateway, or None when it is a valid number in E.164 form.
+
+    Detection writes only E.164 numbers; a row written any other way (an import, a hand-made row, a bad edit)
+    is refused here, as a permanent failure with this reason, instead of reaching the gateway.
+    """
+    if not recipient:
+        return "recipient: missing"
+    if not recipient.startswith("+") or not recipient[1:].isascii() or not recipient[1:].isdigit():
+        return f"recipient: {recipient[:30]!r} is not in E.164 form (+ and digits only)"
+    if _parse_valid(recipient, "ZZ") != recipient:
+        return f"recipient: {recipient[:30]!r} is not a valid phone number"
+    return None
+
+
 def pick_family_phone(members: Iterable[tuple[int, bool, str | None]]) -> tuple[int, str] | None:
     """The sender's rule over (insuree id, is head, raw phone): head first, then by id; the first valid number."""
     for insuree_id, _head, raw in sorted(members, key=lambda m: (not m[1], m[0])):

@@ -291,7 +291,7 @@ def find_family(reference: str) -> Family | None:
         return None
     families = Family.objects.current().select_related("head_insuree")
     family = families.filter(head_insuree__chf_id=reference).first()
-    if family is None and reference.isdigit():
+    if family is None and reference.isascii() and reference.isdigit() and len(reference) <= 18:  # fits a bigint
         family = families.filter(pk=int(reference)).first()
     return family
 

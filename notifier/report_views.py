@@ -1,6 +1,7 @@
 """GET /api/policy_notification/communication_by_notification_report/ — the report as JSON, CSV or PDF.
 
-Anonymous callers are redirected to the login page (browsers follow it and come back); a signed-in user
+Anonymous callers are redirected to the report sign-in page (notifier.report_auth; it lets non-staff users in,
+and browsers come back here); API clients send `Authorization: Token <key>` (401 when it is wrong). A user
 without every configured right gets 403; bad parameters get 400 with the parameter named.
 """
 
@@ -12,13 +13,13 @@ import io
 import re
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from notifier.report import FIELDS, ReportParamError, ReportParams, ReportRow, build_report
 from notifier.report_access import missing_rights
+from notifier.report_auth import report_user_required
 from notifier.report_pdf import render_report_pdf
 
 FORMATS = ("json", "csv", "pdf")
@@ -76,7 +77,7 @@ def _attachment(content: bytes | str, content_type: str, filename: str) -> HttpR
 
 
 @require_GET
-@login_required
+@report_user_required
 def communication_by_notification_report(request: HttpRequest) -> HttpResponse:
     lacking = missing_rights(request.user)
     if lacking:

@@ -15,19 +15,25 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Model
 from django.utils import timezone
 
 from notifier import signals
 from notifier.models import Family, FamilyNotification, Insuree, Language, Location
 from notifier.openimis import consent
 from notifier.openimis.mode import is_attached
+from notifier.safe_input import check_text
 
 NOTIFICATION_KEYS = {"approvalOfNotification", "languageOfNotification"}
 CONTRIBUTION_KEY = "PolicyNotification"
 
 
 # --- consent (seed contract) --------------------------------------------------------------------------------
+
+
+def _max_length(model: type[Model], name: str) -> int | None:
+    max_length = getattr(model._meta.get_field(name), "max_length", None)
+    return int(max_length) if max_length is not None else None
 
 
 def default_language_code() -> str:
@@ -58,13 +64,30 @@ def _refuse_when_attached(what: str) -> None:
         raise OpenIMISReadOnly(what)
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message may quote it: short, and safe for any input (a 100,000-deep dict has no repr)."""
+    if value is None or isinstance(value, bool | int | float | str | dt.date | uuid_module.UUID):
+        return _printable(repr(value))
+    return f"a {type(value).__name__}"
+
+
+def _printable(key: str) -> str:
+    """A key as it can be shown in an error (a NUL or a 100 kB key is shown escaped and cut)."""
+    shown = key.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
 def _uuid_text(value: Any, field: str) -> str:
-    """A UUID parameter as openIMIS stores it (varchar(36)); compare with iexact, rows may be upper case."""
+    """A UUID parameter (a UUID or its text) as openIMIS stores it, varchar(36): compare with iexact, rows may be
+    upper case. Anything else is a ValidationError naming `field`."""
+    if isinstance(value, uuid_module.UUID):
+        return str(value)
     try:
-        key = value if isinstance(value, uuid_module.UUID) else uuid_module.UUID(str(value).strip())
-    except (TypeError, ValueError, AttributeError):
-        raise ValidationError({field: f"not a valid UUID: {value!r}"}) from None
-    return str(key)
+        if not isinstance(value, str):
+            raise TypeError
+        return str(uuid_module.UUID(value.strip()))
+    except (TypeError, ValueError):
+        raise ValidationError({field: f"not a valid UUID: {_shown(value)}"}) from None
 
 
 def _current_family(family_uuid: Any) -> Family:
@@ -82,19 +105,21 @@ def _clean_notification_data(notification_data: Any, *, partial: bool) -> dict[s
         raise ValidationError({"notification_data": "must be a dict"})
     unknown = sorted(str(key) for key in notification_data if key not in NOTIFICATION_KEYS)
     if unknown:
-        raise ValidationError({key: "unknown key" for key in unknown})
+        raise ValidationError({_printable(key): "unknown key" for key in unknown})
     cleaned: dict[str, Any] = {}
     if "approvalOfNotification" in notification_data:
         approval = notification_data["approvalOfNotification"]
         if not isinstance(approval, bool):
-            raise ValidationError({"approvalOfNotification": f"must be true or false, got {approval!r}"})
+            raise ValidationError({"approvalOfNotification": f"must be true or false, got {_shown(approval)}"})
         cleaned["approval_of_sms"] = approval
     elif not partial:
         cleaned["approval_of_sms"] = False
     if "languageOfNotification" in notification_data:
         language = notification_data["languageOfNotification"]
+        if isinstance(language, str):
+            check_text("languageOfNotification", language, _max_length(Language, "code"))
         if not isinstance(language, str) or not Language.objects.filter(code=language).exists():
-            raise ValidationError({"languageOfNotification": f"unknown language code {language!r}"})
+            raise ValidationError({"languageOfNotification": f"unknown language code {_shown(language)}"})
         cleaned["language_of_sms"] = language
     elif not partial:
         cleaned["language_of_sms"] = default_language_code()
@@ -162,9 +187,12 @@ def _clean_member(member: MemberData, prefix: str) -> None:
         raise ValidationError({f"{prefix}other_names": "required text"})
     if member.phone is not None and (not isinstance(member.phone, str) or len(member.phone) > 50):
         raise ValidationError({f"{prefix}phone": "text of at most 50 characters, or null"})
+    # What PostgreSQL would refuse with a DataError (NUL, invalid Unicode, longer than the column), named here.
+    for name in ("chf_id", "last_name", "other_names", "phone"):
+        check_text(f"{prefix}{name}", getattr(member, name), _max_length(Insuree, name))
     # datetime is a subclass of date; a DateField would silently drop its time
     if member.dob is not None and (not isinstance(member.dob, dt.date) or isinstance(member.dob, dt.datetime)):
-        raise ValidationError({f"{prefix}dob": f"must be a date or null, got {member.dob!r}"})
+        raise ValidationError({f"{prefix}dob": f"must be a date or null, got {_shown(member.dob)}"})
 
 
 def _clean_contributions(contributions: Any) -> dict[str, Any]:
@@ -271,7 +299,7 @@ def update_insuree(insuree_uuid: Any, changes: Mapping[str, Any], *, at: dt.date
         raise ValidationError({"changes": "must be a dict of field names to values"})
     unknown = sorted(str(key) for key in changes if key not in INSUREE_FIELDS)
     if unknown:
-        raise ValidationError({key: "unknown or read-only field" for key in unknown})
+        raise ValidationError({_printable(key): "unknown or read-only field" for key in unknown})
     key = _uuid_text(insuree_uuid, "insuree_uuid")
     insuree = Insuree.objects.current().filter(uuid__iexact=key).first()
     if insuree is None:

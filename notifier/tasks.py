@@ -1,10 +1,10 @@
 """Celery tasks: thin, named explicitly, with ids and dates only on the broker (never a model, a text or a secret).
 
-beat → send_notification_messages (one at a time, by a non-blocking lock) → detect_notifications per enabled type
-→ after commit, deliver_outbox_chunk with outbox ids. sweep_outbox (every NOTIFIER_SWEEP_INTERVAL_SECONDS, 15 s)
-takes back rows whose delivery lease expired and enqueues the rows that are due and that no task carries: retries,
-deferrals, rows of a lost task.
-In the embedded mode (memory broker, always eager) the same calls run in-process, one after another.
+beat → send_notification_messages = notifier.dispatch.dispatch() (one at a time, by a non-blocking lock: phone
+catch-up, run record, detection per enabled type) → after commit, deliver_outbox_chunk with outbox ids.
+sweep_outbox (every NOTIFIER_SWEEP_INTERVAL_SECONDS, 15 s) takes back rows whose delivery lease expired and enqueues
+the rows that are due and that no task carries: retries, deferrals, rows of a lost task. In the embedded mode (no
+broker) dispatch() delivers in-process.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
-from notifier.locks import NonBlockingLock, dispatcher_lock
-from notifier.models import DispatcherRun
+from notifier.locks import NonBlockingLock
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +36,6 @@ def _setting(name: str, default: int) -> int:
 
 def chunk_size() -> int:
     return _setting("NOTIFIER_DELIVERY_CHUNK_SIZE", 50)
-
-
-def enabled_types() -> list[str]:
-    config = get_config()
-    return [name for name in NOTIFICATION_TYPES if config.is_enabled(name)]
 
 
 def enqueue_delivery(outbox_ids: Sequence[int]) -> int:
@@ -65,35 +58,29 @@ def _enqueue_chunk(outbox_ids: list[int]) -> None:
 
 @shared_task(name="notifier.tasks.send_notification_messages")
 def send_notification_messages(run_date_iso: str | None = None) -> dict[str, Any]:
-    """The dispatcher: one detection task per enabled type. An overlapping or duplicated tick is skipped."""
-    lock = dispatcher_lock()
-    if not lock.acquire():
-        logger.info("dispatcher: another run holds the lock, this one is skipped")
-        return {"skipped": True}
+    """The beat's dispatcher: notifier.dispatch.dispatch() with hand-off to the workers (in-process without a
+    broker). An overlapping or duplicated tick is skipped."""
+    from notifier.dispatch import DispatchSkipped, dispatch
+
     try:
-        run_date = dt.date.fromisoformat(run_date_iso) if run_date_iso else timezone.localdate()
-        types = enabled_types()
-        run = DispatcherRun.begin(run_date, types)
-        errors = []
-        for notification_type in types:
-            try:
-                detect_notifications.delay(notification_type, run_date.isoformat())
-            except Exception as exc:  # one type's failure (eager mode) or a broker hiccup must not stop the others
-                logger.exception("dispatcher: %s could not be dispatched", notification_type)
-                errors.append(f"{notification_type}: {type(exc).__name__}: {exc}")
-        run.completed_at = timezone.now()
-        run.error = "\n".join(errors)
-        run.save(update_fields=["completed_at", "error"])
-        logger.info("dispatcher: run %s for %s dispatched %s", run.pk, run_date, ", ".join(types) or "no type")
-        return {"skipped": False, "run_date": run_date.isoformat(), "types": types, "errors": len(errors)}
-    finally:
-        lock.release()
+        outcome = dispatch(dt.date.fromisoformat(run_date_iso) if run_date_iso else None)
+    except DispatchSkipped:
+        return {"skipped": True}
+    return {
+        "skipped": False,
+        "run_id": outcome.run_id,
+        "run_date": outcome.run_date.isoformat(),
+        "types": [item.notification_type for item in outcome.types],
+        "queued": {item.notification_type: item.queued for item in outcome.types},
+        "errors": len(outcome.errors),
+    }
 
 
 @shared_task(name="notifier.tasks.detect_notifications")
 def detect_notifications(notification_type: str, run_date_iso: str) -> dict[str, Any]:
-    """No lock here: detection is safe to run twice at once (the outbox's unique constraint), so a task redelivered
-    after a worker died simply runs again."""
+    """Detection of one type, outside a dispatcher run (the dispatcher detects in its own task; this one is for
+    running a single type by hand). No lock: detection is safe to run twice at once (the outbox's unique
+    constraint), so a task redelivered after a worker died simply runs again."""
     from notifier.detection import run_detection
 
     if notification_type not in NOTIFICATION_TYPES:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from notifier import report_views, views
+from notifier import report_auth, report_views, views
 from notifier.health import health
 
 app_name = "notifier"
@@ -15,4 +15,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="communication_by_notification_report",
     ),
     path("test_sms/", views.test_sms, name="test_sms"),
+    path("login/", report_auth.ReportLoginView.as_view(), name="report_login"),
+    path("logout/", report_auth.report_logout, name="report_logout"),
+    path("report/", report_auth.report_page, name="report_page"),
 ]

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "notifier.safe_input.RefuseUnstorableQueryMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -136,7 +137,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-LOGIN_URL = "/admin/login/"
+# The report's sign-in page (any active user; the admin keeps its own, staff-only login).
+LOGIN_URL = "notifier:report_login"
+LOGIN_REDIRECT_URL = "notifier:report_page"
 
 # --- Celery -------------------------------------------------------------------------------------------------
 # No broker configured means the embedded mode: tasks run in-process (always eager) on the memory transport.
@@ -221,10 +224,19 @@ def _scheduled_tasks() -> list[dict[str, object]]:
 
 SCHEDULED_TASK = _scheduled_tasks()
 
+# One console handler, on the root logger: every logger reaches it once by propagation. A Celery worker replaces
+# the root's handlers with its own (worker_hijack_root_logger), so there too each line is printed once; a second
+# handler on `notifier` itself would print its lines twice in a worker. django.request logs every unexpected 500
+# with its traceback; celery.app.trace every failed task with its traceback.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"notifier": {"handlers": ["console"], "level": os.environ.get("NOTIFIER_LOG_LEVEL", "INFO")}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "notifier": {"level": os.environ.get("NOTIFIER_LOG_LEVEL", "INFO")},
+        "django.request": {"level": "ERROR"},
+        "celery.app.trace": {"level": "INFO"},
+    },
 }

@@ -22,6 +22,7 @@ from django_celery_beat.models import (
 
 from notifier import services
 from notifier.models import (
+    ApiToken,
     Decision,
     DeliveryAttempt,
     DetectionRun,
@@ -87,7 +88,8 @@ def populated(
     PeriodicTask.objects.create(name="demo task", task="notifier.tasks.x", interval=interval)
     FakeGatewayMessage.objects.create(recipients="255712345678", message="Hello", sender_id="CHF")
     Group.objects.create(name="Scheme staff")
-    User.objects.create_user("clerk", password="pw")
+    clerk = User.objects.create_user("clerk", password="pw")
+    ApiToken.objects.create(user=clerk, name="accounting system", prefix="ntf_abcdefgh", digest="0" * 64)
     return {"family": family, "policy": policy}
 
 

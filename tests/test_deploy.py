@@ -96,7 +96,7 @@ def test_it_requires_flower_credentials_from_the_environment(compose):
     flower = compose["services"]["flower"]
     assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
     assert flower["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"  # noqa: S104 - inside the container
-    assert "5555:5555" in flower["ports"]
+    assert "127.0.0.1:5555:5555" in flower["ports"]  # /metrics is unauthenticated in Flower: loopback only
     assert "8000:8000" in compose["services"]["web"]["ports"]
 
 

@@ -79,11 +79,12 @@ def test_it_names_what_is_malformed(settings: Any, client: Client, ega_config: E
 
 @pytest.mark.django_db(transaction=True)
 def test_it_receives_what_delivery_sends_with_the_seed_default_config(settings: Any, live_server: Any) -> None:
-    """The default config works out of the box: seeded eGA account → this service's own test_sms endpoint."""
+    """The default config plus a PrivateKey works on one machine: seeded eGA account → this service's test_sms."""
     settings.NOTIFIER_ENABLE_TEST_SMS = True
+    seed = settings.NOTIFIER["providers"]["eGASMSGateway"]
     settings.NOTIFIER = {
         **settings.NOTIFIER,
-        "providers": {"eGASMSGateway": {**settings.NOTIFIER["providers"]["eGASMSGateway"], "GateUrl": live_server.url}},
+        "providers": {"eGASMSGateway": {**seed, "GateUrl": live_server.url, "PrivateKey": "local-key"}},
     }
     coordination.reset()
     outbox = bare_outbox("La police expire le 31/12/2026. Renouvelez-la à temps.")
@@ -101,3 +102,28 @@ def test_it_hides_even_its_methods_when_off(settings: Any, client: Client) -> No
     assert client.get(URL).status_code == 404
     settings.NOTIFIER_ENABLE_TEST_SMS = True
     assert client.get(URL).status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_refuses_a_request_signed_with_the_seed_empty_key(settings: Any, live_server: Any) -> None:
+    """Anyone can sign with an empty key: the seed's account without a PrivateKey is refused, nothing recorded."""
+    settings.NOTIFIER_ENABLE_TEST_SMS = True
+    seed = settings.NOTIFIER["providers"]["eGASMSGateway"]
+    assert seed["PrivateKey"] == ""
+    settings.NOTIFIER = {**settings.NOTIFIER, "providers": {"eGASMSGateway": {**seed, "GateUrl": live_server.url}}}
+    coordination.reset()
+    outbox = bare_outbox("Hello")
+    assert deliver(outbox.pk) == "failed"
+    outbox.refresh_from_db()
+    assert "HTTP 401" in outbox.last_error and "request hash does not verify" in outbox.last_error
+    assert not FakeGatewayMessage.objects.exists()
+
+
+def test_it_refuses_an_empty_key_even_on_a_matching_hash(settings: Any, client: Client, db: None) -> None:
+    settings.NOTIFIER_ENABLE_TEST_SMS = True
+    raw = {"PrivateKey": "", "UserId": "u1", "SenderId": "CHF", "ServiceId": "7", "RequestType": "api"}
+    ProviderAccount.objects.create(name="keyless", provider="eGASMSGateway", config=raw)
+    response = post(client, EGAConfig.model_validate(raw), "hello", key="")
+    assert response.status_code == 401
+    assert response.json() == {"error": "request hash does not verify"}
+    assert not FakeGatewayMessage.objects.exists()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -46,12 +47,31 @@ class ProviderConfigError(ValueError):
     """A provider config is invalid; the message names the field."""
 
 
+def http_url_problem(url: str) -> str | None:
+    """Why `url` cannot be called (scheme other than http/https, no host, spaces or control characters), or None."""
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return f"not a usable URL ({exc})"
+    if parts.scheme not in {"http", "https"}:
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "must name a host, e.g. https://sms.example.org"
+    return None
+
+
 class ProviderConfig(BaseModel):
     """Base for provider configs: strict types, unknown keys refused. Subclasses list their secret fields."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # Where the secrets are sent: changing one of these while a secret stays masked is refused (the stored secret
+    # would go to the new host), so a person re-enters the secrets with the new address.
+    address_fields: ClassVar[tuple[str, ...]] = ()
 
     def secret_values(self) -> list[str]:
         return [str(getattr(self, name)) for name in self.secret_fields if getattr(self, name)]

@@ -20,6 +20,7 @@ from notifier.providers.base import (
     body_excerpt,
     classify_status,
     http_request,
+    http_url_problem,
 )
 
 EAST_AFRICA = timezone(timedelta(hours=3))
@@ -45,11 +46,16 @@ class EGAConfig(ProviderConfig):
     HeaderValues: str = "PrivateKey,UserId,RequestType"
 
     secret_fields: ClassVar[tuple[str, ...]] = ("PrivateKey",)
+    address_fields: ClassVar[tuple[str, ...]] = ("GateUrl", "SmsResource")
 
     @model_validator(mode="after")
     def _headers_pair_up(self) -> EGAConfig:
-        if not self.GateUrl.startswith(("http://", "https://")):
-            raise ValueError("GateUrl: must start with http:// or https://")
+        problem = http_url_problem(self.GateUrl)
+        if problem is not None:
+            raise ValueError(f"GateUrl: {problem}")
+        problem = http_url_problem(self.url)
+        if problem is not None:
+            raise ValueError(f"SmsResource: {problem}")
         keys, values = _split(self.HeaderKeys), _split(self.HeaderValues)
         if len(keys) != len(values):
             raise ValueError(f"HeaderValues: {len(values)} values for {len(keys)} HeaderKeys")

@@ -21,6 +21,7 @@ from notifier.providers.base import (
     body_excerpt,
     classify_status,
     http_request,
+    http_url_problem,
 )
 
 PLACEHOLDERS = frozenset({"recipient", "recipient_digits", "text", "reference", "token"})
@@ -81,11 +82,13 @@ class HttpJsonConfig(ProviderConfig):
     reference_field: str = ""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("token",)
+    address_fields: ClassVar[tuple[str, ...]] = ("url",)
 
     @model_validator(mode="after")
     def _check(self) -> HttpJsonConfig:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError("url: must start with http:// or https://")
+        problem = http_url_problem(self.url)
+        if problem is not None:
+            raise ValueError(f"url: {problem}")
         for where, name in _placeholders(self.headers, "headers") + _placeholders(self.body_template, "body_template"):
             if name not in PLACEHOLDERS:
                 raise ValueError(f"{where}: unknown placeholder {{{name}}} (known: {', '.join(sorted(PLACEHOLDERS))})")

@@ -15,7 +15,8 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.urls import reverse
 
 from notifier.config import NOTIFICATION_TYPES
-from notifier.cycle import CycleSkipped, cycle_table, run_cycle
+from notifier.cycle import cycle_table
+from notifier.dispatch import DispatchSkipped, dispatch
 from notifier.management.commands.send_notifications import parse_date
 from notifier.models import FakeGatewayMessage, ProviderAccount
 from notifier.providers import seed_provider_accounts
@@ -119,14 +120,14 @@ class Command(BaseCommand):
             if options["verbosity"] < 2:  # a line per message would bury the table
                 notifier_log.setLevel(logging.WARNING)
             try:
-                cycles = run_cycle(run_date)
-            except CycleSkipped as exc:
+                outcome = dispatch(run_date, in_process=True)
+            except DispatchSkipped as exc:
                 raise CommandError(str(exc)) from None
             finally:
                 notifier_log.setLevel(level)
         self.stdout.write("")
-        self.stdout.write(f"Notifications for {cycles[0].detection.run_date if cycles else run_date}:")
-        for line in cycle_table(cycles):
+        self.stdout.write(f"Notifications for {outcome.run_date}:")
+        for line in cycle_table(outcome.types):
             self.stdout.write("  " + line)
         self.where_to_look(accounts, FakeGatewayMessage.objects.count() - received_before)
 

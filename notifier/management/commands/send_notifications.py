@@ -7,9 +7,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifier.config import NOTIFICATION_TYPES
-from notifier.cycle import CycleSkipped, cycle_table, run_cycle
-from notifier.detection import CandidateDecision, DetectionResult, run_all_detection
-from notifier.tasks import enqueue_delivery
+from notifier.cycle import cycle_table
+from notifier.detection import CandidateDecision, DetectionResult
+from notifier.dispatch import DispatchSkipped, dispatch
 
 
 def parse_date(value: str | None, option: str = "--date") -> dt.date | None:
@@ -38,8 +38,9 @@ def describe(result: DetectionResult) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Detect due notifications (all enabled types, or --type) for a scheme day and queue them in the outbox. "
-        "--dry-run writes nothing and prints each candidate with what would happen to it."
+        "One dispatcher run by hand (notifier.dispatch): under the dispatcher lock, catch up family phones, record "
+        "the run, detect due notifications (all enabled types, or --type) for a scheme day, then deliver them here "
+        "(no broker) or hand them to the workers. --dry-run writes nothing and prints each candidate."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -56,45 +57,44 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         run_date = parse_date(options["date"])
         dry_run: bool = options["dry_run"]
-        if not dry_run and settings.EMBEDDED_BROKER:
-            self.run_in_process(run_date, options["types"])
-            return
-        observer = self._print_decision if dry_run else None
-        results = run_all_detection(run_date, types=options["types"], dry_run=dry_run, observer=observer)
-        if not results:
-            self.stdout.write("No notification type is enabled (eligibleNotificationTypes); nothing to detect.")
-            return
-        self.stdout.write(f"{'Dry run: would queue' if dry_run else 'Detection'} for {results[0].run_date}:")
-        for result in results:
-            self.stdout.write("  " + describe(result))
-        total = sum(result.queued for result in results)
-        self.stdout.write(f"Total {'that would be ' if dry_run else ''}queued: {total}")
-        if not dry_run:
-            self.deliver([outbox_id for result in results for outbox_id in result.queued_outbox_ids])
-
-    def deliver(self, outbox_ids: list[int]) -> None:
-        """With a broker: hand the ids this invocation queued to the workers, in chunks, after commit.
-
-        Rows another run queued are that run's to deliver; the sweeper picks up anything left pending.
-        """
-        chunks = enqueue_delivery(outbox_ids)
-        self.stdout.write(f"Handed {len(outbox_ids)} outbox row(s) to the workers in {chunks} delivery task(s).")
-
-    def run_in_process(self, run_date: dt.date | None, types: list[str] | None) -> None:
-        """No broker (embedded mode): detection and delivery here, one after the other, under the dispatcher lock."""
+        in_process = bool(settings.EMBEDDED_BROKER)
         try:
-            cycles = run_cycle(run_date, types=types)
-        except CycleSkipped as exc:
+            outcome = dispatch(
+                run_date,
+                types=options["types"],
+                dry_run=dry_run,
+                in_process=in_process,
+                observer=self._print_decision if dry_run else None,
+            )
+        except DispatchSkipped as exc:
             raise CommandError(str(exc)) from None
-        if not cycles:
+        if not outcome.types:
             self.stdout.write("No notification type is enabled (eligibleNotificationTypes); nothing to detect.")
             return
-        self.stdout.write(f"Detection and delivery in this process (no broker) for {cycles[0].detection.run_date}:")
-        for cycle in cycles:
-            self.stdout.write("  " + describe(cycle.detection))
-        self.stdout.write(f"Total queued: {sum(cycle.detection.queued for cycle in cycles)}")
-        for line in cycle_table(cycles):
-            self.stdout.write(line)
+        if dry_run:
+            heading = "Dry run: would queue"
+        elif in_process:
+            heading = "Detection and delivery in this process (no broker)"
+        else:
+            heading = "Detection"
+        self.stdout.write(f"{heading} for {outcome.run_date} (family phones caught up: {outcome.phones_refreshed}):")
+        for item in outcome.types:
+            if item.detection is None:
+                self.stdout.write(f"  {item.notification_type:<26} detection failed: {item.error}")
+            else:
+                self.stdout.write("  " + describe(item.detection))
+        total = sum(item.queued for item in outcome.types)
+        self.stdout.write(f"Total {'that would be ' if dry_run else ''}queued: {total}")
+        if not dry_run and in_process:
+            for line in cycle_table(outcome.types):
+                self.stdout.write(line)
+        elif not dry_run:
+            # Rows another run queued are that run's to deliver; the sweeper picks up anything left pending.
+            chunks = sum(item.handed_off_chunks for item in outcome.types)
+            self.stdout.write(f"Handed {total} outbox row(s) to the workers in {chunks} delivery task(s).")
+        if outcome.errors:
+            failed = ", ".join(f"{name} ({error})" for name, error in outcome.errors.items())
+            raise CommandError(f"detection failed for {failed}; the other types ran")
 
     def _print_decision(self, decision: CandidateDecision) -> None:
         what = decision.outcome if not decision.reason else f"{decision.outcome} ({decision.reason})"

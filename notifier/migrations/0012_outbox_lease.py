@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifier", "0009_outbox_send_started_at"),
+        ("notifier", "0011_template_order_by_code"),
     ]
 
     operations = [
