@@ -98,14 +98,15 @@ def test_migrate_uses_the_configured_schema_names() -> None:
         insert_sample(db)
         # openIMIS in a schema of another name, an empty public, the service's schema pre-created by the DBA
         db.execute("ALTER SCHEMA public RENAME TO imis; CREATE SCHEMA public; CREATE SCHEMA svc_notify")
-        schemas = {"NOTIFIER_DB_SCHEMA": "svc_notify", "OPENIMIS_DB_SCHEMA": "imis"}
-        db.manage("migrate", "--verbosity", "0", **schemas)
+        db.manage("migrate", "--verbosity", "0", NOTIFIER_DB_SCHEMA="svc_notify", OPENIMIS_DB_SCHEMA="imis")
 
         assert "notifier_outbox" in notifier_tables(db, "svc_notify")
         assert notifier_tables(db, "notifier") == set() and notifier_tables(db, "public") == set()
-        result = db.probe("detect", RUN_DATE, NOTIFIER_CONFIG=ALL_TYPES, **schemas)
+        result = db.probe(
+            "detect", RUN_DATE, NOTIFIER_CONFIG=ALL_TYPES, NOTIFIER_DB_SCHEMA="svc_notify", OPENIMIS_DB_SCHEMA="imis"
+        )
         assert [row[:2] for row in result["outbox"]] == [[101, "starting_of_policy"], [102, "expiration_of_policy"]]
-        consent = db.probe("consent", **schemas)
+        consent = db.probe("consent", NOTIFIER_DB_SCHEMA="svc_notify", OPENIMIS_DB_SCHEMA="imis")
         assert (consent["spelling"], consent["keeps_history"], consent["default_language"]) == ("lower", True, "sw")
         assert db.query('SELECT count(*) FROM imis."tblFamilySMS" WHERE familyid = 1') == [(2,)]
 
