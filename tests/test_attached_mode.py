@@ -232,3 +232,14 @@ def test_the_admin_shows_openimis_rows_read_only_and_keeps_consent_editable(migr
     assert checksums(migrated) == before
     # family 1 unticked its approval and chose Swahili: its row closed, a new current one
     assert [row for row in consent_rows(migrated) if row[0] == 1] == [(1, True, "en", False), (1, False, "sw", True)]
+
+
+def test_two_first_consents_of_one_family_at_once_make_one_current_row(migrated: OpenIMISDatabase) -> None:
+    result = migrated.probe("concurrent_create")
+
+    assert result["outcomes"] == [
+        "created",
+        f"family {FAMILY_UUIDS[3]} already has a notification policy",
+    ]
+    current = [row for row in consent_rows(migrated) if row[0] == 3 and row[3]]
+    assert len(current) == 1
