@@ -394,7 +394,13 @@ class Chaos:
         from notifier.models import Outbox, Policy
         from notifier.tasks import enqueue_delivery
 
-        policies = list(Policy.objects.current().order_by("id").values_list("id", "family_id")[: -(-count // 6)])
+        policies = list(
+            Policy.objects.current()
+            .filter(family__validity_to__isnull=True, family__head_insuree__isnull=False)
+            .filter(status__in=[Policy.Status.ACTIVE, Policy.Status.EXPIRED], effective_date__isnull=False)
+            .order_by("id")
+            .values_list("id", "family_id")[: -(-count // 6)]
+        )
         now = timezone.now()
         rows = [
             Outbox(
@@ -452,6 +458,13 @@ class Chaos:
             self._db(lambda: list(Outbox.objects.filter(status="sent").values_list("recipient", flat=True)))
         )
         total = sum(statuses.values())
+        if statuses.get("failed"):
+            reasons = self._db(
+                lambda: Counter(Outbox.objects.filter(status="failed").values_list("last_error", flat=True))
+            )
+            note = "; ".join([note, *(f"failed: {error[:80]} ({n})" for error, n in reasons.most_common(2))]).strip(
+                "; "
+            )
         lost = statuses.get("pending", 0) + statuses.get("sending", 0)
         lost += len(sent_recipients - set(per_recipient))
         if expected is not None:
