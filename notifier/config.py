@@ -128,11 +128,38 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+# Keys of the upstream module's config (its openIMIS fork) that say what one of ours says: how many days after
+# activation / renewal the message may still go out. Accepted so that an upstream config starts here unchanged;
+# an explicit `max_delay_days` entry wins.
+UPSTREAM_ALIASES: dict[str, str] = {
+    "policy_activation_relevance_maximum_days_timedelta": "activation_of_policy",
+    "policy_renewal_relevance_maximum_days_timedelta": "renewal_of_policy",
+}
+
+
+def _apply_upstream_aliases(raw: dict[str, Any]) -> dict[str, Any]:
+    if not any(key in raw for key in UPSTREAM_ALIASES):
+        return raw
+    raw = dict(raw)
+    explicit = raw.get("max_delay_days")
+    delays = dict(explicit) if isinstance(explicit, dict) else {}
+    for key, notification_type in UPSTREAM_ALIASES.items():
+        if key in raw:
+            value = raw.pop(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"NOTIFIER config: '{key}': expected a whole number of days >= 0, got {value!r}")
+            delays.setdefault(notification_type, value)
+    if explicit is None or isinstance(explicit, dict):
+        raw["max_delay_days"] = delays
+    return raw
+
+
 def parse_config(raw: dict[str, Any] | None = None) -> NotifierConfig:
     """Validate a NOTIFIER dict (partial: missing keys take their defaults). Raises ConfigError naming the key."""
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError("NOTIFIER config must be a JSON object")
+    raw = _apply_upstream_aliases(raw)
     defaults = NotifierConfig().model_dump()
     # Provider entries are merged per provider so that overriding one key keeps the others' defaults.
     merged = _deep_merge(defaults, raw)
