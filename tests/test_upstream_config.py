@@ -107,7 +107,8 @@ def test_every_header_value_name_upstream_or_the_seed_uses_means_the_hash(values
 
 
 def test_an_unknown_header_value_is_refused_listing_the_names_upstream_accepts() -> None:
-    with pytest.raises(ProviderConfigError, match=r"HeaderValues: unknown value 'HashMessage2' \(expected HashMessage1"):
+    expected = r"HeaderValues: unknown value 'HashMessage2' \(expected HashMessage1"
+    with pytest.raises(ProviderConfigError, match=expected):
         EGASMSGateway.parse_config({"HeaderValues": "HashMessage2,UserId,RequestType"})
 
 
