@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,8 +20,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from notifier import coordination, delivery, rendering, services, sms
+from notifier.consent_log import consent_source
 from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode, parse_mode
 from notifier.models import (
+    ConsentChange,
     Decision,
     DeliveryAttempt,
     DetectionRun,
@@ -160,6 +163,22 @@ class FamilyNotificationInline(admin.StackedInline):  # type: ignore[type-arg]
     max_num = 1
 
 
+class ConsentChangeInline(admin.TabularInline):  # type: ignore[type-arg]
+    """Consent history with its provenance (read-only): who or what changed it, and how."""
+
+    model = ConsentChange
+    fk_name = "family"
+    fields = ["changed_at", "action", "approval", "language", "source", "user", "phone", "text", "detail"]
+    readonly_fields = ["changed_at", "action", "approval", "language", "source", "user", "phone", "text", "detail"]
+    extra = 0
+    can_delete = False
+    verbose_name = "consent change"
+    verbose_name_plural = "consent history (provenance)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class InsureeInline(admin.TabularInline):  # type: ignore[type-arg]
     model = Insuree
     fields = ["chf_id", "other_names", "last_name", "head", "phone", "dob"]
@@ -183,7 +202,11 @@ class FamilyAdmin(VersionedAdmin):
     list_select_related = ["head_insuree", "location"]
     raw_id_fields = ["location"]
     readonly_fields = ["uuid", "head_insuree"]
-    inlines = [FamilyNotificationInline, InsureeInline]
+    inlines = [FamilyNotificationInline, ConsentChangeInline, InsureeInline]
+
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: Any, change: bool) -> None:  # type: ignore[type-arg]
+        with consent_source(ConsentChange.Source.ADMIN, user=request.user):
+            super().save_formset(request, form, formset, change)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Family]:
         return annotate_eligibility(super().get_queryset(request))
@@ -455,8 +478,20 @@ class ProviderAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_editable = ["enabled", "priority"]
     list_filter = ["provider", "enabled"]
     ordering = ["priority", "id"]
-    readonly_fields = ["breaker", "send_test_link"]
+    readonly_fields = ["breaker", "send_test_link", "callback_urls"]
     actions = ["send_test_message"]
+
+    @admin.display(description="Gateway callback URLs")
+    def callback_urls(self, account: ProviderAccount) -> str:
+        """What to enter in the gateway's dashboard (the token in them is this account's secret)."""
+        if not account.pk:
+            return "Save the account first."
+        base = settings.NOTIFIER_PUBLIC_URL or "https://<this service>"
+        receipts = base + reverse("notifier:receipt", args=[account.callback_token])
+        inbound = base + reverse("notifier:inbound", args=[account.callback_token])
+        return format_html(
+            "Delivery receipts: <code>{}</code><br>Inbound messages (STOP): <code>{}</code>", receipts, inbound
+        )
 
     @admin.display(description="Circuit breaker")
     def breaker(self, account: ProviderAccount) -> str:
@@ -525,6 +560,8 @@ class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "provider_account",
         "next_attempt_at",
         "sent_at",
+        "receipt_status",
+        "receipt_at",
     ]
     list_filter = ["status", "notification_type", OutboxProviderFilter, "provider_account"]
     search_fields = ["recipient", "family__head_insuree__chf_id"]
@@ -550,6 +587,9 @@ class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "claimed_at",
         "sent_at",
         "requeued_at",
+        "receipt_status",
+        "receipt_reason",
+        "receipt_at",
     ]
     actions = ["resend_selected", "cancel_selected"]
 
@@ -624,3 +664,23 @@ class DispatcherRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 from notifier import report_admin  # noqa: E402, F401 - registers the report page
+
+
+@admin.register(ConsentChange)
+class ConsentChangeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Every consent change with its provenance; written only by the consent service."""
+
+    list_display = ["changed_at", "family", "action", "approval", "language", "source", "user", "phone", "text"]
+    list_filter = ["source", "action", "approval"]
+    search_fields = ["phone", "text", "family__head_insuree__chf_id"]
+    raw_id_fields = ["family"]
+    list_select_related = ["family__head_insuree", "user"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -75,6 +75,25 @@ class CircuitBreakerConfig(_Strict):
     cooldown_seconds: int = Field(default=30, ge=1)
 
 
+_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class QuietHours(_Strict):
+    """Local times (TIME_ZONE) between which nothing is sent; start after end means overnight (20:00-08:00)."""
+
+    start: str = Field(default="20:00", pattern=_CLOCK)
+    end: str = Field(default="08:00", pattern=_CLOCK)
+    # Messages held by the quiet hours go out over this many minutes after `end`, each at a fixed offset of its own,
+    # so the morning is no burst beyond the rate limit.
+    spread_minutes: int = Field(default=60, ge=0, le=720)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet_hours: start and end are equal (set quiet_hours to null to send at any hour)")
+        return self
+
+
 class NotifierConfig(_Strict):
     providers: dict[str, dict[str, Any]] = Field(default_factory=lambda: copy.deepcopy(SEED_PROVIDERS))
     eligibleNotificationTypes: EligibleNotificationTypes = EligibleNotificationTypes()
@@ -90,6 +109,14 @@ class NotifierConfig(_Strict):
     http_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     http_read_timeout_seconds: float = Field(default=15.0, gt=0)
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    quiet_hours: QuietHours | None = QuietHours()
+    # An inbound SMS whose whole text (any case, surrounding spaces ignored) is one of these withdraws consent.
+    stop_keywords: list[str] = Field(default_factory=lambda: ["STOP", "ACHA", "ARRET", "ARRÊT"], min_length=1)
+    # Optional reply to a STOP, per language code (the family's consent language, else "en").
+    stop_confirmation: dict[str, str] = Field(default_factory=dict)
+    # {AmountToBePaid}: currency written after the amount (e.g. "TZS"), and decimals shown.
+    currency: str = Field(default="TZS", max_length=8)
+    currency_decimals: int = Field(default=0, ge=0, le=3)
 
     @model_validator(mode="after")
     def _hours_in_order(self) -> NotifierConfig:

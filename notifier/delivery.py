@@ -22,13 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connections, router
 from django.db.models import Field, Q
 from django.utils import timezone
 
-from notifier import coordination
+from notifier import coordination, quiet
 from notifier.conf import get_config
 from notifier.config import NotifierConfig
 from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
@@ -354,6 +355,8 @@ def _attempt(
 
 def _send(chunk: _Chunk, round_: _Round) -> str:
     config = chunk.config
+    if _held_by_quiet_hours(chunk, round_):
+        return Status.PENDING
     accounts, round_.recorders = _accounts(chunk, round_.outbox)
     if not accounts and chunk.accounts:
         error = "every enabled provider account refused this message permanently"
@@ -383,6 +386,19 @@ def _send(chunk: _Chunk, round_: _Round) -> str:
         if status is not None:
             return status
     return _after_failures(chunk, round_, config)
+
+
+def _held_by_quiet_hours(chunk: _Chunk, round_: _Round) -> bool:
+    """Quiet hours (notifier.quiet): a row claimed inside them goes back to pending, due at its own minute after
+    they end; no provider is called and no attempt counted."""
+    wait_until = quiet.next_send_time(
+        timezone.now(), chunk.config.quiet_hours, ZoneInfo(settings.TIME_ZONE), round_.outbox.pk
+    )
+    if wait_until is None:
+        return False
+    local = timezone.localtime(wait_until, ZoneInfo(settings.TIME_ZONE))
+    _finish(chunk, round_, Status.PENDING, error=f"quiet hours: waits until {local:%Y-%m-%d %H:%M}", next_at=wait_until)
+    return True
 
 
 def _try(chunk: _Chunk, round_: _Round, account: ProviderAccount, provider: Provider) -> str | None:

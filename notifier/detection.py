@@ -11,6 +11,7 @@ event date left the window since the type's last completed run without being que
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +25,15 @@ from django.utils import timezone
 
 from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES, NotifierConfig
-from notifier.models import Decision, DetectionRun, FamilyNotification, FamilyPhone, Outbox, Policy
+from notifier.models import (
+    ConsentChange,
+    Decision,
+    DetectionRun,
+    FamilyNotification,
+    FamilyPhone,
+    Outbox,
+    Policy,
+)
 
 ACTIVATION = "activation_of_policy"
 STARTING = "starting_of_policy"
@@ -182,6 +191,25 @@ def decide(notification_type: str, row: dict[str, Any], event_date: dt.date, con
     if not row["recipient"]:
         return SKIPPED, Decision.Reason.NO_VALID_PHONE.value
     return QUEUED, Decision.Reason.NONE.value
+
+
+def _opted_out(decisions: list[CandidateDecision]) -> list[CandidateDecision]:
+    """`no_consent` becomes `opted_out` for a family whose latest consent change is its own STOP (an inbound SMS),
+    telling a family that said no from one that was never asked. One query per chunk, for the skipped ones only."""
+    families = {d.family_id for d in decisions if d.reason == Decision.Reason.NO_CONSENT}
+    if not families:
+        return decisions
+    latest: dict[int, tuple[str, str]] = {}
+    changes = ConsentChange.objects.filter(family_id__in=families).order_by("family_id", "-changed_at", "-id")
+    for family_id, source, action in changes.values_list("family_id", "source", "action"):
+        latest.setdefault(family_id, (source, action))
+    stopped = (ConsentChange.Source.INBOUND_SMS, ConsentChange.Action.WITHDRAWN)
+    return [
+        dataclasses.replace(d, reason=Decision.Reason.OPTED_OUT.value)
+        if d.reason == Decision.Reason.NO_CONSENT and latest.get(d.family_id) == stopped
+        else d
+        for d in decisions
+    ]
 
 
 def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -368,6 +396,7 @@ def _detect(
             event_date = event_date_of(notification_type, row, config)
             outcome, reason = decide(notification_type, row, event_date, config)
             decisions.append(_decision(notification_type, row, event_date, outcome, reason))
+        decisions = _opted_out(decisions)
         for decision in decisions:
             if decision.outcome == QUEUED:
                 queued += 1

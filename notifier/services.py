@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from notifier import signals
+from notifier import consent_log, signals
 from notifier.models import Family, FamilyNotification, Insuree, Language, Location
 
 NOTIFICATION_KEYS = {"approvalOfNotification", "languageOfNotification"}
@@ -81,8 +81,11 @@ def create_family_notification_policy(family_uuid: Any, notification_data: Any =
             setattr(existing, name, value)
         existing.validity_from, existing.validity_to = timezone.now(), None
         existing.save()
+        _log_consent(existing, consent_log.Action.CREATED)
         return existing
-    return FamilyNotification.objects.create(family=family, **cleaned)
+    created = FamilyNotification.objects.create(family=family, **cleaned)
+    _log_consent(created, consent_log.Action.CREATED)
+    return created
 
 
 @transaction.atomic
@@ -95,10 +98,12 @@ def update_family_notification_policy(family_uuid: Any, notification_data: Any =
         return create_family_notification_policy(family.uuid, notification_data)
     changed = [name for name, value in cleaned.items() if getattr(existing, name) != value]
     if changed:
+        withdrawn = existing.approval_of_sms and not cleaned.get("approval_of_sms", True)
         for name in changed:
             setattr(existing, name, cleaned[name])
         existing.validity_from = timezone.now()
         existing.save(update_fields=[*changed, "validity_from"])
+        _log_consent(existing, consent_log.Action.WITHDRAWN if withdrawn else consent_log.Action.UPDATED)
     return existing
 
 
@@ -113,9 +118,19 @@ def delete_family_notification_policy(family_uuid: Any, notification_data: Any =
     family_ids = Family.objects.filter(uuid=key, legacy_id__isnull=True).values_list("id", flat=True)
     if not family_ids:
         raise ValidationError({"family_uuid": f"no family with uuid {key}"})
+    retiring = list(FamilyNotification.objects.filter(family_id__in=list(family_ids), validity_to=None))
     FamilyNotification.objects.filter(family_id__in=list(family_ids), validity_to=None).update(
         validity_to=timezone.now(), approval_of_sms=False
     )
+    for row in retiring:
+        consent_log.record(
+            row.family_id, action=consent_log.Action.RETIRED, approval=False, language=row.language_of_sms
+        )
+
+
+def _log_consent(row: FamilyNotification, action: str) -> None:
+    """Provenance of a consent change (notifier.consent_log), in the same transaction as the change."""
+    consent_log.record(row.family_id, action=action, approval=row.approval_of_sms, language=row.language_of_sms)
 
 
 # --- the family service -------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from notifier import report_views, views
+from notifier import callback_views, report_views, views
 from notifier.health import health
 
 app_name = "notifier"
@@ -15,4 +15,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="communication_by_notification_report",
     ),
     path("test_sms/", views.test_sms, name="test_sms"),
+    path("receipts/<str:token>/", callback_views.receipt, name="receipt"),
+    path("inbound/<str:token>/", callback_views.inbound_message, name="inbound"),
 ]

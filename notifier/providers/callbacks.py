@@ -25,8 +25,9 @@ class CallbackRequest:
 
     url: str  # as the gateway called it: scheme, host, path and query
     headers: Mapping[str, str]
-    form: Mapping[str, str] = field(default_factory=dict)  # form fields (POST) or query parameters (GET)
+    form: Mapping[str, str] = field(default_factory=dict)  # form fields of a POST, or the query of a GET
     json: Any = None  # the parsed JSON body, when the body was JSON
+    query: Mapping[str, str] = field(default_factory=dict)  # the URL's query parameters (our `ref`)
 
     def header(self, name: str) -> str:
         for key, value in self.headers.items():

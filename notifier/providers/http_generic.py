@@ -252,7 +252,7 @@ class HttpProvider(Provider):
                 outcome=outcome,
                 status=status,
                 reason=_text(lookup(source, config.receipt_reason_field)),
-                reference=_text(lookup(source, config.receipt_reference_field)) or request.form.get("ref", ""),
+                reference=_text(lookup(source, config.receipt_reference_field)) or request.query.get("ref", ""),
             )
         ]
 
@@ -470,7 +470,7 @@ class TwilioProvider(_Preset):
                 outcome=outcome,
                 status=status,
                 reason=reason,
-                reference=form.get("ref", ""),
+                reference=request.query.get("ref", ""),
                 recipient=form.get("To", ""),
             )
         ]
