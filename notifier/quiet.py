@@ -59,3 +59,16 @@ def next_send_time(
     if not is_quiet(local, quiet):
         return None
     return (quiet_end(local, quiet) + spread_offset(spread_key, quiet)).astimezone(dt.UTC)
+
+
+def forecast_note(quiet: QuietHours | None, dispatcher_hours: tuple[int, ...], zone_name: str) -> str:
+    """What the quiet hours do to a day's messages, for the forecast: which dispatcher runs' messages wait."""
+    if quiet is None:
+        return ""
+    held = [hour for hour in dispatcher_hours if is_quiet(dt.datetime(2000, 1, 1, hour), quiet)]
+    window = f"{quiet.end}" if quiet.spread_minutes == 0 else f"{quiet.end} + {quiet.spread_minutes} min"
+    note = f"Quiet hours {quiet.start}-{quiet.end} ({zone_name}): nothing is sent then."
+    if held:
+        runs = ", ".join(f"{hour:02d}:00" for hour in held)
+        note += f" Messages of the dispatcher run(s) at {runs} go out at {window} (the next morning for evening runs)."
+    return note
