@@ -27,8 +27,8 @@ PARIS = ZoneInfo("Europe/Paris")
 NO_SPREAD = QuietHours(spread_minutes=0)
 
 
-def local(zone: ZoneInfo, *parts: int) -> dt.datetime:
-    return dt.datetime(*parts, tzinfo=zone)  # type: ignore[misc]
+def local(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=zone)
 
 
 @pytest.mark.parametrize(
