@@ -317,7 +317,16 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["notification_type", "language", "edited"]
     search_fields = ["text"]
     ordering = ["notification_type", "language"]
-    fields = ["notification_type", "language", "text", "replace_lookalikes", "edited", "sms_report", "updated_at"]
+    fields = [
+        "notification_type",
+        "language",
+        "text",
+        "late_text",
+        "replace_lookalikes",
+        "edited",
+        "sms_report",
+        "updated_at",
+    ]
     readonly_fields = ["sms_report", "updated_at"]
     change_form_template = "admin/notifier/notificationtemplate/change_form.html"
 
@@ -355,7 +364,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return summary
 
     def save_model(self, request: HttpRequest, obj: NotificationTemplate, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        if not change or "text" in form.changed_data:
+        if not change or "text" in form.changed_data or "late_text" in form.changed_data:
             obj.edited = True  # the shipped-defaults migration must leave an operator's text alone
         super().save_model(request, obj, form, change)
 
@@ -382,7 +391,17 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             if reference.strip() and family is None:
                 raise rendering.RenderError(f"family: no current family with head CHFID or id {reference.strip()!r}")
             answer["family"] = str(family) if family else "sample values"
-            message = rendering.fill(text, rendering.preview_values(family), language)
+            values = rendering.preview_values(family)
+            message = rendering.fill(text, values, language)
+            # Both wordings: on the event day, and sent later (the late variant, or the same text without one).
+            late_text = request.GET.get("late_text", "")
+            if late_text.strip():
+                try:
+                    rendering.validate_template(late_text)
+                except rendering.TemplateError as exc:
+                    raise rendering.RenderError(f"late_text: {exc}") from None
+            late = rendering.fill(late_text, values, language) if late_text.strip() else message
+            answer["late_text"] = sms.replace_lookalikes(late) if replace else late
         except ValueError as exc:  # TemplateError and RenderError
             answer["error"] = str(exc)
             return JsonResponse(answer, status=400)

@@ -206,7 +206,10 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
     current: _Round | None = None
     try:
         chunk = _load_chunk(rows)
-        rendered = render_outboxes([row for row in rows if not row.text])
+        # A row goes out in the words of the day it is sent: one rendered on its event date and held (quiet hours,
+        # retries) is rendered again once that day has passed, so it never says "today" a day late.
+        today = timezone.localdate()
+        rendered = render_outboxes([row for row in rows if not row.text or row.event_date < today], today)
         # Kept before anything is sent, so every retry (and an operator looking at an unknown outcome after a
         # killed worker) sees the words that may have gone out.
         _write_rows(

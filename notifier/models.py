@@ -305,6 +305,11 @@ class NotificationTemplate(models.Model):
     notification_type = type_field()
     language = models.ForeignKey(Language, models.PROTECT, related_name="templates")
     text = models.TextField()
+    late_text = models.TextField(
+        blank=True,
+        help_text="Optional: sent instead of the text when the message goes out after its event date (catch-up, "
+        "retries, quiet hours), so it never says 'today' a day late. Empty: the text reads right either way.",
+    )
     replace_lookalikes = models.BooleanField(
         default=False, help_text="Replace characters that force UCS-2 (curly quotes, NBSP, en dash) on render."
     )
@@ -329,6 +334,11 @@ class NotificationTemplate(models.Model):
             validate_template(self.text or "")
         except TemplateError as exc:
             raise ValidationError({"text": str(exc)}, code="invalid_template") from None
+        if self.late_text:
+            try:
+                validate_template(self.late_text)
+            except TemplateError as exc:
+                raise ValidationError({"late_text": str(exc)}, code="invalid_template") from None
 
 
 def new_callback_token() -> str:
