@@ -117,6 +117,8 @@ class NotifierConfig(_Strict):
     # {AmountToBePaid}: currency written after the amount (e.g. "TZS"), and decimals shown.
     currency: str = Field(default="TZS", max_length=8)
     currency_decimals: int = Field(default=0, ge=0, le=3)
+    # openIMIS CoreConfig.age_of_majority: members this old or older pay the adult premium.
+    age_of_majority: int = Field(default=18, ge=1, le=30)
 
     @model_validator(mode="after")
     def _hours_in_order(self) -> NotifierConfig:

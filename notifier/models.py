@@ -111,6 +111,30 @@ class Product(VersionedModel):
     conversion_product = models.ForeignKey(
         "self", models.DO_NOTHING, db_column="ConversionProdID", null=True, blank=True, related_name="+"
     )
+    # What a policy of the product costs ({AmountToBePaid}; openIMIS policy values): openIMIS's columns and types.
+    lump_sum = models.DecimalField(db_column="LumpSum", max_digits=18, decimal_places=2, default=0)
+    max_members = models.SmallIntegerField(db_column="MemberCount", default=0)
+    premium_adult = models.DecimalField(
+        db_column="PremiumAdult", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    premium_child = models.DecimalField(
+        db_column="PremiumChild", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    threshold = models.IntegerField(db_column="Threshold", null=True, blank=True)
+    renewal_discount_perc = models.IntegerField(db_column="RenewalDiscountPerc", null=True, blank=True)
+    renewal_discount_period = models.IntegerField(db_column="RenewalDiscountPeriod", null=True, blank=True)
+    general_assembly_fee = models.DecimalField(
+        db_column="GeneralAssemblyFee", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    general_assembly_lump_sum = models.DecimalField(
+        db_column="GeneralAssemblyLumpSum", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    registration_fee = models.DecimalField(
+        db_column="RegistrationFee", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    registration_lump_sum = models.DecimalField(
+        db_column="RegistrationLumpSum", max_digits=18, decimal_places=2, null=True, blank=True
+    )
 
     class Meta:
         db_table = "tblProduct"
@@ -149,6 +173,8 @@ class Insuree(VersionedModel):
     head = models.BooleanField(db_column="IsHead", default=False)
     phone = models.CharField(db_column="Phone", max_length=50, null=True, blank=True)
     dob = models.DateField(db_column="DOB", null=True, blank=True)
+    # tblRelations id (7: "other", not family): decides who counts as a member for a policy's value.
+    relationship = models.SmallIntegerField(db_column="Relationship", null=True, blank=True)
 
     class Meta:
         db_table = "tblInsuree"
@@ -271,7 +297,8 @@ class ConsentChange(models.Model):
         WITHDRAWN = "withdrawn", "Withdrawn (opt-out)"
         RETIRED = "retired", "Retired (family deleted)"
 
-    family = models.ForeignKey(Family, models.DO_NOTHING, related_name="+")
+    # No database constraint: a log of the notifier's own must never stop a family row being removed elsewhere.
+    family = models.ForeignKey(Family, models.DO_NOTHING, related_name="+", db_constraint=False)
     changed_at = models.DateTimeField(default=timezone.now)
     source = models.CharField(max_length=16, choices=Source.choices)
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -339,6 +366,12 @@ class NotificationTemplate(models.Model):
                 validate_template(self.late_text)
             except TemplateError as exc:
                 raise ValidationError({"late_text": str(exc)}, code="invalid_template") from None
+        from notifier.rendering import AMOUNT_TYPES
+
+        uses_amount = "{AmountToBePaid}" in f"{self.text} {self.late_text}"
+        if uses_amount and self.notification_type and self.notification_type not in AMOUNT_TYPES:
+            message = "{AmountToBePaid} is known only for " + ", ".join(sorted(AMOUNT_TYPES))
+            raise ValidationError({"text": message}, code="invalid_template")
 
 
 def new_callback_token() -> str:

@@ -8,7 +8,7 @@ so an operator's text can neither run code nor reach data beyond the six values 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -17,7 +17,17 @@ from django.utils import timezone
 from notifier import sms
 from notifier.models import Family, Insuree, NotificationTemplate, Outbox, Policy
 
-PLACEHOLDERS: tuple[str, ...] = ("InsuranceID", "Name", "ProductCode", "ProductName", "EffectiveDate", "ExpiryDate")
+PLACEHOLDERS: tuple[str, ...] = (
+    "InsuranceID",
+    "Name",
+    "ProductCode",
+    "ProductName",
+    "EffectiveDate",
+    "ExpiryDate",
+    "AmountToBePaid",
+)
+# {AmountToBePaid} has a meaning only where a renewal is asked for or was entered.
+AMOUNT_TYPES = frozenset({"need_for_renewal", "expiration_of_policy", "reminder_after_expiration", "renewal_of_policy"})
 DATE_PLACEHOLDERS = frozenset({"EffectiveDate", "ExpiryDate"})
 FALLBACK_LANGUAGE = "en"
 
@@ -34,6 +44,7 @@ LONG_SAMPLE_VALUES: dict[str, str | dt.date] = {
     "ProductName": "Community Health Fund Family Plus",
     "EffectiveDate": dt.date(2026, 12, 31),
     "ExpiryDate": dt.date(2027, 12, 31),
+    "AmountToBePaid": "TZS 1,250,000",
 }
 
 
@@ -222,9 +233,12 @@ def render_template(
     language: str | None = None,
     *,
     late: bool = False,
+    amount_for: Callable[[str], str] | None = None,
 ) -> RenderedMessage:
     """The template's text, or its late variant when the message goes out after its event date and has one."""
     source = template.late_text if late and template.late_text.strip() else template.text
+    if "{AmountToBePaid}" in source and amount_for is not None and "AmountToBePaid" not in values:
+        values = {**values, "AmountToBePaid": amount_for(language or template.language_id)}
     text = fill(source, values, language or template.language_id, template_name=f"template {template}")
     if template.replace_lookalikes:
         text = sms.replace_lookalikes(text)
@@ -242,8 +256,26 @@ def render_outbox(outbox: Outbox, send_date: dt.date | None = None) -> RenderedM
     policy = Policy.objects.select_related("product").get(pk=outbox.policy_id)
     family = Family.objects.select_related("head_insuree").get(pk=outbox.family_id)
     template = choose_template(outbox.notification_type, outbox.language)
-    late = is_late(outbox.event_date, send_date or scheme_today())
-    return render_template(template, policy_values(policy, family_head(family)), late=late)
+    send_date = send_date or scheme_today()
+    late = is_late(outbox.event_date, send_date)
+    amount = _amount_function(policy, outbox.notification_type, send_date)
+    return render_template(template, policy_values(policy, family_head(family)), late=late, amount_for=amount)
+
+
+def _amount_function(policy: Policy, notification_type: str, send_date: dt.date) -> Callable[[str], str] | None:
+    """{AmountToBePaid} for a policy, formatted per language; computed only when a template asks for it."""
+    if notification_type not in AMOUNT_TYPES:
+        return None
+
+    def amount_for(language: str) -> str:
+        from notifier.amounts import amount_to_be_paid, format_amount
+        from notifier.conf import get_config
+
+        config = get_config()
+        value = amount_to_be_paid(policy, notification_type, send_date, config.age_of_majority)
+        return format_amount(value, language, config.currency, config.currency_decimals)
+
+    return amount_for
 
 
 def render_outboxes(
@@ -264,7 +296,9 @@ def render_outboxes(
         try:
             template = _pick_template(by_type.get(row.notification_type, {}), row.notification_type, row.language)
             late = is_late(row.event_date, send_date)
-            rendered[row.pk] = render_template(template, policy_values(row.policy, family_head(row.family)), late=late)
+            amount = _amount_function(row.policy, row.notification_type, send_date)
+            values = policy_values(row.policy, family_head(row.family))
+            rendered[row.pk] = render_template(template, values, late=late, amount_for=amount)
         except RenderError as exc:
             rendered[row.pk] = exc
     return rendered

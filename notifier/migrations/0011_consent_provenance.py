@@ -76,7 +76,10 @@ class Migration(migrations.Migration):
                 (
                     "family",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.DO_NOTHING, related_name="+", to="notifier.family"
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="notifier.family",
                     ),
                 ),
                 (
