@@ -11,7 +11,6 @@ event date left the window since the type's last completed run without being que
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -165,6 +164,18 @@ def candidate_rows(
     """The one query per type: due, not yet queued candidates with what the decision needs, ordered by policy."""
     consent = FamilyNotification.objects.filter(family_id=OuterRef("family_id"), validity_to__isnull=True)
     phone = FamilyPhone.objects.filter(family_id=OuterRef("family_id")).values("phone")[:1]
+    # Opted out: the family's own STOP is its latest consent change (made at or after the consent row's
+    # ValidityFrom, which every later change moves on). One index probe per candidate, no extra query.
+    stopped = ConsentChange.objects.filter(
+        family_id=OuterRef("family_id"),
+        source=ConsentChange.Source.INBOUND_SMS,
+        action=ConsentChange.Action.WITHDRAWN,
+        changed_at__gte=Subquery(
+            FamilyNotification.objects.filter(family_id=OuterRef("family_id"), validity_to__isnull=True).values(
+                "validity_from"
+            )[:1]
+        ),
+    )
     return (
         due_policies(notification_type, first, last, config)
         .filter(_not_queued(notification_type))
@@ -172,10 +183,19 @@ def candidate_rows(
             approved=Subquery(consent.values("approval_of_sms")[:1]),  # None: no consent row
             sms_language=Subquery(consent.values("language_of_sms")[:1]),
             recipient=Subquery(phone),
+            opted_out=Exists(stopped),
         )
         .order_by("pk")
         .values(
-            "pk", "family_id", "validity_from", "effective_date", "expiry_date", "approved", "sms_language", "recipient"
+            "pk",
+            "family_id",
+            "validity_from",
+            "effective_date",
+            "expiry_date",
+            "approved",
+            "sms_language",
+            "recipient",
+            "opted_out",
         )
     )
 
@@ -187,29 +207,12 @@ def decide(notification_type: str, row: dict[str, Any], event_date: dt.date, con
     if notification_type == ACTIVATION and config.is_enabled(STARTING) and row["effective_date"] == event_date:
         return SKIPPED, Decision.Reason.SUPERSEDED_BY_STARTING.value
     if not row["approved"]:
+        if row.get("opted_out"):
+            return SKIPPED, Decision.Reason.OPTED_OUT.value
         return SKIPPED, Decision.Reason.NO_CONSENT.value
     if not row["recipient"]:
         return SKIPPED, Decision.Reason.NO_VALID_PHONE.value
     return QUEUED, Decision.Reason.NONE.value
-
-
-def _opted_out(decisions: list[CandidateDecision]) -> list[CandidateDecision]:
-    """`no_consent` becomes `opted_out` for a family whose latest consent change is its own STOP (an inbound SMS),
-    telling a family that said no from one that was never asked. One query per chunk, for the skipped ones only."""
-    families = {d.family_id for d in decisions if d.reason == Decision.Reason.NO_CONSENT}
-    if not families:
-        return decisions
-    latest: dict[int, tuple[str, str]] = {}
-    changes = ConsentChange.objects.filter(family_id__in=families).order_by("family_id", "-changed_at", "-id")
-    for family_id, source, action in changes.values_list("family_id", "source", "action"):
-        latest.setdefault(family_id, (source, action))
-    stopped = (ConsentChange.Source.INBOUND_SMS, ConsentChange.Action.WITHDRAWN)
-    return [
-        dataclasses.replace(d, reason=Decision.Reason.OPTED_OUT.value)
-        if d.reason == Decision.Reason.NO_CONSENT and latest.get(d.family_id) == stopped
-        else d
-        for d in decisions
-    ]
 
 
 def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -396,7 +399,6 @@ def _detect(
             event_date = event_date_of(notification_type, row, config)
             outcome, reason = decide(notification_type, row, event_date, config)
             decisions.append(_decision(notification_type, row, event_date, outcome, reason))
-        decisions = _opted_out(decisions)
         for decision in decisions:
             if decision.outcome == QUEUED:
                 queued += 1

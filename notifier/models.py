@@ -112,8 +112,9 @@ class Product(VersionedModel):
         "self", models.DO_NOTHING, db_column="ConversionProdID", null=True, blank=True, related_name="+"
     )
     # What a policy of the product costs ({AmountToBePaid}; openIMIS policy values): openIMIS's columns and types.
-    lump_sum = models.DecimalField(db_column="LumpSum", max_digits=18, decimal_places=2, default=0)
-    max_members = models.SmallIntegerField(db_column="MemberCount", default=0)
+    # Database defaults too: rows written without the ORM (bench/generate.py's COPY) stay valid.
+    lump_sum = models.DecimalField(db_column="LumpSum", max_digits=18, decimal_places=2, default=0, db_default=0)
+    max_members = models.SmallIntegerField(db_column="MemberCount", default=0, db_default=0)
     premium_adult = models.DecimalField(
         db_column="PremiumAdult", max_digits=18, decimal_places=2, null=True, blank=True
     )

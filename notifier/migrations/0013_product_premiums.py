@@ -32,12 +32,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="product",
             name="lump_sum",
-            field=models.DecimalField(db_column="LumpSum", decimal_places=2, default=0, max_digits=18),
+            field=models.DecimalField(db_column="LumpSum", decimal_places=2, default=0, db_default=0, max_digits=18),
         ),
         migrations.AddField(
             model_name="product",
             name="max_members",
-            field=models.SmallIntegerField(db_column="MemberCount", default=0),
+            field=models.SmallIntegerField(db_column="MemberCount", default=0, db_default=0),
         ),
         migrations.AddField(
             model_name="product",
