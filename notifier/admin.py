@@ -40,6 +40,7 @@ from notifier.models import (
     Policy,
     Product,
     ProviderAccount,
+    new_callback_token,
 )
 from notifier.phones import normalize_phone
 from notifier.providers.base import ProviderConfigError
@@ -498,7 +499,16 @@ class ProviderAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["provider", "enabled"]
     ordering = ["priority", "id"]
     readonly_fields = ["breaker", "send_test_link", "callback_urls"]
-    actions = ["send_test_message"]
+    actions = ["send_test_message", "renew_callback_urls"]
+
+    @admin.action(description="Give new callback URLs (the old receipt and inbound URLs stop working)")
+    def renew_callback_urls(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> None:
+        count = 0
+        for account in queryset:
+            account.callback_token = new_callback_token()
+            account.save(update_fields=["callback_token", "updated_at"])
+            count += 1
+        self.message_user(request, f"{count} account(s) have new callback URLs; enter them in the gateway's dashboard.")
 
     @admin.display(description="Gateway callback URLs")
     def callback_urls(self, account: ProviderAccount) -> str:

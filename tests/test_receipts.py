@@ -5,7 +5,7 @@ receipt format is posted to the account's callback URL as its gateway would."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from notifier import coordination
 from notifier.delivery import deliver, due_outbox_ids
-from notifier.models import Outbox, ProviderAccount
+from notifier.models import Family, FamilyNotification, Outbox, ProviderAccount
 from notifier.providers.http_generic import twilio_signature
 from tests import fake_gateways as fake
+from tests.gateway import GatewayServer, Reply
 from tests.outbox_helpers import bare_outbox
 
 FORM = "application/x-www-form-urlencoded"
@@ -239,3 +240,47 @@ def test_outbox_admin_shows_the_receipt(admin_client: Client, client: Client, fa
     account_page = admin_client.get(reverse("admin:notifier_provideraccount_change", args=[acc.pk])).content.decode()
     assert f"/api/policy_notification/receipts/{acc.callback_token}/" in account_page
     assert f"/api/policy_notification/inbound/{acc.callback_token}/" in account_page
+
+
+@pytest.mark.django_db
+def test_new_callback_urls_revoke_the_old_ones(admin_client: Client, fakes: fake.FakeGateways) -> None:
+    acc = at_account(fakes.url)
+    old = receipts_url(acc)
+    changelist = reverse("admin:notifier_provideraccount_changelist")
+    answer = admin_client.post(changelist, {"action": "renew_callback_urls", "_selected_action": [acc.pk]})
+    assert answer.status_code == 302
+    acc.refresh_from_db()
+    assert receipts_url(acc) != old
+    assert post_form(admin_client, old, {"id": "x", "status": "Success"}).status_code == 404
+    assert post_form(admin_client, receipts_url(acc), {"id": "x", "status": "Success"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_general_http_account_reads_receipts_and_replies_by_its_configured_fields(
+    client: Client, gateway: GatewayServer, make_family: Callable[..., Family]
+) -> None:
+    config = {
+        "url": gateway.url + "/send",
+        "reference_field": "id",
+        "receipt_id_field": "msg.id",
+        "receipt_status_field": "msg.state",
+        "receipt_reason_field": "msg.why",
+        "delivered_values": ["DELIVRD"],
+        "undelivered_values": ["UNDELIV", "REJECTD"],
+        "inbound_from_field": "sender",
+        "inbound_text_field": "body",
+    }
+    acc = account("HttpProvider", config)
+    gateway.queue(Reply(body=b'{"id": "gw-42"}'))
+    row = sent_row(acc)
+    assert row.provider_reference == "gw-42"
+    report = {"msg": {"id": "gw-42", "state": "UNDELIV", "why": "absent subscriber"}}
+    answer = client.post(receipts_url(acc), data=json.dumps(report), content_type="application/json")
+    assert answer.json() == {"received": 1, "changes": {"undelivered": 1}}
+    row.refresh_from_db()
+    assert (row.status, row.receipt_reason) == ("undelivered", "absent subscriber")
+
+    family = make_family(head_phone="0712345678", consent={"approvalOfNotification": True})
+    inbound = reverse("notifier:inbound", args=[acc.callback_token])
+    post_form(client, inbound, {"sender": "255712345678", "body": "STOP"})
+    assert FamilyNotification.objects.get(family=family, validity_to__isnull=True).approval_of_sms is False
