@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,9 +20,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from notifier import coordination, delivery, rendering, services, sms
+from notifier.consent_log import consent_source
 from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode, parse_mode
 from notifier.models import (
     ApiToken,
+    ConsentChange,
     Decision,
     DeliveryAttempt,
     DetectionRun,
@@ -38,6 +41,7 @@ from notifier.models import (
     Policy,
     Product,
     ProviderAccount,
+    new_callback_token,
 )
 from notifier.openimis.mode import is_attached
 from notifier.phones import normalize_phone
@@ -189,6 +193,22 @@ class FamilyNotificationInline(admin.StackedInline):  # type: ignore[type-arg]
         return super().get_queryset(request).filter(validity_to__isnull=True)
 
 
+class ConsentChangeInline(admin.TabularInline):  # type: ignore[type-arg]
+    """Consent history with its provenance (read-only): who or what changed it, and how."""
+
+    model = ConsentChange
+    fk_name = "family"
+    fields = ["changed_at", "action", "approval", "language", "source", "user", "phone", "text", "detail"]
+    readonly_fields = ["changed_at", "action", "approval", "language", "source", "user", "phone", "text", "detail"]
+    extra = 0
+    can_delete = False
+    verbose_name = "consent change"
+    verbose_name_plural = "consent history (provenance)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class InsureeInline(OpenIMISReadOnlyMixin, admin.TabularInline):  # type: ignore[type-arg]
     model = Insuree
     fields = ["chf_id", "other_names", "last_name", "head", "phone", "dob"]
@@ -212,7 +232,11 @@ class FamilyAdmin(VersionedAdmin):
     list_select_related = ["head_insuree", "location"]
     raw_id_fields = ["location"]
     readonly_fields = ["uuid", "head_insuree"]
-    inlines = [FamilyNotificationInline, InsureeInline]
+    inlines = [FamilyNotificationInline, ConsentChangeInline, InsureeInline]
+
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: Any, change: bool) -> None:  # type: ignore[type-arg]
+        with consent_source(ConsentChange.Source.ADMIN, user=request.user):
+            super().save_formset(request, form, formset, change)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Family]:
         return annotate_eligibility(super().get_queryset(request))
@@ -342,7 +366,16 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["notification_type", "language", "edited"]
     search_fields = ["text"]
     ordering = ["notification_type", "language_id"]
-    fields = ["notification_type", "language", "text", "replace_lookalikes", "edited", "sms_report", "updated_at"]
+    fields = [
+        "notification_type",
+        "language",
+        "text",
+        "late_text",
+        "replace_lookalikes",
+        "edited",
+        "sms_report",
+        "updated_at",
+    ]
     readonly_fields = ["sms_report", "updated_at"]
     change_form_template = "admin/notifier/notificationtemplate/change_form.html"
 
@@ -380,7 +413,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return summary
 
     def save_model(self, request: HttpRequest, obj: NotificationTemplate, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        if not change or "text" in form.changed_data:
+        if not change or "text" in form.changed_data or "late_text" in form.changed_data:
             obj.edited = True  # the shipped-defaults migration must leave an operator's text alone
         super().save_model(request, obj, form, change)
 
@@ -414,7 +447,17 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             if reference.strip() and family is None:
                 raise rendering.RenderError(f"family: no current family with head CHFID or id {reference.strip()!r}")
             answer["family"] = str(family) if family else "sample values"
-            message = rendering.fill(text, rendering.preview_values(family), language)
+            values = rendering.preview_values(family)
+            message = rendering.fill(text, values, language)
+            # Both wordings: on the event day, and sent later (the late variant, or the same text without one).
+            late_text = request.GET.get("late_text", "")
+            if late_text.strip():
+                try:
+                    rendering.validate_template(late_text)
+                except rendering.TemplateError as exc:
+                    raise rendering.RenderError(f"late_text: {exc}") from None
+            late = rendering.fill(late_text, values, language) if late_text.strip() else message
+            answer["late_text"] = sms.replace_lookalikes(late) if replace else late
         except ValueError as exc:  # TemplateError and RenderError
             answer["error"] = str(exc)
             return JsonResponse(answer, status=400)
@@ -535,8 +578,29 @@ class ProviderAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_editable = ["enabled", "priority"]
     list_filter = ["provider", "enabled"]
     ordering = ["priority", "id"]
-    readonly_fields = ["breaker", "send_test_link"]
-    actions = ["send_test_message"]
+    readonly_fields = ["breaker", "send_test_link", "callback_urls"]
+    actions = ["send_test_message", "renew_callback_urls"]
+
+    @admin.action(description="Give new callback URLs (the old receipt and inbound URLs stop working)")
+    def renew_callback_urls(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> None:
+        count = 0
+        for account in queryset:
+            account.callback_token = new_callback_token()
+            account.save(update_fields=["callback_token", "updated_at"])
+            count += 1
+        self.message_user(request, f"{count} account(s) have new callback URLs; enter them in the gateway's dashboard.")
+
+    @admin.display(description="Gateway callback URLs")
+    def callback_urls(self, account: ProviderAccount) -> str:
+        """What to enter in the gateway's dashboard (the token in them is this account's secret)."""
+        if not account.pk:
+            return "Save the account first."
+        base = settings.NOTIFIER_PUBLIC_URL or "https://<this service>"
+        receipts = base + reverse("notifier:receipt", args=[account.callback_token])
+        inbound = base + reverse("notifier:inbound", args=[account.callback_token])
+        return format_html(
+            "Delivery receipts: <code>{}</code><br>Inbound messages (STOP): <code>{}</code>", receipts, inbound
+        )
 
     @admin.display(description="Circuit breaker")
     def breaker(self, account: ProviderAccount) -> str:
@@ -605,6 +669,8 @@ class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "provider_account",
         "next_attempt_at",
         "sent_at",
+        "receipt_status",
+        "receipt_at",
     ]
     list_filter = ["status", "notification_type", OutboxProviderFilter, "provider_account"]
     search_fields = ["recipient", "family__head_insuree__chf_id"]
@@ -630,6 +696,9 @@ class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "claimed_at",
         "sent_at",
         "requeued_at",
+        "receipt_status",
+        "receipt_reason",
+        "receipt_at",
     ]
     actions = ["resend_selected", "cancel_selected"]
 
@@ -717,4 +786,24 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     fields = ["user", "name", "prefix", "created_at", "last_used_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(ConsentChange)
+class ConsentChangeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Every consent change with its provenance; written only by the consent service."""
+
+    list_display = ["changed_at", "family", "action", "approval", "language", "source", "user", "phone", "text"]
+    list_filter = ["source", "action", "approval"]
+    search_fields = ["phone", "text", "family__head_insuree__chf_id"]
+    raw_id_fields = ["family"]
+    list_select_related = ["family__head_insuree", "user"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -75,6 +75,25 @@ class CircuitBreakerConfig(_Strict):
     cooldown_seconds: int = Field(default=30, ge=1)
 
 
+_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class QuietHours(_Strict):
+    """Local times (TIME_ZONE) between which nothing is sent; start after end means overnight (20:00-08:00)."""
+
+    start: str = Field(default="20:00", pattern=_CLOCK)
+    end: str = Field(default="08:00", pattern=_CLOCK)
+    # Messages held by the quiet hours go out over this many minutes after `end`, each at a fixed offset of its own,
+    # so the morning is no burst beyond the rate limit.
+    spread_minutes: int = Field(default=60, ge=0, le=720)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet_hours: start and end are equal (set quiet_hours to null to send at any hour)")
+        return self
+
+
 class NotifierConfig(_Strict):
     providers: dict[str, dict[str, Any]] = Field(default_factory=lambda: copy.deepcopy(SEED_PROVIDERS))
     eligibleNotificationTypes: EligibleNotificationTypes = EligibleNotificationTypes()
@@ -90,6 +109,16 @@ class NotifierConfig(_Strict):
     http_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     http_read_timeout_seconds: float = Field(default=15.0, gt=0)
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    quiet_hours: QuietHours | None = QuietHours()
+    # An inbound SMS whose whole text (any case, surrounding spaces ignored) is one of these withdraws consent.
+    stop_keywords: list[str] = Field(default_factory=lambda: ["STOP", "ACHA", "ARRET", "ARRÊT"], min_length=1)
+    # Optional reply to a STOP, per language code (the family's consent language, else "en").
+    stop_confirmation: dict[str, str] = Field(default_factory=dict)
+    # {AmountToBePaid}: currency written after the amount (e.g. "TZS"), and decimals shown.
+    currency: str = Field(default="TZS", max_length=8)
+    currency_decimals: int = Field(default=0, ge=0, le=3)
+    # openIMIS CoreConfig.age_of_majority: members this old or older pay the adult premium.
+    age_of_majority: int = Field(default=18, ge=1, le=30)
 
     @model_validator(mode="after")
     def _hours_in_order(self) -> NotifierConfig:
@@ -128,11 +157,38 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+# Keys of the upstream module's config (its openIMIS fork) that say what one of ours says: how many days after
+# activation / renewal the message may still go out. Accepted so that an upstream config starts here unchanged;
+# an explicit `max_delay_days` entry wins.
+UPSTREAM_ALIASES: dict[str, str] = {
+    "policy_activation_relevance_maximum_days_timedelta": "activation_of_policy",
+    "policy_renewal_relevance_maximum_days_timedelta": "renewal_of_policy",
+}
+
+
+def _apply_upstream_aliases(raw: dict[str, Any]) -> dict[str, Any]:
+    if not any(key in raw for key in UPSTREAM_ALIASES):
+        return raw
+    raw = dict(raw)
+    explicit = raw.get("max_delay_days")
+    delays = dict(explicit) if isinstance(explicit, dict) else {}
+    for key, notification_type in UPSTREAM_ALIASES.items():
+        if key in raw:
+            value = raw.pop(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"NOTIFIER config: '{key}': expected a whole number of days >= 0, got {value!r}")
+            delays.setdefault(notification_type, value)
+    if explicit is None or isinstance(explicit, dict):
+        raw["max_delay_days"] = delays
+    return raw
+
+
 def parse_config(raw: dict[str, Any] | None = None) -> NotifierConfig:
     """Validate a NOTIFIER dict (partial: missing keys take their defaults). Raises ConfigError naming the key."""
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError("NOTIFIER config must be a JSON object")
+    raw = _apply_upstream_aliases(raw)
     defaults = NotifierConfig().model_dump()
     # Provider entries are merged per provider so that overriding one key keeps the others' defaults.
     merged = _deep_merge(defaults, raw)

@@ -25,13 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import DatabaseError, connections, router
 from django.db.models import Field
 from django.utils import timezone
 
-from notifier import coordination, leases
+from notifier import coordination, leases, quiet
 from notifier.conf import get_config
 from notifier.config import NotifierConfig
 from notifier.leases import claim_chunk
@@ -179,7 +180,10 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
     try:
         chunk = _load_chunk(rows, owner)
         chunk.keeper = leases.LeaseKeeper(owner, [row.pk for row in rows], _stall_seconds(chunk)).start()
-        rendered = render_outboxes([row for row in rows if not row.text])
+        # A row goes out in the words of the day it is sent: one rendered on its event date and held (quiet hours,
+        # retries) is rendered again once that day has passed, so it never says "today" a day late.
+        today = timezone.localdate()
+        rendered = render_outboxes([row for row in rows if not row.text or row.event_date < today], today)
         # Kept before anything is sent, so every retry (and an operator looking at an unknown outcome after a
         # killed worker) sees the words that may have gone out.
         _write_rows(
@@ -367,6 +371,8 @@ def _attempt(
 
 def _send(chunk: _Chunk, round_: _Round) -> str:
     config = chunk.config
+    if _held_by_quiet_hours(chunk, round_):
+        return Status.PENDING
     accounts, round_.recorders = _accounts(chunk, round_.outbox)
     if not accounts and chunk.accounts:
         error = "every enabled provider account refused this message permanently"
@@ -403,6 +409,19 @@ def _skip(chunk: _Chunk, round_: _Round, account: ProviderAccount, reason: str, 
     round_.wait = wait if round_.wait is None else min(round_.wait, wait)
     round_.errors.append(f"{account.name}: {reason}")
     chunk.skips[(account.name, reason)] += 1
+
+
+def _held_by_quiet_hours(chunk: _Chunk, round_: _Round) -> bool:
+    """Quiet hours (notifier.quiet): a row claimed inside them goes back to pending, due at its own minute after
+    they end; no provider is called and no attempt counted."""
+    wait_until = quiet.next_send_time(
+        timezone.now(), chunk.config.quiet_hours, ZoneInfo(settings.TIME_ZONE), round_.outbox.pk
+    )
+    if wait_until is None:
+        return False
+    local = timezone.localtime(wait_until, ZoneInfo(settings.TIME_ZONE))
+    _finish(chunk, round_, Status.PENDING, error=f"quiet hours: waits until {local:%Y-%m-%d %H:%M}", next_at=wait_until)
+    return True
 
 
 def _try(chunk: _Chunk, round_: _Round, account: ProviderAccount, provider: Provider) -> str | None:

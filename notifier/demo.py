@@ -101,9 +101,16 @@ def _locations() -> list[Location]:
 
 
 def _products() -> list[Product]:
-    plus = Product.objects.create(code="CHFPLUS", name="CHF Plus")
-    basic = Product.objects.create(code="CHFBASIC", name="CHF Basic", conversion_product=plus)
-    family = Product.objects.create(code="ICHF", name="iCHF Family Cover")
+    # Priced as schemes price them ({AmountToBePaid}): premiums per member, or a lump sum for up to 6 members.
+    plus = Product.objects.create(
+        code="CHFPLUS", name="CHF Plus", premium_adult=20000, premium_child=10000, general_assembly_fee=1000
+    )
+    basic = Product.objects.create(
+        code="CHFBASIC", name="CHF Basic", conversion_product=plus, premium_adult=10000, premium_child=5000
+    )
+    family = Product.objects.create(
+        code="ICHF", name="iCHF Family Cover", lump_sum=30000, threshold=6, premium_adult=5000, premium_child=3000
+    )
     return [basic, plus, family]
 
 

@@ -24,7 +24,15 @@ from django.utils import timezone
 
 from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES, NotifierConfig
-from notifier.models import Decision, DetectionRun, FamilyNotification, FamilyPhone, Outbox, Policy
+from notifier.models import (
+    ConsentChange,
+    Decision,
+    DetectionRun,
+    FamilyNotification,
+    FamilyPhone,
+    Outbox,
+    Policy,
+)
 
 ACTIVATION = "activation_of_policy"
 STARTING = "starting_of_policy"
@@ -156,6 +164,18 @@ def candidate_rows(
     """The one query per type: due, not yet queued candidates with what the decision needs, ordered by policy."""
     consent = FamilyNotification.objects.filter(family_id=OuterRef("family_id"), validity_to__isnull=True)
     phone = FamilyPhone.objects.filter(family_id=OuterRef("family_id")).values("phone")[:1]
+    # Opted out: the family's own STOP is its latest consent change (made at or after the consent row's
+    # ValidityFrom, which every later change moves on). One index probe per candidate, no extra query.
+    stopped = ConsentChange.objects.filter(
+        family_id=OuterRef("family_id"),
+        source=ConsentChange.Source.INBOUND_SMS,
+        action=ConsentChange.Action.WITHDRAWN,
+        changed_at__gte=Subquery(
+            FamilyNotification.objects.filter(family_id=OuterRef("family_id"), validity_to__isnull=True).values(
+                "validity_from"
+            )[:1]
+        ),
+    )
     return (
         due_policies(notification_type, first, last, config)
         .filter(_not_queued(notification_type))
@@ -163,10 +183,19 @@ def candidate_rows(
             approved=Subquery(consent.values("approval_of_sms")[:1]),  # None: no consent row
             sms_language=Subquery(consent.values("language_of_sms")[:1]),
             recipient=Subquery(phone),
+            opted_out=Exists(stopped),
         )
         .order_by("pk")
         .values(
-            "pk", "family_id", "validity_from", "effective_date", "expiry_date", "approved", "sms_language", "recipient"
+            "pk",
+            "family_id",
+            "validity_from",
+            "effective_date",
+            "expiry_date",
+            "approved",
+            "sms_language",
+            "recipient",
+            "opted_out",
         )
     )
 
@@ -178,6 +207,8 @@ def decide(notification_type: str, row: dict[str, Any], event_date: dt.date, con
     if notification_type == ACTIVATION and config.is_enabled(STARTING) and row["effective_date"] == event_date:
         return SKIPPED, Decision.Reason.SUPERSEDED_BY_STARTING.value
     if not row["approved"]:
+        if row.get("opted_out"):
+            return SKIPPED, Decision.Reason.OPTED_OUT.value
         return SKIPPED, Decision.Reason.NO_CONSENT.value
     if not row["recipient"]:
         return SKIPPED, Decision.Reason.NO_VALID_PHONE.value

@@ -7,6 +7,7 @@ from typing import Any
 from django.dispatch import receiver
 
 from notifier import services, signals
+from notifier.consent_log import Source, consent_source
 from notifier.models import Family, Insuree
 from notifier.phones import refresh_family_phones
 
@@ -17,7 +18,8 @@ def _consent_payload(contributions: dict[str, Any]) -> Any:
 
 @receiver(signals.family_created)
 def on_family_created(sender: Any, family: Family, contributions: dict[str, Any], **kwargs: Any) -> None:
-    services.create_family_notification_policy(family.uuid, _consent_payload(contributions))
+    with consent_source(Source.FAMILY_SERVICE):
+        services.create_family_notification_policy(family.uuid, _consent_payload(contributions))
     refresh_family_phones([family.id])
 
 
@@ -25,13 +27,15 @@ def on_family_created(sender: Any, family: Family, contributions: dict[str, Any]
 def on_family_updated(sender: Any, family: Family, contributions: dict[str, Any], **kwargs: Any) -> None:
     payload = _consent_payload(contributions)
     if payload is not None:
-        services.update_family_notification_policy(family.uuid, payload)
+        with consent_source(Source.FAMILY_SERVICE):
+            services.update_family_notification_policy(family.uuid, payload)
     refresh_family_phones([family.id])
 
 
 @receiver(signals.family_deleted)
 def on_family_deleted(sender: Any, family: Family, contributions: dict[str, Any], **kwargs: Any) -> None:
-    services.delete_family_notification_policy(family.uuid, _consent_payload(contributions))
+    with consent_source(Source.FAMILY_SERVICE):
+        services.delete_family_notification_policy(family.uuid, _consent_payload(contributions))
     refresh_family_phones([family.id])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -65,6 +66,47 @@ class FamilyPhone(models.Model):
         return f"Family {self.family_id}: {self.phone}"
 
 
+class ConsentChange(models.Model):
+    """Provenance of every consent change (who or what changed tblFamilySMS, and how). The notifier's own table:
+    tblFamilySMS belongs to openIMIS and gets no column. Written by the consent service (notifier.consent_log)."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Admin user"
+        INBOUND_SMS = "inbound_sms", "Inbound SMS"
+        SERVICE_API = "service_api", "Service API"
+        FAMILY_SERVICE = "family_service", "Family service"
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        WITHDRAWN = "withdrawn", "Withdrawn (opt-out)"
+        RETIRED = "retired", "Retired (family deleted)"
+
+    # No database constraint: a log of the notifier's own must never stop a family row being removed elsewhere.
+    family = models.ForeignKey(Family, models.DO_NOTHING, related_name="+", db_constraint=False)
+    changed_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    approval = models.BooleanField(help_text="Approval of SMS after the change.")
+    language = models.CharField(max_length=5, blank=True, help_text="Language of SMS after the change.")
+    user = models.ForeignKey(
+        "auth.User", models.SET_NULL, null=True, blank=True, related_name="+", help_text="The admin user, if any."
+    )
+    phone = models.CharField(max_length=20, blank=True, help_text="The number an inbound SMS came from.")
+    text = models.CharField(max_length=500, blank=True, help_text="The inbound SMS as received.")
+    detail = models.CharField(max_length=200, blank=True, help_text="E.g. the provider account of an inbound SMS.")
+
+    class Meta:
+        db_table = "notifier_consent_change"
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["family", "changed_at"], name="consent_change_family_idx")]
+
+    def __str__(self) -> str:
+        return (
+            f"Family {self.family_id}: {self.action} by {self.get_source_display()} at {self.changed_at:%Y-%m-%d %H:%M}"
+        )
+
+
 def type_field(**kwargs: Any) -> models.CharField[str, str]:
     return models.CharField(max_length=32, choices=NOTIFICATION_TYPE_CHOICES, **kwargs)
 
@@ -76,6 +118,11 @@ class NotificationTemplate(models.Model):
     # A template may exist for a language tblLanguages lacks (attached, openIMIS owns that table): no constraint.
     language = models.ForeignKey(Language, models.PROTECT, related_name="templates", db_constraint=False)
     text = models.TextField()
+    late_text = models.TextField(
+        blank=True,
+        help_text="Optional: sent instead of the text when the message goes out after its event date (catch-up, "
+        "retries, quiet hours), so it never says 'today' a day late. Empty: the text reads right either way.",
+    )
     replace_lookalikes = models.BooleanField(
         default=False, help_text="Replace characters that force UCS-2 (curly quotes, NBSP, en dash) on render."
     )
@@ -101,6 +148,22 @@ class NotificationTemplate(models.Model):
             validate_template(self.text or "")
         except TemplateError as exc:
             raise ValidationError({"text": str(exc)}, code="invalid_template") from None
+        if self.late_text:
+            try:
+                validate_template(self.late_text)
+            except TemplateError as exc:
+                raise ValidationError({"late_text": str(exc)}, code="invalid_template") from None
+        from notifier.rendering import AMOUNT_TYPES
+
+        uses_amount = "{AmountToBePaid}" in f"{self.text} {self.late_text}"
+        if uses_amount and self.notification_type and self.notification_type not in AMOUNT_TYPES:
+            message = "{AmountToBePaid} is known only for " + ", ".join(sorted(AMOUNT_TYPES))
+            raise ValidationError({"text": message}, code="invalid_template")
+
+
+def new_callback_token() -> str:
+    """The unguessable part of an account's receipt and inbound URLs."""
+    return secrets.token_urlsafe(24)
 
 
 class ProviderAccount(models.Model):
@@ -112,6 +175,12 @@ class ProviderAccount(models.Model):
     priority = models.PositiveIntegerField(default=100)
     config = models.JSONField(default=dict, blank=True)
     rate_limit_per_second = models.FloatField(null=True, blank=True, help_text="Empty: the NOTIFIER default.")
+    callback_token = models.CharField(
+        max_length=64,
+        unique=True,
+        default=new_callback_token,
+        help_text="Secret part of this account's delivery-receipt and inbound-message URLs; change it to revoke them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -133,6 +202,8 @@ class Outbox(models.Model):
         FAILED = "failed", "Failed"
         UNKNOWN = "unknown", "Outcome unknown"
         CANCELLED = "cancelled", "Cancelled"
+        DELIVERED = "delivered", "Delivered (receipt)"
+        UNDELIVERED = "undelivered", "Not delivered (receipt)"
 
     policy = models.ForeignKey(Policy, models.DO_NOTHING, related_name="+", db_constraint=False)
     notification_type = type_field()
@@ -143,7 +214,7 @@ class Outbox(models.Model):
     text = models.TextField(blank=True)
     encoding = models.CharField(max_length=8, blank=True)
     segments = models.PositiveSmallIntegerField(default=0)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     provider_account = models.ForeignKey(ProviderAccount, models.SET_NULL, null=True, blank=True, related_name="+")
@@ -187,6 +258,11 @@ class Outbox(models.Model):
         blank=True,
         help_text="When the poll last handed the row to a delivery task (so it does not hand it twice).",
     )
+    receipt_status = models.CharField(
+        max_length=40, blank=True, help_text="The gateway's status word in its last delivery receipt."
+    )
+    receipt_reason = models.CharField(max_length=300, blank=True, help_text="The gateway's reason, when not delivered.")
+    receipt_at = models.DateTimeField(null=True, blank=True, help_text="When the last delivery receipt arrived.")
 
     class Meta:
         db_table = "notifier_outbox"
@@ -199,6 +275,8 @@ class Outbox(models.Model):
             models.Index(
                 fields=["lease_expires_at"], name="outbox_sending_lease_idx", condition=models.Q(status="sending")
             ),
+            # receipts name the gateway's message id: found per account
+            models.Index(fields=["provider_account", "provider_reference"], name="outbox_provider_ref_idx"),
         ]
 
     def __str__(self) -> str:
@@ -241,6 +319,7 @@ class Decision(models.Model):
     class Reason(models.TextChoices):
         NONE = "", "—"
         NO_CONSENT = "no_consent", "No consent"
+        OPTED_OUT = "opted_out", "Opted out (the family sent STOP)"
         NO_VALID_PHONE = "no_valid_phone", "No valid phone"
         TYPE_DISABLED = "type_disabled", "Type disabled"
         SUPERSEDED_BY_STARTING = "superseded_by_starting", "Superseded by starting"

@@ -8,15 +8,26 @@ so an operator's text can neither run code nor reach data beyond the six values 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 
 from notifier import sms
 from notifier.models import Family, Insuree, NotificationTemplate, Outbox, Policy
 
-PLACEHOLDERS: tuple[str, ...] = ("InsuranceID", "Name", "ProductCode", "ProductName", "EffectiveDate", "ExpiryDate")
+PLACEHOLDERS: tuple[str, ...] = (
+    "InsuranceID",
+    "Name",
+    "ProductCode",
+    "ProductName",
+    "EffectiveDate",
+    "ExpiryDate",
+    "AmountToBePaid",
+)
+# {AmountToBePaid} has a meaning only where a renewal is asked for or was entered.
+AMOUNT_TYPES = frozenset({"need_for_renewal", "expiration_of_policy", "reminder_after_expiration", "renewal_of_policy"})
 DATE_PLACEHOLDERS = frozenset({"EffectiveDate", "ExpiryDate"})
 FALLBACK_LANGUAGE = "en"
 
@@ -33,6 +44,7 @@ LONG_SAMPLE_VALUES: dict[str, str | dt.date] = {
     "ProductName": "Community Health Fund Family Plus",
     "EffectiveDate": dt.date(2026, 12, 31),
     "ExpiryDate": dt.date(2027, 12, 31),
+    "AmountToBePaid": "TZS 1,250,000",
 }
 
 
@@ -210,25 +222,65 @@ def policy_values(policy: Policy, head: Insuree) -> dict[str, str | dt.date | No
     }
 
 
+def is_late(event_date: dt.date | None, send_date: dt.date | None) -> bool:
+    """A message goes out late when the scheme's day of sending is after its event date."""
+    return event_date is not None and send_date is not None and send_date > event_date
+
+
 def render_template(
-    template: NotificationTemplate, values: Mapping[str, str | dt.date | None], language: str | None = None
+    template: NotificationTemplate,
+    values: Mapping[str, str | dt.date | None],
+    language: str | None = None,
+    *,
+    late: bool = False,
+    amount_for: Callable[[str], str] | None = None,
 ) -> RenderedMessage:
-    text = fill(template.text, values, language or template.language_id, template_name=f"template {template}")
+    """The template's text, or its late variant when the message goes out after its event date and has one."""
+    source = template.late_text if late and template.late_text.strip() else template.text
+    if "{AmountToBePaid}" in source and amount_for is not None and "AmountToBePaid" not in values:
+        values = {**values, "AmountToBePaid": amount_for(language or template.language_id)}
+    text = fill(source, values, language or template.language_id, template_name=f"template {template}")
     if template.replace_lookalikes:
         text = sms.replace_lookalikes(text)
     info = sms.analyse(text)
     return RenderedMessage(text=text, language=template.language_id, encoding=info.encoding, segments=info.segments)
 
 
-def render_outbox(outbox: Outbox) -> RenderedMessage:
-    """The message for an outbox row, in the family's language or the best fallback. Raises RenderError."""
+def scheme_today() -> dt.date:
+    return timezone.localdate()
+
+
+def render_outbox(outbox: Outbox, send_date: dt.date | None = None) -> RenderedMessage:
+    """The message for an outbox row, in the family's language or the best fallback, worded for `send_date`
+    (default: today in TIME_ZONE). Raises RenderError."""
     policy = Policy.objects.select_related("product").get(pk=outbox.policy_id)
     family = Family.objects.select_related("head_insuree").get(pk=outbox.family_id)
     template = choose_template(outbox.notification_type, outbox.language)
-    return render_template(template, policy_values(policy, family_head(family)))
+    send_date = send_date or scheme_today()
+    late = is_late(outbox.event_date, send_date)
+    amount = _amount_function(policy, outbox.notification_type, send_date)
+    return render_template(template, policy_values(policy, family_head(family)), late=late, amount_for=amount)
 
 
-def render_outboxes(rows: Sequence[Outbox]) -> dict[int, RenderedMessage | RenderError]:
+def _amount_function(policy: Policy, notification_type: str, send_date: dt.date) -> Callable[[str], str] | None:
+    """{AmountToBePaid} for a policy, formatted per language; computed only when a template asks for it."""
+    if notification_type not in AMOUNT_TYPES:
+        return None
+
+    def amount_for(language: str) -> str:
+        from notifier.amounts import amount_to_be_paid, format_amount
+        from notifier.conf import get_config
+
+        config = get_config()
+        value = amount_to_be_paid(policy, notification_type, send_date, config.age_of_majority)
+        return format_amount(value, language, config.currency, config.currency_decimals)
+
+    return amount_for
+
+
+def render_outboxes(
+    rows: Sequence[Outbox], send_date: dt.date | None = None
+) -> dict[int, RenderedMessage | RenderError]:
     """`render_outbox` for many rows with one template query: outbox id -> message, or the RenderError of that row.
 
     The rows should come with `select_related("policy__product", "family__head_insuree")`, or each row costs
@@ -239,10 +291,14 @@ def render_outboxes(rows: Sequence[Outbox]) -> dict[int, RenderedMessage | Rende
     for template in NotificationTemplate.objects.filter(notification_type__in=types) if types else ():
         by_type.setdefault(template.notification_type, {})[template.language_id.lower()] = template
     rendered: dict[int, RenderedMessage | RenderError] = {}
+    send_date = send_date or scheme_today()
     for row in rows:
         try:
             template = _pick_template(by_type.get(row.notification_type, {}), row.notification_type, row.language)
-            rendered[row.pk] = render_template(template, policy_values(row.policy, family_head(row.family)))
+            late = is_late(row.event_date, send_date)
+            amount = _amount_function(row.policy, row.notification_type, send_date)
+            values = policy_values(row.policy, family_head(row.family))
+            rendered[row.pk] = render_template(template, values, late=late, amount_for=amount)
         except RenderError as exc:
             rendered[row.pk] = exc
     return rendered

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
-from notifier import signals
+from notifier import consent_log, signals
 from notifier.models import Family, FamilyNotification, Insuree, Language, Location
 from notifier.openimis import consent
 from notifier.openimis.mode import is_attached
@@ -133,7 +133,9 @@ def create_family_notification_policy(family_uuid: Any, notification_data: Any =
     cleaned = _clean_notification_data(notification_data, partial=False)
     if consent.current_consent(family.id, lock=True) is not None:
         raise ValidationError({"family_uuid": f"family {family.uuid} already has a notification policy"})
-    return consent.set_consent(family.id, approval=cleaned["approval_of_sms"], language=cleaned["language_of_sms"])
+    created = consent.set_consent(family.id, approval=cleaned["approval_of_sms"], language=cleaned["language_of_sms"])
+    _log_consent(created, consent_log.Action.CREATED)
+    return created
 
 
 @transaction.atomic
@@ -150,7 +152,10 @@ def update_family_notification_policy(family_uuid: Any, notification_data: Any =
     merged = {"approval_of_sms": existing.approval_of_sms, "language_of_sms": existing.language_of_sms, **cleaned}
     if all(getattr(existing, name) == value for name, value in merged.items()):
         return existing
-    return consent.set_consent(family.id, approval=merged["approval_of_sms"], language=merged["language_of_sms"])
+    withdrawn = bool(existing.approval_of_sms) and not merged["approval_of_sms"]
+    changed = consent.set_consent(family.id, approval=merged["approval_of_sms"], language=merged["language_of_sms"])
+    _log_consent(changed, consent_log.Action.WITHDRAWN if withdrawn else consent_log.Action.UPDATED)
+    return changed
 
 
 @transaction.atomic
@@ -161,7 +166,19 @@ def delete_family_notification_policy(family_uuid: Any, notification_data: Any =
     family_ids = Family.objects.filter(legacy_id__isnull=True).with_uuid(key).values_list("id", flat=True)
     if not family_ids:
         raise ValidationError({"family_uuid": f"no family with uuid {key}"})
+    retiring = [row for family_id in family_ids if (row := consent.current_consent(family_id, lock=True)) is not None]
     consent.retire_consent(family_ids)
+    for row in retiring:
+        consent_log.record(
+            row.family_id, action=consent_log.Action.RETIRED, approval=False, language=row.language_of_sms or ""
+        )
+
+
+def _log_consent(row: FamilyNotification, action: str) -> None:
+    """Provenance of a consent change (notifier.consent_log), in the same transaction as the change."""
+    consent_log.record(
+        row.family_id, action=action, approval=bool(row.approval_of_sms), language=row.language_of_sms or ""
+    )
 
 
 # --- the family service -------------------------------------------------------------------------------------

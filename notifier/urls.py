@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from notifier import report_auth, report_views, views
+from notifier import callback_views, report_auth, report_views, views
 from notifier.health import health
 
 app_name = "notifier"
@@ -18,4 +18,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", report_auth.ReportLoginView.as_view(), name="report_login"),
     path("logout/", report_auth.report_logout, name="report_logout"),
     path("report/", report_auth.report_page, name="report_page"),
+    path("receipts/<str:token>/", callback_views.receipt, name="receipt"),
+    path("inbound/<str:token>/", callback_views.inbound_message, name="inbound"),
 ]

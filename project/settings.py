@@ -203,7 +203,15 @@ NOTIFIER_PROVIDER_CLASSES = [
     "notifier.providers.ega.EGASMSGateway",
     "notifier.providers.text.TextNotificationProvider",
     "notifier.providers.http_json.HttpJsonProvider",
+    "notifier.providers.http_generic.HttpProvider",
+    "notifier.providers.http_generic.AfricasTalkingProvider",
+    "notifier.providers.http_generic.TwilioProvider",
+    "notifier.providers.http_generic.InfobipProvider",
 ]
+
+# The service's address as gateways reach it (e.g. https://sms.scheme.example), used to give Twilio and Infobip a
+# per-message receipt URL and to check Twilio's signature behind a proxy. Empty: the request's own URL.
+NOTIFIER_PUBLIC_URL = os.environ.get("NOTIFIER_PUBLIC_URL", "").rstrip("/")
 
 
 # Seed-compatible: an active entry for the dispatcher task here overrides the trigger_* hours (SPEC §8).

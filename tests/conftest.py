@@ -26,6 +26,14 @@ def _var_dir_of_its_own(settings: Any, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_quiet_hours_unless_asked(settings: Any, request: pytest.FixtureRequest) -> None:
+    """Quiet hours (20:00-08:00 by default) would make a test's outcome depend on the hour it runs at: tests run
+    without them, except those marked `quiet_hours`, which pin the clock (tests/test_quiet_hours.py)."""
+    if request.node.get_closest_marker("quiet_hours") is None:
+        settings.NOTIFIER = {**settings.NOTIFIER, "quiet_hours": None}
+
+
+@pytest.fixture(autouse=True)
 def _migration_data_in_transactional_tests(request: pytest.FixtureRequest) -> None:
     """A transactional test starts from tables another one emptied, data migrations' rows included: put back the
     languages and shipped templates first (see tests/baseline.py)."""

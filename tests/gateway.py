@@ -69,7 +69,7 @@ class GatewayServer:
                 except OSError:
                     self.close_connection = True  # the client gave up waiting
 
-            do_POST = do_PUT = do_PATCH = _handle
+            do_GET = do_POST = do_PUT = do_PATCH = _handle
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -657,6 +657,7 @@ def test_it_never_resends_what_a_killed_worker_sent(settings: Any, gateway: Gate
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
+        "NOTIFIER_CONFIG": '{"quiet_hours": null}',
     }
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, cwd=Path(__file__).resolve().parent.parent, timeout=60, check=False

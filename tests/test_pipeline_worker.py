@@ -40,6 +40,7 @@ WORKER_CONFIG = {
     "eligibleNotificationTypes": ALL_TYPES,
     "rate_limit_per_second": 1000.0,
     "http_read_timeout_seconds": 60.0,
+    "quiet_hours": None,
 }
 
 

@@ -268,9 +268,17 @@ def test_it_masks_the_json_provider_token() -> None:
 def test_it_registers_providers_by_unique_slug(settings: Any) -> None:
     assert get_provider("eGASMSGateway") is EGASMSGateway
     assert find_provider("egasmsgateway") is EGASMSGateway
-    assert set(provider_classes()) == {"eGASMSGateway", "TextNotificationProvider", "HttpJsonProvider"}
-    with pytest.raises(UnknownProviderError, match="'Twilio'"):
-        get_provider("Twilio")
+    assert set(provider_classes()) == {
+        "eGASMSGateway",
+        "TextNotificationProvider",
+        "HttpJsonProvider",
+        "HttpProvider",
+        "AfricasTalking",
+        "Twilio",
+        "Infobip",
+    }
+    with pytest.raises(UnknownProviderError, match="'Nexmo'"):
+        get_provider("Nexmo")
     settings.NOTIFIER_PROVIDER_CLASSES = [*settings.NOTIFIER_PROVIDER_CLASSES, "notifier.providers.ega.EGASMSGateway"]
     with pytest.raises(ImproperlyConfigured, match="slug 'eGASMSGateway' registered twice"):
         provider_classes()
@@ -300,7 +308,7 @@ def test_it_seeds_accounts_from_the_providers_config_once(settings: Any) -> None
 def test_it_refuses_to_seed_an_unknown_provider_naming_it(settings: Any) -> None:
     from notifier.config import ConfigError
 
-    settings.NOTIFIER = {**settings.NOTIFIER, "providers": {"Twilio": {"sid": "x"}}}
-    with pytest.raises(ConfigError, match=r"'providers\.Twilio': unknown provider"):
+    settings.NOTIFIER = {**settings.NOTIFIER, "providers": {"Nexmo": {"sid": "x"}}}
+    with pytest.raises(ConfigError, match=r"'providers\.Nexmo': unknown provider"):
         seed_provider_accounts()
     assert not ProviderAccount.objects.exists()

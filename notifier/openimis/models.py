@@ -131,6 +131,31 @@ class Product(VersionedModel):
     conversion_product = models.ForeignKey(
         "self", models.DO_NOTHING, db_column="ConversionProdID", null=True, blank=True, related_name="+"
     )
+    # What a policy of the product costs ({AmountToBePaid}; openIMIS policy values): openIMIS's columns and types.
+    # Database defaults too: rows written without the ORM (bench/generate.py's COPY) stay valid.
+    lump_sum = models.DecimalField(db_column="LumpSum", max_digits=18, decimal_places=2, default=0, db_default=0)
+    max_members = models.SmallIntegerField(db_column="MemberCount", default=0, db_default=0)
+    premium_adult = models.DecimalField(
+        db_column="PremiumAdult", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    premium_child = models.DecimalField(
+        db_column="PremiumChild", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    threshold = models.IntegerField(db_column="Threshold", null=True, blank=True)
+    renewal_discount_perc = models.IntegerField(db_column="RenewalDiscountPerc", null=True, blank=True)
+    renewal_discount_period = models.IntegerField(db_column="RenewalDiscountPeriod", null=True, blank=True)
+    general_assembly_fee = models.DecimalField(
+        db_column="GeneralAssemblyFee", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    general_assembly_lump_sum = models.DecimalField(
+        db_column="GeneralAssemblyLumpSum", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    registration_fee = models.DecimalField(
+        db_column="RegistrationFee", max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    registration_lump_sum = models.DecimalField(
+        db_column="RegistrationLumpSum", max_digits=18, decimal_places=2, null=True, blank=True
+    )
 
     class Meta:
         db_table = openimis_table("tblProduct")
@@ -169,6 +194,8 @@ class Insuree(VersionedModel):
     head = models.BooleanField(db_column="IsHead", default=False)
     phone = models.CharField(db_column="Phone", max_length=50, null=True, blank=True)
     dob = models.DateField(db_column="DOB", null=True, blank=True)
+    # tblRelations id (7: "other", not family): decides who counts as a member for a policy's value.
+    relationship = models.SmallIntegerField(db_column="Relationship", null=True, blank=True)
 
     class Meta:
         db_table = openimis_table("tblInsuree")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from notifier.conf import get_config
 from notifier.config import ConfigError
@@ -28,7 +30,11 @@ def account_provider(account: ProviderAccount) -> Provider:
     Its HTTP calls reuse this process's keep-alive connections for the account.
     """
     cls = get_provider(account.provider)
-    return cls(cls.parse_config(account.config or {}), _timeouts(), session_key=("account", account.pk))
+    provider = cls(cls.parse_config(account.config or {}), _timeouts(), session_key=("account", account.pk))
+    public = getattr(settings, "NOTIFIER_PUBLIC_URL", "")
+    if public and account.callback_token:
+        provider.receipt_url = public + reverse("notifier:receipt", args=[account.callback_token])
+    return provider
 
 
 def check_provider_config(providers: dict[str, dict[str, Any]] | None = None) -> None:

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from notifier.providers.callbacks import CallbackError, CallbackRequest, InboundMessage, Receipt
+
 MASK = "********"
 _BODY_EXCERPT = 300
 
@@ -105,6 +107,9 @@ class Provider:
     config_class: ClassVar[type[ProviderConfig]] = ProviderConfig
     # False for providers that only record a message (a file): they never stand in for a failed SMS gateway.
     delivers_sms: ClassVar[bool] = True
+    # This account's delivery-receipt URL (set by account_provider when NOTIFIER_PUBLIC_URL is known), for
+    # gateways that take a callback address with each message.
+    receipt_url: str = ""
 
     def __init__(self, config: ProviderConfig, timeouts: Timeouts, *, session_key: Hashable | None = None) -> None:
         self.config = config
@@ -145,6 +150,20 @@ class Provider:
 
     def secret_values(self) -> list[str]:
         return self.config.secret_values()
+
+    # Callbacks (notifier.callbacks): providers whose gateway reports deliveries or forwards replies override these.
+    def verify_callback(self, request: CallbackRequest) -> bool:
+        """True when the callback carries the gateway's valid signature, or the gateway signs nothing (the account's
+        unguessable URL token is then the only check)."""
+        return True
+
+    def parse_receipts(self, request: CallbackRequest) -> list[Receipt]:
+        """The delivery receipts in a callback; CallbackError when it cannot be read."""
+        raise CallbackError(f"{self.slug} gateways send no delivery receipts")
+
+    def parse_inbound(self, request: CallbackRequest) -> list[InboundMessage]:
+        """The messages families sent to us in a callback; CallbackError when it cannot be read."""
+        raise CallbackError(f"{self.slug} gateways forward no inbound messages")
 
     def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
         """Send `text` to `recipient` (E.164). Returns the provider's reference for the message.

@@ -25,9 +25,18 @@ from notifier.providers.base import (
 
 EAST_AFRICA = timezone(timedelta(hours=3))
 
-# What a HeaderValues entry may name. The seed ships "PrivateKey,UserId,RequestType": the first header carries the
-# request hash (never the key itself), so "PrivateKey" is read as "the hash made with the private key".
-_HEADER_VALUE_SOURCES = {"privatekey": "hash", "hash": "hash", "userid": "user_id", "requesttype": "request_type"}
+# What a HeaderValues entry may name (any case). Upstream's gateway class knows exactly three names: "HashMessage1"
+# (the request hash), "UserId" and "RequestType", so every config that works there says "HashMessage1,UserId,
+# RequestType" and must work here unchanged. The seed's documentation ships "PrivateKey,UserId,RequestType", which
+# upstream cannot send (no value for "PrivateKey"); the first header carries the request hash (never the key
+# itself), so "PrivateKey" is read as "the hash made with the private key". "Hash" is our own short name.
+_HEADER_VALUE_SOURCES = {
+    "hashmessage1": "hash",
+    "privatekey": "hash",
+    "hash": "hash",
+    "userid": "user_id",
+    "requesttype": "request_type",
+}
 
 
 def _split(value: str) -> list[str]:
@@ -61,7 +70,7 @@ class EGAConfig(ProviderConfig):
             raise ValueError(f"HeaderValues: {len(values)} values for {len(keys)} HeaderKeys")
         for value in values:
             if value.lower() not in _HEADER_VALUE_SOURCES:
-                expected = "PrivateKey or Hash, UserId, RequestType"
+                expected = "HashMessage1 (or PrivateKey, Hash), UserId, RequestType"
                 raise ValueError(f"HeaderValues: unknown value {value!r} (expected {expected})")
         return self
 
@@ -74,6 +83,10 @@ class EGAConfig(ProviderConfig):
 
     @property
     def url(self) -> str:
+        """GateUrl + SmsResource as upstream joins them, with exactly one slash between the two; an empty
+        SmsResource leaves GateUrl untouched (a config holding the whole URL in GateUrl)."""
+        if not self.SmsResource:
+            return self.GateUrl
         return self.GateUrl.rstrip("/") + "/" + self.SmsResource.lstrip("/")
 
 

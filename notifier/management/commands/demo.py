@@ -107,8 +107,13 @@ class Command(BaseCommand):
             demo_args += ["--date", options["date"]]
         call_command("load_demo", *demo_args, stdout=self.stdout)
 
-        # For this process only: every type on, and the fake gateway answering.
-        settings.NOTIFIER = {**settings.NOTIFIER, "eligibleNotificationTypes": dict.fromkeys(NOTIFICATION_TYPES, True)}
+        # For this process only: every type on, no quiet hours (the demo shows one cycle now, whatever the hour),
+        # and the fake gateway answering.
+        settings.NOTIFIER = {
+            **settings.NOTIFIER,
+            "eligibleNotificationTypes": dict.fromkeys(NOTIFICATION_TYPES, True),
+            "quiet_hours": None,
+        }
         settings.NOTIFIER_ENABLE_TEST_SMS = True
         received_before = FakeGatewayMessage.objects.count()
         with local_web_server() as base_url:

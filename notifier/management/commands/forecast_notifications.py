@@ -3,12 +3,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from notifier import quiet
 from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import CandidateDecision, run_detection, scheme_today
 from notifier.management.commands.send_notifications import parse_date
+from notifier.schedule import derive_schedule
 
 SHORT_NAMES = {
     "activation_of_policy": "activation",
@@ -60,3 +63,6 @@ class Command(BaseCommand):
                 already.update(fresh)
                 counts.append(len(fresh))
             self.stdout.write(f"{day}  " + "".join(f"{count:>12}" for count in counts) + f"{sum(counts):>8}")
+        note = quiet.forecast_note(config.quiet_hours, derive_schedule(config).hours, settings.TIME_ZONE)
+        if note:
+            self.stdout.write(note)
