@@ -190,7 +190,7 @@ def test_an_admin_edit_records_the_user_and_the_family_page_shows_the_history(
     admin_client: Client, make_family: Callable[..., Family]
 ) -> None:
     family = make_family(consent={"approvalOfNotification": True, "languageOfNotification": "en"})
-    url = reverse("admin:notifier_family_change", args=[family.pk])
+    url = reverse("admin:openimis_family_change", args=[family.pk])
     data = change_form_data(admin_client, url)
     data.pop("notification-0-approval_of_sms", None)  # untick: withdraw
     assert admin_client.post(url, data).status_code == 302
