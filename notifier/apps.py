@@ -37,10 +37,11 @@ class NotifierConfig(AppConfig):
         from notifier import handlers  # noqa: F401 - connects the family mutation receivers
         from notifier.config import ConfigError
         from notifier.providers import check_provider_config
-        from notifier.schedule import ScheduleError, derive_schedule
+        from notifier.schedule import ScheduleError, derive_schedule, phone_refresh_hours
 
         try:  # a bad schedule or provider entry stops the process at start-up, naming the key
             derive_schedule()
+            phone_refresh_hours()
             check_provider_config()
         except (ScheduleError, ConfigError) as exc:
             raise ImproperlyConfigured(str(exc)) from None

@@ -148,6 +148,8 @@ NOTIFIER_DISPATCHER_LOCK_SECONDS = _env_int("NOTIFIER_DISPATCHER_LOCK_SECONDS", 
 NOTIFIER_DELIVERY_CHUNK_SIZE = _env_int("NOTIFIER_DELIVERY_CHUNK_SIZE", 50)
 NOTIFIER_SWEEP_INTERVAL_SECONDS = _env_int("NOTIFIER_SWEEP_INTERVAL_SECONDS", 300)
 NOTIFIER_SWEEP_GRACE_SECONDS = _env_int("NOTIFIER_SWEEP_GRACE_SECONDS", 600)
+# Hour(s) of the full refresh of the derived family phones ("2", "2,14"; validated by sync_schedule).
+NOTIFIER_PHONE_REFRESH_HOUR = os.environ.get("NOTIFIER_PHONE_REFRESH_HOUR", "").strip() or "2"
 NOTIFIER_SENDING_STALE_SECONDS = _env_int("NOTIFIER_SENDING_STALE_SECONDS", 900)
 # The health check calls the beat stale when no dispatcher run completed since the last scheduled hour plus this.
 NOTIFIER_HEARTBEAT_GRACE_SECONDS = _env_int("NOTIFIER_HEARTBEAT_GRACE_SECONDS", 900)
