@@ -34,7 +34,10 @@ class NotifierConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from notifier import handlers  # noqa: F401 - connects the family mutation receivers
+        from notifier import (
+            attached_checks,  # noqa: F401 - registers the attached database's system check
+            handlers,  # noqa: F401 - connects the family mutation receivers
+        )
         from notifier.config import ConfigError
         from notifier.providers import check_provider_config
         from notifier.schedule import ScheduleError, derive_schedule, phone_refresh_hours

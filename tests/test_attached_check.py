@@ -1,0 +1,250 @@
+"""The attached database's system check (issue 11 point 7) and `openimis_indexes` (point 6) on a real openIMIS
+schema (tests/openimis_db.py), inspected as a role with exactly the README's grants."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.checks import CheckMessage
+from django.core.management import call_command
+from django.db import connection as default_connection
+from django.db.backends.postgresql.base import DatabaseWrapper
+
+from notifier.attached_checks import check_attached_database, inspect_database, least_privilege_sql
+from notifier.openimis_indexes import RECOMMENDED_INDEXES, index_statements
+from tests import openimis_db
+
+ROLE = f"notifier_check_{os.getpid()}"
+OWN = "notifier"
+RECOMMENDED_WARNINGS = {
+    "policy_current_from_idx",
+    "policy_history_idx",
+    "policy_effective_idx",
+    "policy_expiry_idx",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_template() -> Iterator[None]:
+    yield
+    openimis_db.drop_template()
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest, db: None) -> Iterator[str]:
+    spelling = getattr(request, "param", "lower")
+    name = openimis_db.create_openimis_database(spelling)
+    try:
+        yield name
+    finally:
+        openimis_db.drop_database(name)
+        openimis_db.drop_role(ROLE)
+
+
+def admin(name: str, *statements: str) -> None:
+    with openimis_db.admin_connect(name) as conn:
+        for statement in statements:
+            conn.execute(statement.encode())
+
+
+def grant_documented(name: str) -> None:
+    admin(name, *least_privilege_sql(ROLE))
+
+
+def inspect(name: str, role: str = ROLE) -> list[CheckMessage]:
+    wrapper = DatabaseWrapper({**default_connection.settings_dict, "NAME": name, "USER": role, "PASSWORD": ""})
+    try:
+        return inspect_database(wrapper, "public", OWN)
+    finally:
+        wrapper.close()
+
+
+def ids(messages: list[CheckMessage]) -> list[str]:
+    return sorted(str(message.id) for message in messages)
+
+
+def errors(messages: list[CheckMessage]) -> list[str]:
+    return [f"{message.id} {message.msg}" for message in messages if message.is_serious()]
+
+
+@pytest.mark.parametrize("database", openimis_db.SPELLINGS, indirect=True)
+def test_the_documented_grants_pass_with_only_the_recommended_indexes_missing(database: str) -> None:
+    grant_documented(database)
+
+    messages = inspect(database)
+
+    assert errors(messages) == []
+    assert ids(messages) == ["notifier.W407"] * 4
+    assert {message.msg.split()[2] for message in messages} == RECOMMENDED_WARNINGS
+    assert all("CREATE INDEX CONCURRENTLY IF NOT EXISTS" in str(message.hint) for message in messages)
+
+
+def test_the_indexes_printed_by_the_command_silence_the_warnings(database: str) -> None:
+    grant_documented(database)
+    out = io.StringIO()
+    call_command("openimis_indexes", stdout=out)
+    printed = [line for line in out.getvalue().splitlines() if line.startswith("CREATE")]
+    assert printed == index_statements("public")
+    assert printed[0] == (
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "policy_current_from_idx" ON "public"."tblPolicy" ("ValidityFrom") '
+        'WHERE "ValidityTo" IS NULL;'
+    )
+
+    admin(database, *printed)  # psql-style, each statement on its own in autocommit
+
+    assert inspect(database) == []
+
+
+def test_an_equivalent_index_of_another_name_counts(database: str) -> None:
+    grant_documented(database)
+    admin(database, 'CREATE INDEX dba_policy_expiry ON "tblPolicy" ("ExpiryDate", "PolicyStatus")')
+
+    names = {message.msg.split()[2] for message in inspect(database)}
+
+    assert names == RECOMMENDED_WARNINGS - {"policy_expiry_idx"}
+
+
+def test_an_invalid_index_is_named_with_the_drop_to_run(database: str) -> None:
+    grant_documented(database)
+    admin(
+        database,
+        'CREATE INDEX policy_expiry_idx ON "tblPolicy" ("ExpiryDate")',
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.policy_expiry_idx'::regclass",
+    )
+
+    invalid = [message for message in inspect(database) if message.id == "notifier.W408"]
+
+    assert [str(message.hint).split(";")[0] for message in invalid] == [
+        'DROP INDEX CONCURRENTLY "public"."policy_expiry_idx"'
+    ]
+
+
+def test_a_missing_select_grant_is_named_with_its_grant(database: str) -> None:
+    grant_documented(database)
+    admin(database, f'REVOKE SELECT ON "tblPolicy" FROM "{ROLE}"')
+
+    found = [message for message in inspect(database) if message.is_serious()]
+
+    assert [message.id for message in found] == ["notifier.E405"]
+    assert found[0].msg.startswith(f"role {ROLE} lacks SELECT on public.tblPolicy (columns ")
+    assert found[0].hint == f'GRANT SELECT ON "public"."tblPolicy" TO "{ROLE}";'
+
+
+def test_missing_family_sms_writes_and_schema_usage_are_named(database: str) -> None:
+    grant_documented(database)
+    admin(
+        database,
+        f'REVOKE INSERT, UPDATE ON "tblFamilySMS" FROM "{ROLE}"',
+        f'REVOKE USAGE ON SCHEMA public FROM "{ROLE}"',
+    )
+    admin(database, "REVOKE USAGE ON SCHEMA public FROM PUBLIC")
+
+    hints = sorted(str(message.hint) for message in inspect(database) if message.is_serious())
+
+    assert hints == [
+        f'GRANT INSERT ON "public"."tblFamilySMS" TO "{ROLE}";',
+        f'GRANT UPDATE ON "public"."tblFamilySMS" TO "{ROLE}";',
+        f'GRANT USAGE ON SCHEMA "public" TO "{ROLE}";',
+    ]
+
+
+def test_a_missing_service_schema_is_named_with_its_create(database: str) -> None:
+    admin(database, *[statement for statement in least_privilege_sql(ROLE) if "CREATE SCHEMA" not in statement])
+
+    found = [message for message in inspect(database) if message.is_serious()]
+
+    assert [(message.id, message.hint) for message in found] == [
+        ("notifier.E406", f'CREATE SCHEMA "notifier" AUTHORIZATION "{ROLE}";')
+    ]
+
+
+def test_a_missing_column_and_a_wrong_type_are_named(database: str) -> None:
+    grant_documented(database)
+    admin(
+        database,
+        'ALTER TABLE "tblPolicy" RENAME COLUMN "EffectiveDate" TO "EffectiveOn"',  # views follow a rename
+        'ALTER TABLE "tblPolicy" RENAME COLUMN "PolicyStatus" TO "PolicyStatusOld"',
+        'ALTER TABLE "tblPolicy" ADD COLUMN "PolicyStatus" varchar(5)',
+    )
+
+    found = sorted(errors(inspect(database)))
+
+    assert len(found) == 2
+    assert found[0].startswith("notifier.E402 column public.tblPolicy.EffectiveDate not found")
+    assert found[1].startswith("notifier.E403 column public.tblPolicy.PolicyStatus is character varying(5), the model ")
+    assert found[1].endswith("needs smallint")
+
+
+def test_an_unknown_family_sms_spelling_is_named(database: str) -> None:
+    grant_documented(database)
+    admin(database, 'ALTER TABLE "tblFamilySMS" RENAME COLUMN approvalofsms TO "SmsOk"')
+
+    found = [message for message in inspect(database) if message.is_serious()]
+
+    assert [message.id for message in found] == ["notifier.E404"]
+    assert found[0].msg == (
+        "public.tblFamilySMS has columns SmsOk, familyid, languageofsms, validityfrom, validityto: neither spelling "
+        "the service knows"
+    )
+
+
+def test_a_missing_table_is_named(database: str) -> None:
+    grant_documented(database)
+    admin(database, 'ALTER TABLE "tblLanguages" RENAME TO "tblLanguagesOld"')
+
+    found = errors(inspect(database))
+
+    assert found == ["notifier.E401 table public.tblLanguages not found (the models read it)"]
+
+
+def test_more_rights_than_needed_are_a_warning(database: str) -> None:
+    grant_documented(database)
+    admin(database, f'GRANT UPDATE, DELETE ON "tblInsuree" TO "{ROLE}"')
+
+    extra = [message for message in inspect(database) if message.id == "notifier.W409"]
+
+    assert [message.msg for message in extra] == [
+        f"role {ROLE} may UPDATE/DELETE public.tblInsuree; the service only reads it"
+    ]
+
+
+def test_standalone_mode_checks_nothing(settings: Any) -> None:
+    settings.OPENIMIS_MODE = "standalone"
+
+    assert check_attached_database(None, databases=["default"]) == []
+
+
+def test_without_a_database_the_check_does_nothing(settings: Any) -> None:
+    settings.OPENIMIS_MODE = "attached"
+
+    assert check_attached_database(None) == []
+
+
+def test_the_index_list_matches_what_standalone_migrations_create() -> None:
+    from django.apps import apps
+
+    policy = next(model for model in apps.get_models() if model._meta.db_table == "tblPolicy")
+    standalone = {
+        index.name: (
+            tuple(policy._meta.get_field(name).column for name in index.fields),
+            None if index.condition is None else str(index.condition),
+        )
+        for index in policy._meta.indexes
+    }
+    conditions = {'"ValidityTo" IS NULL': "(AND: ('validity_to__isnull', True))", None: None}
+    conditions['"ValidityTo" IS NOT NULL'] = "(AND: ('validity_to__isnull', False))"
+
+    for index in RECOMMENDED_INDEXES:
+        assert standalone[index.name] == (index.columns, conditions[index.where])
+
+
+def test_apply_refuses_in_standalone_mode(settings: Any) -> None:
+    settings.OPENIMIS_MODE = "standalone"
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="OPENIMIS_MODE: standalone; `migrate` creates these indexes"):
+        call_command("openimis_indexes", "--apply", stdout=io.StringIO())
