@@ -23,11 +23,16 @@ from django.conf import settings
 
 @dataclass(frozen=True)
 class RecommendedIndex:
-    name: str
+    model_index: str  # its name in standalone mode (Policy.Meta.indexes)
     table: str
     columns: tuple[str, ...]
     where: str | None  # the predicate of a partial index, as PostgreSQL prints it back
     why: str
+
+    @property
+    def name(self) -> str:
+        """In openIMIS's schema the name says whose index it is."""
+        return f"notifier_{self.model_index}"
 
     def statement(self, schema: str) -> str:
         columns = ", ".join(f'"{column}"' for column in self.columns)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +22,10 @@ from tests import openimis_db
 ROLE = f"notifier_check_{os.getpid()}"
 OWN = "notifier"
 RECOMMENDED_WARNINGS = {
-    "policy_current_from_idx",
-    "policy_history_idx",
-    "policy_effective_idx",
-    "policy_expiry_idx",
+    "notifier_policy_current_from_idx",
+    "notifier_policy_history_idx",
+    "notifier_policy_effective_idx",
+    "notifier_policy_expiry_idx",
 }
 
 
@@ -90,7 +91,7 @@ def test_the_indexes_printed_by_the_command_silence_the_warnings(database: str) 
     printed = [line for line in out.getvalue().splitlines() if line.startswith("CREATE")]
     assert printed == index_statements("public")
     assert printed[0] == (
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "policy_current_from_idx" ON "public"."tblPolicy" ("ValidityFrom") '
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "notifier_policy_current_from_idx" ON "public"."tblPolicy" ("ValidityFrom") '
         'WHERE "ValidityTo" IS NULL;'
     )
 
@@ -105,21 +106,21 @@ def test_an_equivalent_index_of_another_name_counts(database: str) -> None:
 
     names = {message.msg.split()[2] for message in inspect(database)}
 
-    assert names == RECOMMENDED_WARNINGS - {"policy_expiry_idx"}
+    assert names == RECOMMENDED_WARNINGS - {"notifier_policy_expiry_idx"}
 
 
 def test_an_invalid_index_is_named_with_the_drop_to_run(database: str) -> None:
     grant_documented(database)
     admin(
         database,
-        'CREATE INDEX policy_expiry_idx ON "tblPolicy" ("ExpiryDate")',
-        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.policy_expiry_idx'::regclass",
+        'CREATE INDEX notifier_policy_expiry_idx ON "tblPolicy" ("ExpiryDate")',
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.notifier_policy_expiry_idx'::regclass",
     )
 
     invalid = [message for message in inspect(database) if message.id == "notifier.W408"]
 
     assert [str(message.hint).split(";")[0] for message in invalid] == [
-        'DROP INDEX CONCURRENTLY "public"."policy_expiry_idx"'
+        'DROP INDEX CONCURRENTLY "public"."notifier_policy_expiry_idx"'
     ]
 
 
@@ -239,7 +240,7 @@ def test_the_index_list_matches_what_standalone_migrations_create() -> None:
     conditions['"ValidityTo" IS NOT NULL'] = "(AND: ('validity_to__isnull', False))"
 
     for index in RECOMMENDED_INDEXES:
-        assert standalone[index.name] == (index.columns, conditions[index.where])
+        assert standalone[index.model_index] == (index.columns, conditions[index.where])
 
 
 def test_apply_refuses_in_standalone_mode(settings: Any) -> None:
@@ -248,3 +249,15 @@ def test_apply_refuses_in_standalone_mode(settings: Any) -> None:
 
     with pytest.raises(CommandError, match="OPENIMIS_MODE: standalone; `migrate` creates these indexes"):
         call_command("openimis_indexes", "--apply", stdout=io.StringIO())
+
+
+def test_the_readme_shows_exactly_the_grants_the_service_is_tested_with() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Attach to your openIMIS database", 1)[1]
+    block = section.split("```sql\n", 1)[1].split("```", 1)[0]
+
+    assert block.splitlines() == least_privilege_sql()
+    assert block.splitlines()[3] == (
+        'GRANT SELECT ON "public"."tblFamilies", "public"."tblInsuree", "public"."tblLanguages", '
+        '"public"."tblLocations", "public"."tblOfficer", "public"."tblPolicy", "public"."tblProduct" TO "notifier";'
+    )
