@@ -91,8 +91,8 @@ def test_the_indexes_printed_by_the_command_silence_the_warnings(database: str) 
     printed = [line for line in out.getvalue().splitlines() if line.startswith("CREATE")]
     assert printed == index_statements("public")
     assert printed[0] == (
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "notifier_policy_current_from_idx" ON "public"."tblPolicy" ("ValidityFrom") '
-        'WHERE "ValidityTo" IS NULL;'
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "notifier_policy_current_from_idx" ON "public"."tblPolicy" '
+        '("ValidityFrom") WHERE "ValidityTo" IS NULL;'
     )
 
     admin(database, *printed)  # psql-style, each statement on its own in autocommit
