@@ -217,7 +217,7 @@ class _Baseline:
                 corrected = row["status"] == Policy.Status.ACTIVE and previous.get(row["id"]) != Policy.Status.ACTIVE
                 why = None
                 if changed and not corrected:
-                    why = f"status {Policy.Status(row['status']).label.lower()} not ignored"
+                    why = f"status {Policy.Status(row['status']).label.lower() if row['status'] else None} not ignored"
                     if row["status"] == Policy.Status.ACTIVE:
                         why = "edited while active"
                 elif corrected and not changed:
@@ -275,7 +275,7 @@ class _Baseline:
                 status_ok = policy.status in (Policy.Status.ACTIVE, Policy.Status.EXPIRED)
                 why = None
                 if not status_ok:
-                    why = f"status {Policy.Status(policy.status).label.lower()} not ignored"
+                    why = f"status {Policy.Status(policy.status).label.lower() if policy.status else None} not ignored"
                 elif upstream_renewed and not corrected_renewed:
                     why = "renewal only in a history or deleted row"
                 elif corrected_renewed and not upstream_renewed:

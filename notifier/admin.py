@@ -38,6 +38,7 @@ from notifier.models import (
     Product,
     ProviderAccount,
 )
+from notifier.openimis.mode import is_attached
 from notifier.phones import normalize_phone
 from notifier.providers.base import ProviderConfigError
 from notifier.providers.registry import UnknownProviderError, get_provider, provider_classes
@@ -75,9 +76,29 @@ class EligibilityModeFilter(admin.SimpleListFilter):
             raise IncorrectLookupParameters(exc) from exc
 
 
-class VersionedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class OpenIMISReadOnlyMixin:
+    """Attached to an openIMIS database (OPENIMIS_MODE=attached), openIMIS rows are shown, never added, changed
+    or deleted here: openIMIS owns them."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        if is_attached():
+            return False
+        return bool(super().has_add_permission(request, *args))  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if is_attached():
+            return False
+        return bool(super().has_change_permission(request, obj))  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if is_attached():
+            return False
+        return bool(super().has_delete_permission(request, obj))  # type: ignore[misc]
+
+
+class VersionedAdmin(OpenIMISReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     """openIMIS versioning for admin edits (SPEC §2): a change keeps the old values in a history row, a delete
-    closes the row's validity, and history rows themselves are read-only."""
+    closes the row's validity, and history rows themselves are read-only. Attached: all read-only."""
 
     versioning_fields = ["validity_from", "validity_to", "legacy_id"]
 
@@ -133,6 +154,8 @@ class FamilyNotificationFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
 class FamilyNotificationForm(forms.ModelForm):  # type: ignore[type-arg]
     """Languages offered from tblLanguages, so an unknown code is a form error, not a failure in the service."""
 
+    # openIMIS allows NULL in ApprovalOfSMS (read as "no approval"); the form offers a plain checkbox.
+    approval_of_sms = forms.BooleanField(label="Approval of SMS", required=False)
     language_of_sms = forms.ChoiceField(label="Language of SMS", choices=[])
 
     class Meta:
@@ -141,7 +164,7 @@ class FamilyNotificationForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        choices = [(language.code, str(language)) for language in Language.objects.order_by("sort_order", "code")]
+        choices = [(language.code, str(language)) for language in Language.objects.all()]
         field = self.fields["language_of_sms"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = choices
@@ -158,6 +181,10 @@ class FamilyNotificationInline(admin.StackedInline):  # type: ignore[type-arg]
     can_delete = False
     extra = 0
     max_num = 1
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FamilyNotification]:
+        """The current consent only: attached, tblFamilySMS keeps history rows under the same FamilyID."""
+        return super().get_queryset(request).filter(validity_to__isnull=True)
 
 
 class InsureeInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -192,7 +219,23 @@ class FamilyAdmin(VersionedAdmin):
         """A family is created with its members (one head) through the family service; this form has no members."""
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Attached, the family itself is read-only but its consent inline stays editable: the change view must
+        accept a POST, and save_model leaves the family alone."""
+        if is_attached():
+            if obj is not None and obj.validity_to is not None:
+                return False
+            return admin.ModelAdmin.has_change_permission(self, request, obj)
+        return super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if is_attached():
+            return ["uuid", "head_insuree", "location", *self.versioning_fields]
+        return super().get_readonly_fields(request, obj)
+
     def save_model(self, request: HttpRequest, obj: Family, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        if is_attached():
+            return  # openIMIS's row; only the consent inline is saved (through the consent services)
         services.update_family(obj.uuid, location=obj.location)
 
     def delete_model(self, request: HttpRequest, obj: Family) -> None:
@@ -204,7 +247,7 @@ class FamilyAdmin(VersionedAdmin):
 
     @admin.display(description="Head CHFID", ordering="head_insuree__chf_id")
     def head_chf_id(self, family: Family) -> str:
-        return family.head_insuree.chf_id if family.head_insuree else "—"
+        return (family.head_insuree.chf_id or "") if family.head_insuree else "—"
 
     @admin.display(description="Head", ordering="head_insuree__last_name")
     def head_name(self, family: Family) -> str:
@@ -272,7 +315,7 @@ class OfficerAdmin(VersionedAdmin):
 
 
 @admin.register(Language)
-class LanguageAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class LanguageAdmin(OpenIMISReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["code", "name", "sort_order"]
     search_fields = ["code", "name"]
 
@@ -293,7 +336,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ]
     list_filter = ["notification_type", "language", "edited"]
     search_fields = ["text"]
-    ordering = ["notification_type", "language"]
+    ordering = ["notification_type", "language_id"]
     fields = ["notification_type", "language", "text", "replace_lookalikes", "edited", "sms_report", "updated_at"]
     readonly_fields = ["sms_report", "updated_at"]
     change_form_template = "admin/notifier/notificationtemplate/change_form.html"

@@ -15,13 +15,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
-from notifier.openimis_indexes import RECOMMENDED_INDEXES, RecommendedIndex, is_attached, openimis_schema
+from notifier.openimis.mode import is_attached, notifier_schema, openimis_schema
+from notifier.openimis_indexes import RECOMMENDED_INDEXES, RecommendedIndex
 
 FAMILY_SMS = "tblFamilySMS"
 FAMILY_SMS_COLUMNS = ("FamilyID", "ApprovalOfSMS", "LanguageOfSMS", "ValidityFrom", "ValidityTo")
@@ -46,17 +46,14 @@ TYPE_ALIASES = {
 }
 
 
-def notifier_schema() -> str:
-    schema: str = getattr(settings, "NOTIFIER_DB_SCHEMA", "") or "notifier"
-    return schema
+def table_of(model: type[Model]) -> str:
+    """The bare openIMIS table name (attached, db_table is schema-qualified: `public"."tblPolicy`)."""
+    return model._meta.db_table.split('"."')[-1]
 
 
 def openimis_models() -> list[type[Model]]:
-    """The models mapped on openIMIS tables (all named tbl...), wherever their app lives."""
-    return sorted(
-        (model for model in apps.get_models() if model._meta.db_table.startswith("tbl")),
-        key=lambda model: model._meta.db_table,
-    )
+    """The models of the openIMIS mirror (app `openimis`), by table name."""
+    return sorted(apps.get_app_config("openimis").get_models(), key=table_of)
 
 
 def base_type(text: str) -> str:
@@ -129,11 +126,11 @@ class _Inspection:
 
     def run(self) -> list[CheckMessage]:
         self.role = self.fetch("SELECT current_user", [])[0][0]
-        tables = {model._meta.db_table for model in openimis_models()}
+        tables = {table_of(model) for model in openimis_models()}
         columns = self.columns(tables)
         self.check_schemas()
         for model in openimis_models():
-            table = model._meta.db_table
+            table = table_of(model)
             if table not in columns:
                 self.error(
                     f"table {self.schema}.{table} not found (the models read it)",
@@ -193,7 +190,7 @@ class _Inspection:
     def check_columns(self, model: type[Model], found: dict[str, str]) -> list[str] | None:
         """Errors for missing columns and wrong types; the table's real column names the model reads (None when
         a tblFamilySMS of unknown spelling makes them unknowable)."""
-        table = model._meta.db_table
+        table = table_of(model)
         lookup = {name: name for name in found}
         if table == FAMILY_SMS:
             spelling = next((label for label, names in SPELLINGS.items() if set(names) <= set(found)), None)
@@ -311,7 +308,7 @@ def _serves(index: RecommendedIndex, names: list[str], predicate: str | None) ->
 def least_privilege_sql(role: str = "notifier", schema: str = "public", own_schema: str = "notifier") -> list[str]:
     """The exact grants the service needs attached (README "Attach to your openIMIS database" shows them for the
     defaults; tests/test_attached_e2e.py runs the service as a role with exactly these)."""
-    read = [f"{_q(schema)}.{_q(model._meta.db_table)}" for model in openimis_models()]
+    read = [f"{_q(schema)}.{_q(table_of(model))}" for model in openimis_models()]
     family_sms = f"{_q(schema)}.{_q(FAMILY_SMS)}"
     return [
         f"CREATE ROLE {_q(role)} LOGIN PASSWORD 'change-me';",

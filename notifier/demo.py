@@ -12,12 +12,14 @@ import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from notifier import services
 from notifier.demo_names import GIVEN_NAMES, LAST_NAMES
 from notifier.models import Family, FamilyNotification, Location, Officer, Policy, Product
+from notifier.openimis.mode import is_attached
 
 MARKER_REGION_CODE = "DOD"
 
@@ -301,7 +303,10 @@ def demo_exists() -> bool:
 
 @transaction.atomic
 def load_demo(today: dt.date | None = None, families: int = 300, seed: int = 20261128) -> DemoSummary:
-    """Load the demo scheme unless it is there already (idempotent)."""
+    """Load the demo scheme unless it is there already (idempotent). Standalone only: attached, the families are
+    openIMIS's and the demo would write into them."""
+    if is_attached():
+        raise CommandError("OPENIMIS_MODE=attached: the demo writes openIMIS tables; run it standalone")
     if demo_exists():
         return DemoSummary(created=False, families=Family.objects.current().count())
     rng = random.Random(seed)

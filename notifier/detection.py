@@ -312,7 +312,9 @@ def _obsolete_rows(
         .filter(_not_queued(notification_type), ~Exists(already_obsolete))
         .annotate(
             sms_language=Subquery(
-                FamilyNotification.objects.filter(family_id=OuterRef("family_id")).values("language_of_sms")[:1]
+                FamilyNotification.objects.filter(family_id=OuterRef("family_id"), validity_to__isnull=True).values(
+                    "language_of_sms"
+                )[:1]
             )
         )
         .order_by("pk")

@@ -1,241 +1,42 @@
-"""openIMIS mirror models (SPEC §2: same tables and columns) and the notifier's own models."""
+"""The notifier's own tables. The openIMIS mirror models live in notifier.openimis (re-exported here)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 
 from notifier.config import NOTIFICATION_TYPES
+from notifier.openimis.models import (
+    Family,
+    FamilyNotification,
+    Insuree,
+    Language,
+    Location,
+    Officer,
+    Policy,
+    Product,
+    VersionedModel,
+    VersionedQuerySet,
+)
 
-_V = TypeVar("_V", bound=models.Model)
+__all__ = [
+    "Family",
+    "FamilyNotification",
+    "Insuree",
+    "Language",
+    "Location",
+    "Officer",
+    "Policy",
+    "Product",
+    "VersionedModel",
+    "VersionedQuerySet",
+]
 
 NOTIFICATION_TYPE_CHOICES = [(name, name.replace("_", " ").capitalize()) for name in NOTIFICATION_TYPES]
-
-
-class VersionedQuerySet(models.QuerySet[_V]):
-    def current(self) -> VersionedQuerySet[_V]:
-        """openIMIS keeps history in the same table: the current row is the one with ValidityTo IS NULL."""
-        return self.filter(validity_to__isnull=True)
-
-
-class VersionedModel(models.Model):
-    """A row versioned the openIMIS way: history rows carry ValidityTo and LegacyID = the current row's id."""
-
-    validity_from = models.DateTimeField(db_column="ValidityFrom", default=timezone.now)
-    validity_to = models.DateTimeField(db_column="ValidityTo", null=True, blank=True)
-    legacy_id = models.IntegerField(db_column="LegacyID", null=True, blank=True)
-
-    objects = VersionedQuerySet.as_manager()
-
-    class Meta:
-        abstract = True
-
-    @property
-    def is_current(self) -> bool:
-        return self.validity_to is None
-
-    def save_history(self, at: datetime | None = None) -> None:
-        """Copy the stored values into a history row, then stamp this (current) row as valid from `at`.
-
-        Call before saving new values on a current row; the caller saves the row afterwards.
-        """
-        at = at or timezone.now()
-        with transaction.atomic():
-            stored = type(self).objects.select_for_update().get(pk=self.pk)
-            stored.pk = None
-            stored._state.adding = True
-            stored.validity_to = at
-            stored.legacy_id = self.pk
-            stored.save(force_insert=True)
-            self.validity_from = at
-
-    def retire(self, at: datetime | None = None) -> None:
-        """openIMIS deletes by closing the current row's validity."""
-        self.validity_to = at or timezone.now()
-        self.save(update_fields=["validity_to"])
-
-
-class Location(VersionedModel):
-    class Type(models.TextChoices):
-        REGION = "R", "Region"
-        DISTRICT = "D", "District"
-        WARD = "W", "Ward / municipality"
-        VILLAGE = "V", "Village"
-
-    id = models.AutoField(db_column="LocationId", primary_key=True)
-    uuid = models.UUIDField(db_column="LocationUUID", default=uuid.uuid4, db_index=True)
-    code = models.CharField(db_column="LocationCode", max_length=8)
-    name = models.CharField(db_column="LocationName", max_length=50)
-    type = models.CharField(db_column="LocationType", max_length=1, choices=Type.choices)
-    parent = models.ForeignKey(
-        "self", models.DO_NOTHING, db_column="ParentLocationId", null=True, blank=True, related_name="children"
-    )
-
-    class Meta:
-        db_table = "tblLocations"
-        ordering = ["code"]
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.name}"
-
-
-class Officer(VersionedModel):
-    id = models.AutoField(db_column="OfficerID", primary_key=True)
-    uuid = models.UUIDField(db_column="OfficerUUID", default=uuid.uuid4, db_index=True)
-    code = models.CharField(db_column="Code", max_length=8)
-    last_name = models.CharField(db_column="LastName", max_length=100)
-    other_names = models.CharField(db_column="OtherNames", max_length=100)
-    phone = models.CharField(db_column="Phone", max_length=50, null=True, blank=True)
-    location = models.ForeignKey(Location, models.DO_NOTHING, db_column="LocationId", null=True, blank=True)
-
-    class Meta:
-        db_table = "tblOfficer"
-        ordering = ["code"]
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.other_names} {self.last_name}"
-
-
-class Product(VersionedModel):
-    id = models.AutoField(db_column="ProdID", primary_key=True)
-    uuid = models.UUIDField(db_column="ProdUUID", default=uuid.uuid4, db_index=True)
-    code = models.CharField(db_column="ProductCode", max_length=8)
-    name = models.CharField(db_column="ProductName", max_length=100)
-    conversion_product = models.ForeignKey(
-        "self", models.DO_NOTHING, db_column="ConversionProdID", null=True, blank=True, related_name="+"
-    )
-
-    class Meta:
-        db_table = "tblProduct"
-        ordering = ["code"]
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.name}"
-
-
-class Family(VersionedModel):
-    id = models.AutoField(db_column="FamilyID", primary_key=True)
-    uuid = models.UUIDField(db_column="FamilyUUID", default=uuid.uuid4, db_index=True)
-    head_insuree = models.ForeignKey(
-        "Insuree", models.DO_NOTHING, db_column="InsureeID", null=True, blank=True, related_name="+"
-    )
-    location = models.ForeignKey(Location, models.DO_NOTHING, db_column="LocationId", null=True, blank=True)
-
-    class Meta:
-        db_table = "tblFamilies"
-        verbose_name_plural = "families"
-
-    def __str__(self) -> str:
-        head = self.head_insuree
-        return f"Family {self.id} ({head.chf_id} {head.last_name})" if head else f"Family {self.id}"
-
-
-class Insuree(VersionedModel):
-    id = models.AutoField(db_column="InsureeID", primary_key=True)
-    uuid = models.UUIDField(db_column="InsureeUUID", default=uuid.uuid4, db_index=True)
-    chf_id = models.CharField(db_column="CHFID", max_length=12)
-    last_name = models.CharField(db_column="LastName", max_length=100)
-    other_names = models.CharField(db_column="OtherNames", max_length=100)
-    family = models.ForeignKey(
-        Family, models.DO_NOTHING, db_column="FamilyID", null=True, blank=True, related_name="members"
-    )
-    head = models.BooleanField(db_column="IsHead", default=False)
-    phone = models.CharField(db_column="Phone", max_length=50, null=True, blank=True)
-    dob = models.DateField(db_column="DOB", null=True, blank=True)
-
-    class Meta:
-        db_table = "tblInsuree"
-        indexes = [models.Index(fields=["chf_id"], name="insuree_chfid_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.chf_id} {self.other_names} {self.last_name}"
-
-
-class Policy(VersionedModel):
-    class Stage(models.TextChoices):
-        NEW = "N", "New"
-        RENEWAL = "R", "Renewal"
-
-    class Status(models.IntegerChoices):
-        IDLE = 1, "Idle"
-        ACTIVE = 2, "Active"
-        SUSPENDED = 4, "Suspended"
-        EXPIRED = 8, "Expired"
-        READY = 16, "Ready"
-
-    id = models.AutoField(db_column="PolicyID", primary_key=True)
-    uuid = models.UUIDField(db_column="PolicyUUID", default=uuid.uuid4, db_index=True)
-    stage = models.CharField(db_column="PolicyStage", max_length=1, choices=Stage.choices, default=Stage.NEW)
-    status = models.SmallIntegerField(db_column="PolicyStatus", choices=Status.choices, default=Status.IDLE)
-    enroll_date = models.DateField(db_column="EnrollDate")
-    start_date = models.DateField(db_column="StartDate")
-    effective_date = models.DateField(db_column="EffectiveDate", null=True, blank=True)
-    expiry_date = models.DateField(db_column="ExpiryDate", null=True, blank=True)
-    family = models.ForeignKey(Family, models.DO_NOTHING, db_column="FamilyID", related_name="policies")
-    officer = models.ForeignKey(Officer, models.DO_NOTHING, db_column="OfficerID", null=True, blank=True)
-    product = models.ForeignKey(Product, models.DO_NOTHING, db_column="ProdID", related_name="policies")
-    value = models.DecimalField(db_column="PolicyValue", max_digits=18, decimal_places=2, null=True, blank=True)
-
-    class Meta:
-        db_table = "tblPolicy"
-        verbose_name_plural = "policies"
-        indexes = [
-            models.Index(fields=["expiry_date"], name="policy_expiry_idx"),
-            models.Index(fields=["effective_date"], name="policy_effective_idx"),
-            models.Index(fields=["family", "product"], name="policy_family_product_idx"),
-            # activation / renewal look for current rows that became valid in the due window
-            models.Index(
-                fields=["validity_from"], name="policy_current_from_idx", condition=models.Q(validity_to__isnull=True)
-            ),
-            # activation / renewal: the version before the current row (newest history row, LegacyID = its id)
-            models.Index(
-                fields=["legacy_id", "validity_to"],
-                name="policy_history_idx",
-                condition=models.Q(validity_to__isnull=False),
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"Policy {self.id} ({self.get_status_display()}, {self.start_date} to {self.expiry_date})"
-
-
-class Language(models.Model):
-    code = models.CharField(db_column="LanguageCode", max_length=5, primary_key=True)
-    name = models.CharField(db_column="LanguageName", max_length=50)
-    sort_order = models.IntegerField(db_column="SortOrder", null=True, blank=True)
-
-    class Meta:
-        db_table = "tblLanguages"
-        ordering = ["sort_order", "code"]
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.name}"
-
-
-class FamilyNotification(models.Model):
-    """Consent to SMS (seed: tblFamilySMS). One row per family; deleting a family retires it (ValidityTo)."""
-
-    family = models.OneToOneField(
-        Family, models.DO_NOTHING, db_column="FamilyID", primary_key=True, related_name="notification"
-    )
-    approval_of_sms = models.BooleanField(db_column="ApprovalOfSMS", default=False)
-    language_of_sms = models.CharField(db_column="LanguageOfSMS", max_length=5)
-    validity_from = models.DateTimeField(db_column="ValidityFrom", default=timezone.now)
-    validity_to = models.DateTimeField(db_column="ValidityTo", null=True, blank=True)
-
-    class Meta:
-        db_table = "tblFamilySMS"
-
-    def __str__(self) -> str:
-        return (
-            f"Family {self.family_id}: {'approved' if self.approval_of_sms else 'no approval'} ({self.language_of_sms})"
-        )
 
 
 # --- The notifier's own tables ------------------------------------------------------------------------------
@@ -248,8 +49,11 @@ class FamilyPhone(models.Model):
     the report can filter on "has a valid phone" in SQL. A family without a row has no valid phone.
     """
 
-    family = models.OneToOneField(Family, models.DO_NOTHING, primary_key=True, related_name="sms_phone")
-    insuree = models.ForeignKey(Insuree, models.DO_NOTHING, related_name="+")
+    # No database constraint on references to openIMIS tables: attached, they are openIMIS's, in another schema.
+    family = models.OneToOneField(
+        Family, models.DO_NOTHING, primary_key=True, related_name="sms_phone", db_constraint=False
+    )
+    insuree = models.ForeignKey(Insuree, models.DO_NOTHING, related_name="+", db_constraint=False)
     phone = models.CharField(max_length=20, help_text="E.164")
     refreshed_at = models.DateTimeField(default=timezone.now)
 
@@ -268,7 +72,8 @@ class NotificationTemplate(models.Model):
     """The text a family reads, per (notification type, language). Shipped defaults come from a data migration."""
 
     notification_type = type_field()
-    language = models.ForeignKey(Language, models.PROTECT, related_name="templates")
+    # A template may exist for a language tblLanguages lacks (attached, openIMIS owns that table): no constraint.
+    language = models.ForeignKey(Language, models.PROTECT, related_name="templates", db_constraint=False)
     text = models.TextField()
     replace_lookalikes = models.BooleanField(
         default=False, help_text="Replace characters that force UCS-2 (curly quotes, NBSP, en dash) on render."
@@ -278,7 +83,8 @@ class NotificationTemplate(models.Model):
 
     class Meta:
         db_table = "notifier_template"
-        ordering = ["notification_type", "language"]
+        # By code, not by the Language's ordering: that would join tblLanguages and drop templates it lacks.
+        ordering = ["notification_type", "language_id"]
         constraints = [
             models.UniqueConstraint(fields=["notification_type", "language"], name="template_one_per_type_language")
         ]
@@ -327,10 +133,10 @@ class Outbox(models.Model):
         UNKNOWN = "unknown", "Outcome unknown"
         CANCELLED = "cancelled", "Cancelled"
 
-    policy = models.ForeignKey(Policy, models.DO_NOTHING, related_name="+")
+    policy = models.ForeignKey(Policy, models.DO_NOTHING, related_name="+", db_constraint=False)
     notification_type = type_field()
     event_date = models.DateField()
-    family = models.ForeignKey(Family, models.DO_NOTHING, related_name="+")
+    family = models.ForeignKey(Family, models.DO_NOTHING, related_name="+", db_constraint=False)
     recipient = models.CharField(max_length=20, help_text="E.164")
     language = models.CharField(max_length=5, blank=True)
     text = models.TextField(blank=True)
@@ -417,7 +223,7 @@ class Decision(models.Model):
         SUPERSEDED_BY_STARTING = "superseded_by_starting", "Superseded by starting"
         TOO_LATE = "too_late", "Event date left the due window"
 
-    policy = models.ForeignKey(Policy, models.DO_NOTHING, related_name="+")
+    policy = models.ForeignKey(Policy, models.DO_NOTHING, related_name="+", db_constraint=False)
     notification_type = type_field()
     event_date = models.DateField()
     outcome = models.CharField(max_length=10, choices=Outcome.choices)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
+from notifier.openimis.mode import openimis_schema
 
 
 @dataclass(frozen=True)
@@ -73,15 +73,6 @@ RECOMMENDED_INDEXES = (
         "need_for_renewal, expiration_of_policy, reminder_after_expiration: policies by ExpiryDate",
     ),
 )
-
-
-def openimis_schema() -> str:
-    schema: str = getattr(settings, "OPENIMIS_DB_SCHEMA", "") or "public"
-    return schema
-
-
-def is_attached() -> bool:
-    return getattr(settings, "OPENIMIS_MODE", "standalone") == "attached"
 
 
 def index_statements(schema: str | None = None) -> list[str]:

@@ -72,14 +72,14 @@ class ReportParams:
             raise ReportParamError("districtUuid", "give districtUuid or regionUuid")
         officer = None
         if officer_uuid is not None:
-            officer = Officer.objects.current().filter(uuid=officer_uuid).first()
+            officer = Officer.objects.current().filter(uuid__iexact=str(officer_uuid)).first()
             if officer is None:
                 raise ReportParamError("officerUuid", f"no current enrolment officer with uuid {officer_uuid}")
         return cls(area=area, mode=mode, officer=officer)
 
     @property
     def area_label(self) -> str:
-        return f"{self.area.get_type_display()} {self.area.code} {self.area.name}"
+        return f"{self.area.get_type_display()} {self.area.code or ''} {self.area.name or ''}".strip()
 
     @property
     def officer_label(self) -> str:
@@ -113,7 +113,7 @@ def _mode_param(query: Mapping[str, str]) -> Mode:
 
 
 def _area(key: uuid.UUID, location_type: str, param: str) -> Location:
-    area = Location.objects.current().filter(uuid=key, type=location_type).first()
+    area = Location.objects.current().filter(uuid__iexact=str(key), type=location_type).first()
     if area is None:
         kind = Location.Type(location_type).label.lower()
         raise ReportParamError(param, f"no current {kind} with uuid {key}")
@@ -162,9 +162,9 @@ def _level(location_type: str, attribute: str) -> Case:
 
 
 def _label(code: str | None, name: str | None) -> str:
-    if code is None:
+    if code is None and name is None:
         return UNKNOWN
-    return f"{code} {name}".strip()
+    return f"{code or ''} {name or ''}".strip()
 
 
 def _blank_to_none(value: str | None) -> str | None:

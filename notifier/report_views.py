@@ -90,7 +90,7 @@ def communication_by_notification_report(request: HttpRequest) -> HttpResponse:
         return _error(400, str(exc), exc.param)
     rows = build_report(params)
     today = timezone.localdate()
-    area_code = re.sub(r"[^A-Za-z0-9_-]", "_", params.area.code)
+    area_code = re.sub(r"[^A-Za-z0-9_-]", "_", params.area.code or str(params.area.pk))
     filename = f"family_policy_notification_report_{area_code}_{today.isoformat()}"
     if output == "csv":
         return _attachment(report_csv(rows), "text/csv; charset=utf-8", f"{filename}.csv")

@@ -12,12 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from notifier import signals
 from notifier.models import Family, FamilyNotification, Insuree, Language, Location
+from notifier.openimis import consent
+from notifier.openimis.mode import is_attached
 
 NOTIFICATION_KEYS = {"approvalOfNotification", "languageOfNotification"}
 CONTRIBUTION_KEY = "PolicyNotification"
@@ -27,16 +31,45 @@ CONTRIBUTION_KEY = "PolicyNotification"
 
 
 def default_language_code() -> str:
-    first = Language.objects.order_by("sort_order", "code").values_list("code", flat=True).first()
+    """NOTIFIER_DEFAULT_LANGUAGE when set, else the first openIMIS language by SortOrder (NULL last), then code."""
+    configured = str(getattr(settings, "NOTIFIER_DEFAULT_LANGUAGE", "") or "").strip()
+    if configured:
+        return configured
+    first = (
+        Language.objects.order_by(F("sort_order").asc(nulls_last=True), "code").values_list("code", flat=True).first()
+    )
     return first or "en"
 
 
-def _current_family(family_uuid: Any) -> Family:
+class OpenIMISReadOnly(ValidationError):
+    """Attached to an openIMIS database, families and insurees are openIMIS's: the family service is off."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            {
+                "OPENIMIS_MODE": f"attached: {what} belongs to openIMIS; change it in openIMIS "
+                "(the notifier writes only consent, tblFamilySMS)"
+            }
+        )
+
+
+def _refuse_when_attached(what: str) -> None:
+    if is_attached():
+        raise OpenIMISReadOnly(what)
+
+
+def _uuid_text(value: Any, field: str) -> str:
+    """A UUID parameter as openIMIS stores it (varchar(36)); compare with iexact, rows may be upper case."""
     try:
-        key = family_uuid if isinstance(family_uuid, uuid_module.UUID) else uuid_module.UUID(str(family_uuid))
+        key = value if isinstance(value, uuid_module.UUID) else uuid_module.UUID(str(value).strip())
     except (TypeError, ValueError, AttributeError):
-        raise ValidationError({"family_uuid": f"not a valid UUID: {family_uuid!r}"}) from None
-    family = Family.objects.current().filter(uuid=key).first()
+        raise ValidationError({field: f"not a valid UUID: {value!r}"}) from None
+    return str(key)
+
+
+def _current_family(family_uuid: Any) -> Family:
+    key = _uuid_text(family_uuid, "family_uuid")
+    family = Family.objects.current().filter(uuid__iexact=key).first()
     if family is None:
         raise ValidationError({"family_uuid": f"no current family with uuid {key}"})
     return family
@@ -70,52 +103,40 @@ def _clean_notification_data(notification_data: Any, *, partial: bool) -> dict[s
 
 @transaction.atomic
 def create_family_notification_policy(family_uuid: Any, notification_data: Any = None) -> FamilyNotification:
-    """Create the consent row of a family (defaults: no approval, the first language)."""
+    """Create the consent row of a family (defaults: no approval, the default language)."""
     family = _current_family(family_uuid)
     cleaned = _clean_notification_data(notification_data, partial=False)
-    existing = FamilyNotification.objects.select_for_update().filter(family=family).first()
-    if existing is not None and existing.validity_to is None:
+    if consent.current_consent(family.id, lock=True) is not None:
         raise ValidationError({"family_uuid": f"family {family.uuid} already has a notification policy"})
-    if existing is not None:  # a retired row is reused: the table holds one row per family
-        for name, value in cleaned.items():
-            setattr(existing, name, value)
-        existing.validity_from, existing.validity_to = timezone.now(), None
-        existing.save()
-        return existing
-    return FamilyNotification.objects.create(family=family, **cleaned)
+    return consent.set_consent(family.id, approval=cleaned["approval_of_sms"], language=cleaned["language_of_sms"])
 
 
 @transaction.atomic
 def update_family_notification_policy(family_uuid: Any, notification_data: Any = None) -> FamilyNotification:
-    """Change the given keys of a family's consent; a family without a row gets one (defaults + the keys)."""
+    """Change the given keys of a family's consent; a family without a row gets one (defaults + the keys).
+
+    Attached to a tblFamilySMS with history, the current row is closed and a new one inserted (openIMIS's way).
+    """
     family = _current_family(family_uuid)
     cleaned = _clean_notification_data(notification_data, partial=True)
-    existing = FamilyNotification.objects.select_for_update().filter(family=family, validity_to=None).first()
+    existing = consent.current_consent(family.id, lock=True)
     if existing is None:
         return create_family_notification_policy(family.uuid, notification_data)
-    changed = [name for name, value in cleaned.items() if getattr(existing, name) != value]
-    if changed:
-        for name in changed:
-            setattr(existing, name, cleaned[name])
-        existing.validity_from = timezone.now()
-        existing.save(update_fields=[*changed, "validity_from"])
-    return existing
+    merged = {"approval_of_sms": existing.approval_of_sms, "language_of_sms": existing.language_of_sms, **cleaned}
+    if all(getattr(existing, name) == value for name, value in merged.items()):
+        return existing
+    return consent.set_consent(family.id, approval=merged["approval_of_sms"], language=merged["language_of_sms"])
 
 
 @transaction.atomic
 def delete_family_notification_policy(family_uuid: Any, notification_data: Any = None) -> None:
     """Retire a family's consent: no message goes out to it afterwards. Works on a just-deleted family too."""
-    try:
-        key = uuid_module.UUID(str(family_uuid))
-    except (TypeError, ValueError):
-        raise ValidationError({"family_uuid": f"not a valid UUID: {family_uuid!r}"}) from None
+    key = _uuid_text(family_uuid, "family_uuid")
     _clean_notification_data(notification_data, partial=True)
-    family_ids = Family.objects.filter(uuid=key, legacy_id__isnull=True).values_list("id", flat=True)
+    family_ids = Family.objects.filter(uuid__iexact=key, legacy_id__isnull=True).values_list("id", flat=True)
     if not family_ids:
         raise ValidationError({"family_uuid": f"no family with uuid {key}"})
-    FamilyNotification.objects.filter(family_id__in=list(family_ids), validity_to=None).update(
-        validity_to=timezone.now(), approval_of_sms=False
-    )
+    consent.retire_consent(family_ids)
 
 
 # --- the family service -------------------------------------------------------------------------------------
@@ -167,7 +188,8 @@ def create_family(
     contributions: Mapping[str, Any] | None = None,
     at: dt.datetime | None = None,
 ) -> Family:
-    """Create a family with its members (exactly one head) and send `family_created`."""
+    """Create a family with its members (exactly one head) and send `family_created`. Standalone only."""
+    _refuse_when_attached("a family")
     cleaned_contributions = _clean_contributions(contributions)
     if not members:
         raise ValidationError({"members": "a family needs at least its head"})
@@ -208,7 +230,8 @@ def update_family(
     contributions: Mapping[str, Any] | None = None,
     at: dt.datetime | None = None,
 ) -> Family:
-    """Change a family (a history row keeps the old values) and send `family_updated`."""
+    """Change a family (a history row keeps the old values) and send `family_updated`. Standalone only."""
+    _refuse_when_attached("a family")
     cleaned_contributions = _clean_contributions(contributions)
     family = _current_family(family_uuid)
     if location is not None and location.pk != family.location_id:
@@ -224,7 +247,9 @@ def update_family(
 def delete_family(
     family_uuid: Any, *, contributions: Mapping[str, Any] | None = None, at: dt.datetime | None = None
 ) -> Family:
-    """Retire a family and its members (openIMIS deletes by closing validity) and send `family_deleted`."""
+    """Retire a family and its members (openIMIS deletes by closing validity) and send `family_deleted`.
+    Standalone only."""
+    _refuse_when_attached("a family")
     cleaned_contributions = _clean_contributions(contributions)
     family = _current_family(family_uuid)
     at = at or timezone.now()
@@ -239,17 +264,16 @@ INSUREE_FIELDS = {"chf_id", "last_name", "other_names", "phone", "dob"}
 
 @transaction.atomic
 def update_insuree(insuree_uuid: Any, changes: Mapping[str, Any], *, at: dt.datetime | None = None) -> Insuree:
-    """Change an insuree's fields (history row kept) and send `insuree_changed` so derived phones follow."""
+    """Change an insuree's fields (history row kept) and send `insuree_changed` so derived phones follow.
+    Standalone only."""
+    _refuse_when_attached("an insuree")
     if not isinstance(changes, Mapping):
         raise ValidationError({"changes": "must be a dict of field names to values"})
     unknown = sorted(str(key) for key in changes if key not in INSUREE_FIELDS)
     if unknown:
         raise ValidationError({key: "unknown or read-only field" for key in unknown})
-    try:
-        key = uuid_module.UUID(str(insuree_uuid))
-    except ValueError:
-        raise ValidationError({"insuree_uuid": f"not a valid UUID: {insuree_uuid!r}"}) from None
-    insuree = Insuree.objects.current().filter(uuid=key).first()
+    key = _uuid_text(insuree_uuid, "insuree_uuid")
+    insuree = Insuree.objects.current().filter(uuid__iexact=key).first()
     if insuree is None:
         raise ValidationError({"insuree_uuid": f"no current insuree with uuid {key}"})
     candidate = MemberData(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "notifier.openimis",
     "notifier",
 ]
 
@@ -92,6 +94,38 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+
+# --- openIMIS: who owns its tables (SPEC §14) --------------------------------------------------------------------
+# standalone (default): the service creates its own copies of the openIMIS tables (demo, tests, no openIMIS).
+# attached: DATABASE_URL is the openIMIS PostgreSQL database. Everything the service and Django create lives in
+# NOTIFIER_DB_SCHEMA, the only schema on the connection's search_path; the openIMIS tables are read
+# schema-qualified in OPENIMIS_DB_SCHEMA and never created, altered, indexed or written (except tblFamilySMS).
+OPENIMIS_MODE = os.environ.get("OPENIMIS_MODE", "").strip().lower() or "standalone"
+if OPENIMIS_MODE not in ("standalone", "attached"):
+    raise ImproperlyConfigured(f"OPENIMIS_MODE: expected 'standalone' or 'attached', got {OPENIMIS_MODE!r}")
+NOTIFIER_DB_SCHEMA = os.environ.get("NOTIFIER_DB_SCHEMA", "").strip() or "notifier"
+OPENIMIS_DB_SCHEMA = os.environ.get("OPENIMIS_DB_SCHEMA", "").strip() or "public"
+# tblFamilySMS's column spelling: auto (detected from information_schema), lower (familyid, ...) or camel ("FamilyID").
+OPENIMIS_FAMILYSMS_COLUMNS = os.environ.get("OPENIMIS_FAMILYSMS_COLUMNS", "").strip().lower() or "auto"
+if OPENIMIS_FAMILYSMS_COLUMNS not in ("auto", "lower", "camel"):
+    raise ImproperlyConfigured(
+        f"OPENIMIS_FAMILYSMS_COLUMNS: expected 'auto', 'lower' or 'camel', got {OPENIMIS_FAMILYSMS_COLUMNS!r}"
+    )
+if OPENIMIS_MODE == "attached":
+    _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    for _name, _value in (("NOTIFIER_DB_SCHEMA", NOTIFIER_DB_SCHEMA), ("OPENIMIS_DB_SCHEMA", OPENIMIS_DB_SCHEMA)):
+        if not _IDENT.match(_value):
+            raise ImproperlyConfigured(f"{_name}: not a plain PostgreSQL identifier (letters, digits, _): {_value!r}")
+    if NOTIFIER_DB_SCHEMA == OPENIMIS_DB_SCHEMA:
+        raise ImproperlyConfigured(
+            f"NOTIFIER_DB_SCHEMA: must differ from OPENIMIS_DB_SCHEMA ({OPENIMIS_DB_SCHEMA!r}): openIMIS keeps its own "
+            "django_migrations and auth tables there"
+        )
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_URL: OPENIMIS_MODE=attached needs the openIMIS PostgreSQL database")
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c search_path={NOTIFIER_DB_SCHEMA}".strip()
+DATABASE_ROUTERS = ["notifier.openimis.mode.OpenIMISRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -139,7 +173,9 @@ except ConfigError as _exc:
     raise ImproperlyConfigured(str(_exc)) from None
 
 NOTIFIER_DEFAULT_REGION = os.environ.get("NOTIFIER_DEFAULT_REGION", "TZ")
-NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "en")
+# Empty: the first openIMIS language (tblLanguages by SortOrder, NULL last, then code) is the default consent
+# language, and rendering falls back to English.
+NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "").strip()
 NOTIFIER_ENABLE_TEST_SMS = _env_bool("NOTIFIER_ENABLE_TEST_SMS", False)
 # Orchestration (notifier.tasks): outbox ids per delivery task; the sweeper's period, how long a pending row waits
 # before it counts as lost, and after how long a row still `sending` counts as abandoned by a dead worker.

@@ -44,6 +44,15 @@ def _uuid(number: int, upper: bool = False) -> str:
     return text.upper() if upper else text
 
 
+def family_uuid(n: int) -> str:
+    """Family n's UUID as written (families 1 and 10 in upper case)."""
+    return _uuid(BASE + n, upper=n in (1, 10))
+
+
+def district_uuid() -> str:
+    return _uuid(BASE + 2, upper=True)
+
+
 def build(day: dt.date) -> Scenario:
     """Families 1..10 (ids BASE+n), each with one story; `expected` is what a run on `day` sends."""
     d = dt.timedelta(days=1)

@@ -126,7 +126,7 @@ def sent_and_failed(
 
 def test_it_filters_and_searches_the_outbox(admin_client: Client, sent_and_failed: tuple[Outbox, Outbox]) -> None:
     sent, failed = sent_and_failed
-    assert failed.family.head_insuree is not None
+    assert failed.family.head_insuree is not None and failed.family.head_insuree.chf_id is not None
     url = "/admin/notifier/outbox/"
     by_chfid = admin_client.get(url, {"q": failed.family.head_insuree.chf_id})
     assert [row.pk for row in by_chfid.context["cl"].result_list] == [failed.pk]
@@ -158,7 +158,7 @@ def test_it_searches_and_filters_attempts(admin_client: Client, sent_and_failed:
     url = "/admin/notifier/deliveryattempt/"
     response = admin_client.get(url, {"outcome__exact": "permanent"})
     assert [row.outbox_id for row in response.context["cl"].result_list] == [failed.pk]
-    assert failed.family.head_insuree is not None
+    assert failed.family.head_insuree is not None and failed.family.head_insuree.chf_id is not None
     response = admin_client.get(url, {"q": failed.family.head_insuree.chf_id})
     assert [row.outbox_id for row in response.context["cl"].result_list] == [failed.pk]
     assert DeliveryAttempt.objects.count() == 2

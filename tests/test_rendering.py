@@ -71,7 +71,7 @@ def test_it_renders_every_shipped_template_for_a_demo_family_in_gsm7(
     assert message.encoding == sms.GSM7
     assert message.segments == 1
     assert "{" not in message.text and "}" not in message.text
-    assert head.chf_id in message.text
+    assert head.chf_id is not None and head.chf_id in message.text
     assert f"{head.other_names} {head.last_name}" in message.text
     assert demo_policy.product.name in message.text
     assert message.text == message.text.strip()

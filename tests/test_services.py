@@ -34,14 +34,14 @@ def member(**fields: Any) -> services.MemberData:
     return services.MemberData(**values)
 
 
-def consent_rows() -> list[tuple[int, bool, str, bool]]:
+def consent_rows() -> list[tuple[int, bool | None, str | None, bool]]:
     return sorted(
         (row.family_id, row.approval_of_sms, row.language_of_sms, row.validity_to is None)
         for row in FamilyNotification.objects.all()
     )
 
 
-def mirror_snapshot() -> tuple[int, int, int, int, list[tuple[int, bool, str, bool]]]:
+def mirror_snapshot() -> tuple[int, int, int, int, list[tuple[int, bool | None, str | None, bool]]]:
     return (
         Family.objects.count(),
         Insuree.objects.count(),

@@ -92,7 +92,7 @@ def test_it_previews_for_a_chosen_family_by_chfid_or_id(
     make_policy(family, expiry_date=dt.date(2027, 3, 9))
     head = family.head_insuree
     assert head is not None
-    for reference in (head.chf_id, str(family.pk)):
+    for reference in (head.chf_id or "", str(family.pk)):
         answer = admin_client.get(
             reverse(PREVIEW_URL),
             {"text": "{InsuranceID} {Name} {ProductCode} {ExpiryDate}", "language": "fr", "family": reference},

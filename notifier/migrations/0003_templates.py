@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import migrations
 
 TEMPLATES = {
@@ -46,16 +47,26 @@ TEMPLATES = {
 
 
 def ship_templates(apps: Any, schema_editor: Any) -> None:
-    Language = apps.get_model("notifier", "Language")
+    try:
+        Language = apps.get_model("notifier", "Language")
+    except LookupError:  # called with the current apps: the model has moved to the app `openimis`
+        Language = apps.get_model("openimis", "Language")
     NotificationTemplate = apps.get_model("notifier", "NotificationTemplate")
-    languages = set(Language.objects.filter(code__in=["en", "fr", "sw"]).values_list("code", flat=True))
+    if getattr(settings, "OPENIMIS_MODE", "standalone") == "attached":
+        # tblLanguages is openIMIS's (and not on this connection's search path): templates may exist for
+        # languages it lacks, so ship all three.
+        languages = {"en", "fr", "sw"}
+    else:
+        languages = set(Language.objects.filter(code__in=["en", "fr", "sw"]).values_list("code", flat=True))
     for notification_type, texts in TEMPLATES.items():
         for language, text in texts.items():
             if language not in languages:
                 continue  # an operator removed the language; do not bring it back
-            template = NotificationTemplate.objects.filter(
-                notification_type=notification_type, language_id=language
-            ).first()
+            template = (
+                NotificationTemplate.objects.filter(notification_type=notification_type, language_id=language)
+                .order_by("pk")
+                .first()
+            )  # not the model's ordering, which joins tblLanguages
             if template is None:
                 NotificationTemplate.objects.create(
                     notification_type=notification_type, language_id=language, text=text

@@ -6,7 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections
 
-from notifier.openimis_indexes import RECOMMENDED_INDEXES, is_attached, openimis_schema
+from notifier.openimis.mode import is_attached, openimis_schema
+from notifier.openimis_indexes import RECOMMENDED_INDEXES
 
 OWNER_HINT = (
     "creating an index needs the owner of the openIMIS tables: run `manage.py openimis_indexes --apply` with a "

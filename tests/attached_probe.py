@@ -1,0 +1,114 @@
+"""Run inside a subprocess with OPENIMIS_MODE=attached (tests/openimis_db.py): one action against the openIMIS
+fixture database, its result printed as one JSON line. Settings are per process, hence a process per mode.
+
+    python -m tests.attached_probe detect 2026-11-28
+    python -m tests.attached_probe consent
+    python -m tests.attached_probe report <districtUuid>
+    python -m tests.attached_probe refused
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+
+import django
+
+django.setup()
+
+from django.core.exceptions import ValidationError  # noqa: E402
+from django.core.management.base import CommandError  # noqa: E402
+
+from notifier import services  # noqa: E402
+from notifier.config import NOTIFICATION_TYPES  # noqa: E402
+from notifier.demo import load_demo  # noqa: E402
+from notifier.detection import run_detection  # noqa: E402
+from notifier.models import Decision, FamilyPhone, Outbox  # noqa: E402
+from notifier.openimis import consent  # noqa: E402
+from notifier.openimis.mode import family_sms_spelling  # noqa: E402
+from notifier.phones import refresh_family_phones  # noqa: E402
+from notifier.report import ReportParams, build_report  # noqa: E402
+from tests.openimis_db import FAMILY_UUIDS  # noqa: E402
+
+
+def detect(run_date: str) -> dict[str, Any]:
+    refresh_family_phones()
+    day = dt.date.fromisoformat(run_date)
+    for notification_type in NOTIFICATION_TYPES:
+        run_detection(notification_type, day)
+    return {
+        "phones": sorted(FamilyPhone.objects.values_list("family_id", "insuree_id", "phone")),
+        "outbox": sorted(
+            Outbox.objects.values_list("policy_id", "notification_type", "recipient", "language", "status")
+        ),
+        "decisions": sorted(Decision.objects.values_list("policy_id", "notification_type", "outcome", "reason")),
+    }
+
+
+def consent_services() -> dict[str, Any]:
+    """Family 1 (upper-case UUID given in lower case) changes its consent, family 2's is retired, family 3 gets one
+    with the default language; an unchanged update writes nothing."""
+    f1, f2, f3 = FAMILY_UUIDS[1].lower(), FAMILY_UUIDS[2].upper(), FAMILY_UUIDS[3]
+    services.update_family_notification_policy(f1, {"approvalOfNotification": False, "languageOfNotification": "sw"})
+    services.update_family_notification_policy(f1, {"approvalOfNotification": False})
+    services.delete_family_notification_policy(f2)
+    created = services.create_family_notification_policy(f3, {"approvalOfNotification": True})
+    try:
+        services.create_family_notification_policy(f3, {"approvalOfNotification": True})
+        duplicate = ""
+    except ValidationError as exc:
+        duplicate = str(exc.message_dict)
+    try:
+        services.update_family_notification_policy(f1, {"languageOfNotification": "xx"})
+        unknown_language = ""
+    except ValidationError as exc:
+        unknown_language = str(exc.message_dict)
+    return {
+        "spelling": family_sms_spelling(),
+        "keeps_history": consent.keeps_history(),
+        "default_language": services.default_language_code(),
+        "created": [created.family_id, created.approval_of_sms, created.language_of_sms],
+        "duplicate": duplicate,
+        "unknown_language": unknown_language,
+    }
+
+
+def report(district_uuid: str) -> dict[str, Any]:
+    refresh_family_phones()  # what the dispatcher's start does; the report reads the derived phones
+    params = ReportParams.from_query({"districtUuid": district_uuid, "mode": "0"})
+    return {"area": params.area_label, "rows": [row.as_dict() for row in build_report(params)]}
+
+
+def refused() -> dict[str, Any]:
+    errors: dict[str, Any] = {}
+    try:
+        services.update_family(FAMILY_UUIDS[1])
+    except ValidationError as exc:
+        errors["update_family"] = exc.message_dict
+    try:
+        services.update_insuree("e0000000-0000-4000-8000-000000000011", {"phone": "0700000000"})
+    except ValidationError as exc:
+        errors["update_insuree"] = exc.message_dict
+    try:
+        load_demo()
+    except CommandError as exc:
+        errors["load_demo"] = str(exc)
+    return errors
+
+
+ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "detect": detect,
+    "consent": consent_services,
+    "report": report,
+    "refused": refused,
+}
+
+if __name__ == "__main__":
+    action, *arguments = sys.argv[1:]
+    print(json.dumps(ACTIONS[action](*arguments), default=str))
