@@ -305,6 +305,27 @@ def build(day: dt.date) -> Scenario:
         valid_from=at(day, 8),
         history=[(1, at(day - 30 * d), at(day - d)), (2, at(day - d), at(day, 8))],
     )
+    # 11: a renewal idle until paid yesterday -> renewed yesterday
+    p = policy(
+        11,
+        family(11, ["0712000011"], yes_en),
+        stage="R",
+        start=day + 2 * d,
+        expiry=day + 367 * d,
+        valid_from=at(day - d, 15),
+        history=[(1, at(day - 20 * d), at(day - d, 15))],
+    )
+    s.expected.add(("renewal_of_policy", p))
+    # 12: the version before has no status (NULL, allowed by openIMIS): not active, so this is an activation
+    p = policy(
+        12,
+        family(12, ["0712000012"], yes_sw),
+        start=day + 6 * d,
+        expiry=day + 371 * d,
+        valid_from=at(day - 2 * d),
+        history=[(None, at(day - 9 * d), at(day - 2 * d))],  # type: ignore[list-item]
+    )
+    s.expected.add(("activation_of_policy", p))
     return s
 
 

@@ -1,7 +1,9 @@
 """Activation and renewal are a change of status (SPEC §4, issue 11 point 5), standalone mode.
 
 A current active row counts only when the version before it (the newest history row of the policy, LegacyID = its
-id) was not active, or when there is no earlier version. The attached-mode twin is in test_attached_activation.py.
+id) was not active, or when there is no earlier version. Attached mode: tests/test_attached_e2e.py runs the same
+cases (tests/openimis_scenario.py: idle -> active, edited while active, renewal created paid, renewal idle ->
+active, renewal edited after its activation, a NULL status before) on a real openIMIS database.
 """
 
 from __future__ import annotations
