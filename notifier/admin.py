@@ -187,7 +187,7 @@ class FamilyNotificationInline(admin.StackedInline):  # type: ignore[type-arg]
         return super().get_queryset(request).filter(validity_to__isnull=True)
 
 
-class InsureeInline(admin.TabularInline):  # type: ignore[type-arg]
+class InsureeInline(OpenIMISReadOnlyMixin, admin.TabularInline):  # type: ignore[type-arg]
     model = Insuree
     fields = ["chf_id", "other_names", "last_name", "head", "phone", "dob"]
     readonly_fields = ["chf_id", "other_names", "last_name", "head", "phone", "dob"]

@@ -102,11 +102,66 @@ def refused() -> dict[str, Any]:
     return errors
 
 
+def _change_form_data(client: Any, url: str) -> dict[str, Any]:
+    """The POST body of an unchanged change form: the inline management forms and the inline forms' values."""
+    response = client.get(url)
+    assert response.status_code == 200, response.status_code
+    data: dict[str, Any] = {}
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for name, value in formset.management_form.initial.items():
+            data[f"{formset.prefix}-{name}"] = value
+        for form in formset.forms:
+            for name, field in form.fields.items():
+                value = form.initial.get(name, field.initial)
+                value = getattr(value, "pk", value)
+                if value is not None and value is not False:
+                    data[form.add_prefix(name)] = value
+    return data
+
+
+def admin_pages() -> dict[str, Any]:
+    """The admin, signed in as a superuser: openIMIS rows shown read-only, family 1's consent changed inline."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+    client = Client()
+    client.force_login(User.objects.create_superuser("probe", "probe@example.org", "not-used"))
+    status: dict[str, Any] = {
+        url: client.get(url).status_code
+        for url in (
+            "/admin/openimis/family/",
+            "/admin/openimis/policy/",
+            "/admin/openimis/policy/101/change/",
+            "/admin/openimis/policy/add/",
+            "/admin/openimis/insuree/11/change/",
+            "/admin/openimis/language/add/",
+            "/admin/openimis/location/4/delete/",
+            "/admin/notifier/notificationtemplate/",
+        )
+    }
+    status["POST /admin/openimis/policy/101/change/"] = client.post(
+        "/admin/openimis/policy/101/change/", {"status": "8"}
+    ).status_code
+    url = "/admin/openimis/family/1/change/"
+    data = _change_form_data(client, url)
+    data.pop("notification-0-approval_of_sms", None)  # unticked
+    data["notification-0-language_of_sms"] = "sw"
+    response = client.post(url, data)
+    status[f"POST {url}"] = response.status_code
+    if response.status_code != 302:
+        status["errors"] = str(response.context["errors"]) if response.context else response.content.decode()[:500]
+    return status
+
+
 ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "detect": detect,
     "consent": consent_services,
     "report": report,
     "refused": refused,
+    "admin": admin_pages,
 }
 
 if __name__ == "__main__":

@@ -204,3 +204,25 @@ def test_attached_mode_needs_postgresql_and_a_schema_of_its_own() -> None:
     assert "DATABASE_URL: OPENIMIS_MODE=attached needs the openIMIS PostgreSQL database" in sqlite.stderr
     assert "NOTIFIER_DB_SCHEMA: must differ from OPENIMIS_DB_SCHEMA ('public')" in same.stderr
     assert "OPENIMIS_MODE: expected 'standalone' or 'attached', got 'embedded'" in bad_mode.stderr
+
+
+def test_the_admin_shows_openimis_rows_read_only_and_keeps_consent_editable(migrated: OpenIMISDatabase) -> None:
+    before = checksums(migrated)
+
+    status = migrated.probe("admin")
+
+    assert status == {
+        "/admin/openimis/family/": 200,
+        "/admin/openimis/policy/": 200,
+        "/admin/openimis/policy/101/change/": 200,  # the view-only page
+        "/admin/openimis/policy/add/": 403,
+        "/admin/openimis/insuree/11/change/": 200,
+        "/admin/openimis/language/add/": 403,
+        "/admin/openimis/location/4/delete/": 403,
+        "/admin/notifier/notificationtemplate/": 200,
+        "POST /admin/openimis/policy/101/change/": 403,
+        "POST /admin/openimis/family/1/change/": 302,
+    }
+    assert checksums(migrated) == before
+    # family 1 unticked its approval and chose Swahili: its row closed, a new current one
+    assert [row for row in consent_rows(migrated) if row[0] == 1] == [(1, True, "en", False), (1, False, "sw", True)]

@@ -112,11 +112,12 @@ def detect_family_sms_spelling(connection: BaseDatabaseWrapper) -> str | None:
             apply_family_sms_spelling(spelling)
             return spelling
     logger.warning(
-        "%s.%s: no column set of a known spelling (found %s); assuming lower case",
+        "%s.%s: no column set of a known spelling (found %s); assuming lower case until a later connection finds it",
         openimis_schema(),
         FAMILY_SMS_TABLE,
         sorted(columns) or "no table",
     )
+    apply_family_sms_spelling("lower")  # 00_schema.sql's; not remembered, so the next connection looks again
     return None
 
 
