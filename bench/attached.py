@@ -167,7 +167,18 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(),
 """
 
 
-def detect(url: str, day: dt.date) -> dict[str, Any]:
+PHONES = """
+import json, time
+from bench._common import setup_django
+setup_django()
+from notifier.phones import refresh_family_phones
+started = time.perf_counter()
+written = refresh_family_phones()
+print(json.dumps({"family_phones": written, "seconds": time.perf_counter() - started}))
+"""
+
+
+def child(url: str, code: str, *args: str) -> dict[str, Any]:
     environment = {
         **os.environ,
         "DATABASE_URL": url,
@@ -175,17 +186,16 @@ def detect(url: str, day: dt.date) -> dict[str, Any]:
         "NOTIFIER_CONFIG": json.dumps({"eligibleNotificationTypes": dict.fromkeys(_types(), True)}),
     }
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, day.isoformat()],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=environment, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise SystemExit(f"detection failed:\n{result.stderr}")
+        raise SystemExit(f"child failed:\n{result.stderr}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return figures
+
+
+def detect(url: str, day: dt.date) -> dict[str, Any]:
+    return child(url, CHILD, day.isoformat())
 
 
 def _types() -> list[str]:
@@ -221,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         result["load"] = load(args.source_url, owner_url, admin_url, args.target, sys.stdout)
         grant(owner_url)
         manage(role_url, "migrate", "--noinput")
+        result["full_phone_refresh"] = child(role_url, PHONES)  # what the nightly refresh does, as the role
     result["check"] = manage(role_url, "check", "--database", "default").strip().splitlines()[-1]
     with psycopg.connect(owner_url, autocommit=True) as conn:
         for name in ("policy_current_from_idx", "policy_history_idx", "policy_effective_idx", "policy_expiry_idx"):

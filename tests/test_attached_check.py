@@ -297,3 +297,26 @@ def test_the_readme_shows_exactly_the_grants_the_service_is_tested_with() -> Non
         'GRANT SELECT ON "public"."tblFamilies", "public"."tblInsuree", "public"."tblLanguages", '
         '"public"."tblLocations", "public"."tblOfficer", "public"."tblPolicy", "public"."tblProduct" TO "notifier";'
     )
+
+
+def test_apply_creates_the_indexes_concurrently_once_and_the_role_may_not(database: str) -> None:
+    grant_documented(database)
+    oi = _created[database]
+    role_url = oi.url.replace("postgres@", f"{ROLE}@", 1)
+    assert role_url != oi.url
+
+    refused = oi.manage("openimis_indexes", "--apply", check=False, DATABASE_URL=role_url)
+    first = oi.manage("openimis_indexes", "--apply")  # as the tables' owner (here the superuser)
+    again = oi.manage("openimis_indexes", "--apply")
+
+    assert refused.returncode == 1
+    assert "must be owner of table tblPolicy" in refused.stderr
+    assert "creating an index needs the owner of the openIMIS tables" in refused.stderr
+    assert [line.split(":")[0] for line in first.stdout.splitlines()] == sorted(RECOMMENDED_WARNINGS, key=order)
+    assert all(line.split(": ")[1].startswith("created in ") for line in first.stdout.splitlines())
+    assert again.stdout.splitlines() == [f"{name}: exists" for name in sorted(RECOMMENDED_WARNINGS, key=order)]
+    assert inspect(database) == []
+
+
+def order(name: str) -> int:
+    return [index.name for index in RECOMMENDED_INDEXES].index(name)
