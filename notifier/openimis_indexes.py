@@ -1,7 +1,7 @@
 """The indexes that make detection fast on the openIMIS tables (SPEC §14: indexes are the DBA's call).
 
 Standalone, the service owns its copies of these tables and its migrations create these indexes (Policy.Meta;
-tests/test_openimis_indexes.py holds the two lists together). Attached, nothing creates them: `manage.py
+tests/test_attached_check.py holds the two lists together). Attached, nothing creates them: `manage.py
 openimis_indexes` prints the statements and `--apply` runs them; the system check warns while one is missing.
 Detection is correct without them, only slower (bench/README.md, "attached").
 
