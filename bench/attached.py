@@ -212,13 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="detection runs per variant (the best is reported)")
     parser.add_argument("--skip-load", action="store_true", help="reuse --target as loaded by an earlier run")
     parser.add_argument("--drop", action="store_true", help="drop the database and the role afterwards")
+    parser.add_argument("--output", help="results file (default bench/results/attached.json)")
     args = parser.parse_args(argv)
     if not args.source_url:
         parser.error("--source-url: the bench/generate.py scheme's URL (or set DATABASE_URL)")
     os.environ["DATABASE_URL"] = args.source_url
     from bench._common import setup_django
 
-    setup_django()
+    setup_django()  # (already done when called from the tests, on the same database)
     from bench.generate import generated_metadata
 
     metadata = generated_metadata() or {}
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     result["with_indexes"]["all_seconds"] = [run["seconds"] for run in runs]
     same = result["with_indexes"]["types"] == result["without_indexes"]["types"]
     result["same_decisions"] = same
-    path = write_results("attached", result)
+    path = write_results("attached", result, args.output)
     print(json.dumps({key: value for key, value in result.items() if key != "machine"}, indent=2, default=str))
     print(f"written to {path}")
     if args.drop:
