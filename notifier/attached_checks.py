@@ -173,8 +173,19 @@ class _Inspection:
             )
         exists = self.fetch("SELECT 1 FROM pg_namespace WHERE nspname = %s", [own])
         if not exists:
+            if self.fetch("SELECT has_database_privilege(current_database(), 'CREATE')", [])[0][0]:
+                # migrate runs this check before it creates the schema (pre_migrate): not an error then
+                self.warning(
+                    f"schema {own} (NOTIFIER_DB_SCHEMA, the service's own tables) does not exist yet; `migrate` "
+                    f"will create it (role {role} may create schemas in this database)",
+                    f"Run `manage.py migrate`, or let the DBA create it: CREATE SCHEMA {_q(own)} AUTHORIZATION "
+                    f"{_q(role)}; (then the role needs no CREATE on the database)",
+                    406,
+                )
+                return
             self.error(
-                f"schema {own} (NOTIFIER_DB_SCHEMA, the service's own tables) does not exist",
+                f"schema {own} (NOTIFIER_DB_SCHEMA, the service's own tables) does not exist and role {role} may not "
+                "create it",
                 f"CREATE SCHEMA {_q(own)} AUTHORIZATION {_q(role)};",
                 406,
             )

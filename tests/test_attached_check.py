@@ -192,6 +192,18 @@ def test_a_missing_service_schema_is_named_with_its_create(database: str) -> Non
     ]
 
 
+def test_a_missing_schema_the_role_may_create_is_a_warning_for_migrate_to_fix(database: str) -> None:
+    """`migrate` runs the database checks before it creates the schema: that must not stop it."""
+    admin(database, *[statement for statement in least_privilege_sql(ROLE) if "CREATE SCHEMA" not in statement])
+    admin(database, f'GRANT CREATE ON DATABASE "{database}" TO "{ROLE}"')
+
+    found = [message for message in inspect(database) if message.id == "notifier.W406"]
+
+    assert [message.is_serious() for message in found] == [False]
+    assert found[0].msg.startswith("schema notifier (NOTIFIER_DB_SCHEMA, the service's own tables) does not exist yet")
+    assert errors(inspect(database)) == []
+
+
 def test_a_missing_column_and_a_wrong_type_are_named(database: str) -> None:
     grant_documented(database)
     admin(
