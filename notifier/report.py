@@ -72,7 +72,7 @@ class ReportParams:
             raise ReportParamError("districtUuid", "give districtUuid or regionUuid")
         officer = None
         if officer_uuid is not None:
-            officer = Officer.objects.current().filter(uuid__iexact=str(officer_uuid)).first()
+            officer = Officer.objects.current().with_uuid(str(officer_uuid)).first()
             if officer is None:
                 raise ReportParamError("officerUuid", f"no current enrolment officer with uuid {officer_uuid}")
         return cls(area=area, mode=mode, officer=officer)
@@ -113,7 +113,7 @@ def _mode_param(query: Mapping[str, str]) -> Mode:
 
 
 def _area(key: uuid.UUID, location_type: str, param: str) -> Location:
-    area = Location.objects.current().filter(uuid__iexact=str(key), type=location_type).first()
+    area = Location.objects.current().filter(type=location_type).with_uuid(str(key)).first()
     if area is None:
         kind = Location.Type(location_type).label.lower()
         raise ReportParamError(param, f"no current {kind} with uuid {key}")

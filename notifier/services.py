@@ -69,7 +69,7 @@ def _uuid_text(value: Any, field: str) -> str:
 
 def _current_family(family_uuid: Any) -> Family:
     key = _uuid_text(family_uuid, "family_uuid")
-    family = Family.objects.current().filter(uuid__iexact=key).first()
+    family = Family.objects.current().with_uuid(key).first()
     if family is None:
         raise ValidationError({"family_uuid": f"no current family with uuid {key}"})
     return family
@@ -133,7 +133,7 @@ def delete_family_notification_policy(family_uuid: Any, notification_data: Any =
     """Retire a family's consent: no message goes out to it afterwards. Works on a just-deleted family too."""
     key = _uuid_text(family_uuid, "family_uuid")
     _clean_notification_data(notification_data, partial=True)
-    family_ids = Family.objects.filter(uuid__iexact=key, legacy_id__isnull=True).values_list("id", flat=True)
+    family_ids = Family.objects.filter(legacy_id__isnull=True).with_uuid(key).values_list("id", flat=True)
     if not family_ids:
         raise ValidationError({"family_uuid": f"no family with uuid {key}"})
     consent.retire_consent(family_ids)
@@ -273,7 +273,7 @@ def update_insuree(insuree_uuid: Any, changes: Mapping[str, Any], *, at: dt.date
     if unknown:
         raise ValidationError({key: "unknown or read-only field" for key in unknown})
     key = _uuid_text(insuree_uuid, "insuree_uuid")
-    insuree = Insuree.objects.current().filter(uuid__iexact=key).first()
+    insuree = Insuree.objects.current().with_uuid(key).first()
     if insuree is None:
         raise ValidationError({"insuree_uuid": f"no current insuree with uuid {key}"})
     candidate = MemberData(

@@ -156,12 +156,40 @@ def admin_pages() -> dict[str, Any]:
     return status
 
 
+def concurrent_create() -> dict[str, Any]:
+    """Two threads create family 3's first consent at once: one wins, the other is told it exists."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def create(approval: bool) -> None:
+        try:
+            barrier.wait(timeout=10)
+            services.create_family_notification_policy(FAMILY_UUIDS[3], {"approvalOfNotification": approval})
+            outcomes.append("created")
+        except ValidationError as exc:
+            outcomes.append(str(exc.message_dict["family_uuid"][0]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create, args=(flag,)) for flag in (True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return {"outcomes": sorted(outcomes)}
+
+
 ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "detect": detect,
     "consent": consent_services,
     "report": report,
     "refused": refused,
     "admin": admin_pages,
+    "concurrent_create": concurrent_create,
 }
 
 if __name__ == "__main__":

@@ -97,13 +97,19 @@ def test_migrate_puts_everything_in_the_notifier_schema_and_leaves_openimis_alon
 def test_migrate_uses_the_configured_schema_names() -> None:
     with openimis_database("lower") as db:
         insert_sample(db)
-        db.execute("CREATE SCHEMA svc_notify")  # pre-created by the DBA
-        db.manage("migrate", "--verbosity", "0", NOTIFIER_DB_SCHEMA="svc_notify")
+        # openIMIS in a schema of another name, an empty public, the service's schema pre-created by the DBA
+        db.execute("ALTER SCHEMA public RENAME TO imis; CREATE SCHEMA public; CREATE SCHEMA svc_notify")
+        db.manage("migrate", "--verbosity", "0", NOTIFIER_DB_SCHEMA="svc_notify", OPENIMIS_DB_SCHEMA="imis")
 
         assert "notifier_outbox" in notifier_tables(db, "svc_notify")
-        assert notifier_tables(db, "notifier") == set()
-        result = db.probe("detect", RUN_DATE, NOTIFIER_CONFIG=ALL_TYPES, NOTIFIER_DB_SCHEMA="svc_notify")
+        assert notifier_tables(db, "notifier") == set() and notifier_tables(db, "public") == set()
+        result = db.probe(
+            "detect", RUN_DATE, NOTIFIER_CONFIG=ALL_TYPES, NOTIFIER_DB_SCHEMA="svc_notify", OPENIMIS_DB_SCHEMA="imis"
+        )
         assert [row[:2] for row in result["outbox"]] == [[101, "starting_of_policy"], [102, "expiration_of_policy"]]
+        consent = db.probe("consent", NOTIFIER_DB_SCHEMA="svc_notify", OPENIMIS_DB_SCHEMA="imis")
+        assert (consent["spelling"], consent["keeps_history"], consent["default_language"]) == ("lower", True, "sw")
+        assert db.query('SELECT count(*) FROM imis."tblFamilySMS" WHERE familyid = 1') == [(2,)]
 
 
 def test_detection_reads_openimis_rows_with_nulls_and_upper_case_uuids(migrated: OpenIMISDatabase) -> None:
@@ -227,3 +233,14 @@ def test_the_admin_shows_openimis_rows_read_only_and_keeps_consent_editable(migr
     assert checksums(migrated) == before
     # family 1 unticked its approval and chose Swahili: its row closed, a new current one
     assert [row for row in consent_rows(migrated) if row[0] == 1] == [(1, True, "en", False), (1, False, "sw", True)]
+
+
+def test_two_first_consents_of_one_family_at_once_make_one_current_row(migrated: OpenIMISDatabase) -> None:
+    result = migrated.probe("concurrent_create")
+
+    assert result["outcomes"] == [
+        "created",
+        f"family {FAMILY_UUIDS[3]} already has a notification policy",
+    ]
+    current = [row for row in consent_rows(migrated) if row[0] == 3 and row[3]]
+    assert len(current) == 1

@@ -53,7 +53,16 @@ def keeps_history() -> bool:
     return _keeps_history["value"]
 
 
+# pg_advisory_xact_lock(namespace, family id): serialises consent writes of one family in a history table, where
+# NULL ValidityTo values never collide in UNIQUE (FamilyID, ValidityTo), so two first rows could both be current.
+_ADVISORY_NAMESPACE = 0x6E6F7466  # "notf"
+
+
 def current_consent(family_id: int, *, lock: bool = False) -> FamilyNotification | None:
+    """The family's current consent row; `lock` (inside a transaction) holds off other writers of its consent."""
+    if lock and keeps_history():
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_ADVISORY_NAMESPACE, family_id])
     rows = FamilyNotification.objects.filter(family_id=family_id, validity_to__isnull=True)
     if lock:
         rows = rows.select_for_update()

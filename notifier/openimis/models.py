@@ -34,6 +34,15 @@ class VersionedQuerySet(models.QuerySet[_V]):
         """openIMIS keeps history in the same table: the current row is the one with ValidityTo IS NULL."""
         return self.filter(validity_to__isnull=True)
 
+    def with_uuid(self, key: str) -> VersionedQuerySet[_V]:
+        """Rows whose UUID equals `key` ignoring case. openIMIS writes lower case, rows migrated from SQL Server
+        carry upper case: those two are looked up by equality (an index on the column serves it); only when
+        neither matches does it compare case-insensitively (UPPER(), a scan)."""
+        exact = self.filter(uuid__in=sorted({key.lower(), key.upper()}))
+        if exact.exists():
+            return exact
+        return self.filter(uuid__iexact=key)
+
 
 class VersionedModel(models.Model):
     """A row versioned the openIMIS way: history rows carry ValidityTo and LegacyID = the current row's id."""
