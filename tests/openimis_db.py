@@ -251,7 +251,7 @@ def consent_rows(db: OpenIMISDatabase) -> list[tuple[int, bool | None, str | Non
     """tblFamilySMS as (family, approval, language, is current), ordered by family and ValidityFrom."""
     family, approval, language, valid_from, valid_to = family_sms_columns(db.family_sms)
     rows = db.query(
-        f'SELECT {family}, {approval}, {language}, {valid_to} IS NULL FROM public."tblFamilySMS" '
+        f'SELECT {family}, {approval}, {language}, {valid_to} IS NULL FROM public."tblFamilySMS" '  # noqa: S608
         f"ORDER BY {family}, {valid_from}"
     )
     return [(int(row[0]), row[1], row[2], bool(row[3])) for row in rows]
@@ -273,7 +273,8 @@ def checksums(db: OpenIMISDatabase, tables: Sequence[str] = OPENIMIS_READ_TABLES
     result = {}
     for table in tables:
         rows = db.query(
-            f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM public.\"{table}\" t"
+            "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "  # noqa: S608
+            f'FROM public."{table}" t'
         )
         result[table] = (int(rows[0][0]), str(rows[0][1]))
     return result

@@ -155,7 +155,7 @@ def test_an_invalid_index_is_named_with_the_drop_to_run(database: str) -> None:
 
 def test_a_missing_select_grant_is_named_with_its_grant(database: str) -> None:
     grant_documented(database)
-    admin(database, f'REVOKE SELECT ON "tblPolicy" FROM "{ROLE}"')
+    admin(database, f'REVOKE SELECT ON "tblPolicy" FROM "{ROLE}"')  # noqa: S608 - a role name of the test run
 
     found = [message for message in inspect(database) if message.is_serious()]
 

@@ -95,7 +95,7 @@ def family_sms(db: openimis_db.OpenIMISDatabase, family_id: int) -> list[tuple[A
     """(approval, language, is current) of a family's tblFamilySMS rows, oldest first."""
     family, approval, language, valid_from, valid_to = openimis_db.family_sms_columns(db.family_sms)
     return db.query(
-        f'SELECT {approval}, {language}, {valid_to} IS NULL FROM public."tblFamilySMS" WHERE {family} = %s '
+        f'SELECT {approval}, {language}, {valid_to} IS NULL FROM public."tblFamilySMS" WHERE {family} = %s '  # noqa: S608
         f"ORDER BY {valid_from}",
         [family_id],
     )
