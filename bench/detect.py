@@ -13,7 +13,8 @@ in production. Reported: wall time, CPU time, SQL statements, peak RSS, per type
 - exact-date triggers: only event date == the day is looked at, no catch-up window;
 - activation / renewal: current policies (stage not R / stage R) whose current row became valid that day, *whatever
   their status*, kept when the history row valid at the start of the day had another status or there is none
-  (upstream's "did the value change");
+  (upstream's "did the value change"); ours: active now and the newest history row (the version before) was not
+  active, or there is none (an edit of an active policy is no activation);
 - starting: current active policies with EffectiveDate == the day;
 - need_for_renewal / expiration / reminder_after: current policies with ExpiryDate == day + 5 / day / day - 5,
   *whatever their status*, iterated as model instances; for each one the product is loaded (lazy foreign key, as
@@ -201,13 +202,24 @@ class _Baseline:
                 .order_by("legacy_id", "id")
                 .values_list("legacy_id", "status")
             }
+            # Ours (SPEC §4): active now, and the newest history row (the version before) was not active or none.
+            previous = {
+                legacy_id: status
+                for legacy_id, status in Policy.objects.filter(
+                    legacy_id__in=[row["id"] for row in rows], validity_to__isnull=False
+                )
+                .order_by("legacy_id", "validity_to", "id")
+                .values_list("legacy_id", "status")
+            }  # the last one per policy wins: the newest
             candidates = []
             for row in rows:
                 changed = before.get(row["id"]) != row["status"]
-                corrected = row["status"] == Policy.Status.ACTIVE
+                corrected = row["status"] == Policy.Status.ACTIVE and previous.get(row["id"]) != Policy.Status.ACTIVE
                 why = None
                 if changed and not corrected:
                     why = f"status {Policy.Status(row['status']).label.lower() if row['status'] else None} not ignored"
+                    if row["status"] == Policy.Status.ACTIVE:
+                        why = "edited while active"
                 elif corrected and not changed:
                     why = "status did not change"
                 candidates.append({**row, "upstream": changed, "corrected": corrected, "why": why})

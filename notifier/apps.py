@@ -34,13 +34,17 @@ class NotifierConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from notifier import handlers  # noqa: F401 - connects the family mutation receivers
+        from notifier import (
+            attached_checks,  # noqa: F401 - registers the attached database's system check
+            handlers,  # noqa: F401 - connects the family mutation receivers
+        )
         from notifier.config import ConfigError
         from notifier.providers import check_provider_config
-        from notifier.schedule import ScheduleError, derive_schedule
+        from notifier.schedule import ScheduleError, derive_schedule, phone_refresh_hours
 
         try:  # a bad schedule or provider entry stops the process at start-up, naming the key
             derive_schedule()
+            phone_refresh_hours()
             check_provider_config()
         except (ScheduleError, ConfigError) as exc:
             raise ImproperlyConfigured(str(exc)) from None

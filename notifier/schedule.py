@@ -1,4 +1,5 @@
-"""When the dispatcher runs (SPEC §8), and writing that into django-celery-beat.
+"""When the dispatcher runs (SPEC §8), and writing that into django-celery-beat (with the outbox sweeper and the
+nightly full refresh of the family phones).
 
 The hours come from the seed's trigger_* keys, unless settings.SCHEDULED_TASK holds an active entry for the
 dispatcher, whose `hour` wins. Entries may be flat (`{"task": ..., "hour": ...}`) or shaped like openIMIS's
@@ -21,10 +22,13 @@ from notifier.config import NotifierConfig
 
 DISPATCHER_TASK = "notifier.tasks.send_notification_messages"
 SWEEPER_TASK = "notifier.tasks.sweep_outbox"
+PHONES_TASK = "notifier.tasks.refresh_all_family_phones"
 DISPATCHER_TASK_NAMES = ("policy_notification.tasks.send_notification_messages", DISPATCHER_TASK)
 DISPATCHER_PERIODIC_TASK_NAME = "policy notifications: dispatcher"
 SWEEPER_PERIODIC_TASK_NAME = "policy notifications: outbox sweeper"
+PHONES_PERIODIC_TASK_NAME = "policy notifications: family phones full refresh"
 DEFAULT_SWEEP_INTERVAL_SECONDS = 15
+DEFAULT_PHONE_REFRESH_HOUR = "2"
 
 
 class ScheduleError(ValueError):
@@ -162,6 +166,13 @@ def sweep_interval_seconds() -> int:
     return value
 
 
+def phone_refresh_hours() -> tuple[int, ...]:
+    """When the derived family phones are recomputed in full (NOTIFIER_PHONE_REFRESH_HOUR, default 2 at night):
+    openIMIS may change an insuree's phone in place, without the new version the per-run catch-up looks for."""
+    value = getattr(settings, "NOTIFIER_PHONE_REFRESH_HOUR", DEFAULT_PHONE_REFRESH_HOUR)
+    return parse_hour_spec(value, "NOTIFIER_PHONE_REFRESH_HOUR")
+
+
 def _differences(task: Any, wanted: Mapping[str, object]) -> list[str]:
     return [name for name, value in wanted.items() if getattr(task, name) != value]
 
@@ -189,6 +200,7 @@ def sync_schedule(schedule: Schedule | None = None) -> list[str]:
 
     schedule = schedule or derive_schedule()
     interval_seconds = sweep_interval_seconds()
+    phone_hours = ",".join(str(hour) for hour in phone_refresh_hours())
     tz = ZoneInfo(settings.TIME_ZONE)
     crontab, _ = CrontabSchedule.objects.get_or_create(
         minute="0",
@@ -226,5 +238,22 @@ def sync_schedule(schedule: Schedule | None = None) -> list[str]:
             "description": "Takes back expired delivery leases; enqueues due retries, deferred rows and lost tasks.",
         },
         f"every {interval_seconds} s",
+    )
+    nightly, _ = CrontabSchedule.objects.get_or_create(
+        minute="0", hour=phone_hours, day_of_month="*", month_of_year="*", day_of_week="*", timezone=tz
+    )
+    changes += _apply(
+        PHONES_PERIODIC_TASK_NAME,
+        {
+            "task": PHONES_TASK,
+            "crontab": nightly,
+            "interval": None,
+            "enabled": True,
+            "args": "[]",
+            "kwargs": "{}",
+            "one_off": False,
+            "description": "Recomputes every family's phone from tblInsuree (openIMIS may edit a phone in place).",
+        },
+        f"hours {phone_hours} {tz.key}",
     )
     return changes

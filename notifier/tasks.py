@@ -140,3 +140,14 @@ def sweep_outbox() -> dict[str, Any]:
             abandoned,
         )
     return {"skipped": False, "requeued": len(ids), "chunks": chunks, "abandoned": abandoned}
+
+
+@shared_task(name="notifier.tasks.refresh_all_family_phones")
+def refresh_all_family_phones() -> dict[str, int]:
+    """The scheduled full refresh of the derived family phones (SPEC §14): openIMIS may update tblInsuree.Phone in
+    place, without a new version, which the dispatcher's catch-up by ValidityFrom/ValidityTo cannot see."""
+    from notifier.phones import refresh_family_phones
+
+    written = refresh_family_phones()
+    logger.info("family phones: full refresh wrote %s rows", written)
+    return {"family_phones": written}

@@ -196,6 +196,8 @@ if "NOTIFIER_SENDING_STALE_SECONDS" in os.environ:
     raise ImproperlyConfigured(
         "NOTIFIER_SENDING_STALE_SECONDS: no longer used; delivery rows are leased, see NOTIFIER_DELIVERY_LEASE_SECONDS"
     )
+# Hour(s) of the full refresh of the derived family phones ("2", "2,14"; validated by sync_schedule).
+NOTIFIER_PHONE_REFRESH_HOUR = os.environ.get("NOTIFIER_PHONE_REFRESH_HOUR", "").strip() or "2"
 # The health check calls the beat stale when no dispatcher run completed since the last scheduled hour plus this.
 NOTIFIER_HEARTBEAT_GRACE_SECONDS = _env_int("NOTIFIER_HEARTBEAT_GRACE_SECONDS", 900)
 # Provider plug-ins (SPEC §7): dotted paths; each class's slug must be unique.

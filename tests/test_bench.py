@@ -166,3 +166,46 @@ def test_it_delivers_each_message_exactly_once_through_real_workers(settings: An
     assert result["outcomes"]["statuses"] == {"sent": 90}
     assert result["latency_p50_ms"] <= result["latency_p99_ms"] <= result["latency_max_ms"]
     assert result["worker_cpu_ms_per_message"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_it_measures_detection_attached_with_and_without_the_indexes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """bench/attached.py on a small scheme: copied into a real openIMIS schema, detected as the documented role,
+    the same decisions without and with the indexes; database and role dropped."""
+    import json
+    import os
+
+    import psycopg
+
+    from bench import attached as attached_bench
+    from tests.processes import subprocess_database_url
+
+    generate(GenerateOptions(families=400, date=DAY, seed=7, vacuum=False), log=io.StringIO())
+    source = subprocess_database_url()
+    monkeypatch.setenv("DATABASE_URL", source)
+    monkeypatch.setenv("NOTIFIER_VAR_DIR", str(tmp_path))
+    target = f"oi_bench_{os.getpid()}"
+    output = tmp_path / "attached.json"
+
+    status = attached_bench.main(
+        ["--source-url", source, "--target", target, "--repeat", "1", "--drop", "--output", str(output)]
+    )
+
+    assert status == 0
+    result = json.loads(output.read_text())
+    assert result["same_decisions"] is True
+    assert result["check"] == "System check identified 4 issues (0 silenced)."  # the four indexes, absent
+    assert [line.split(":")[0] for line in result["apply"]] == [
+        "notifier_policy_current_from_idx",
+        "notifier_policy_history_idx",
+        "notifier_policy_effective_idx",
+        "notifier_policy_expiry_idx",
+    ]
+    assert sum(figures["queued"] for figures in result["with_indexes"]["types"].values()) > 0
+    assert result["full_phone_refresh"]["family_phones"] == FamilyPhone.objects.count() > 0
+    with psycopg.connect(attached_bench.url_for(source, "postgres"), autocommit=True) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target]).fetchone() is None
+        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [attached_bench.ROLE]).fetchone() is None

@@ -136,7 +136,7 @@ def test_it_writes_the_dispatcher_and_sweeper_to_beat(settings):
     settings.SCHEDULED_TASK = []
     PeriodicTask.objects.all().delete()
     changes = sync_schedule()
-    assert len(changes) == 2
+    assert len(changes) == 3
     dispatcher = PeriodicTask.objects.get(name=DISPATCHER_PERIODIC_TASK_NAME)
     assert dispatcher.task == DISPATCHER_TASK
     assert dispatcher.enabled

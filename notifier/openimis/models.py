@@ -246,6 +246,12 @@ class Policy(VersionedModel):
             models.Index(
                 fields=["validity_from"], name="policy_current_from_idx", condition=models.Q(validity_to__isnull=True)
             ),
+            # activation / renewal: the version before the current row (newest history row, LegacyID = its id)
+            models.Index(
+                fields=["legacy_id", "validity_to"],
+                name="policy_history_idx",
+                condition=models.Q(validity_to__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -10,8 +10,9 @@ from notifier.schedule import ScheduleError, derive_schedule, sync_schedule
 
 class Command(BaseCommand):
     help = (
-        "Write the dispatcher schedule (NOTIFIER trigger_* hours or SCHEDULED_TASK) and the outbox sweeper into "
-        "django-celery-beat. Idempotent; overwrites edits made in the admin."
+        "Write the dispatcher schedule (NOTIFIER trigger_* hours or SCHEDULED_TASK), the outbox sweeper and the "
+        "full refresh of the family phones (NOTIFIER_PHONE_REFRESH_HOUR) into django-celery-beat. Idempotent; "
+        "overwrites edits made in the admin."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("openimis", "0002_openimis_types"),
+        ("openimis", "0003_policy_history_index"),
     ]
 
     operations = [
