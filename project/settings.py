@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and JavaScript) from the web process itself, under gunicorn and runserver alike.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,7 +103,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `manage.py collectstatic` writes here (bin/serve and the image run it); WhiteNoise serves it with far-future
+# caching and gzip. Files not collected yet are still found in the apps (WHITENOISE_USE_FINDERS), so a checkout
+# that only ran `migrate` (the demo, `runserver`) shows a styled admin too.
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", "") or VAR_DIR / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/admin/login/"
 
 # --- Celery -------------------------------------------------------------------------------------------------

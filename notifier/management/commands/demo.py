@@ -49,26 +49,44 @@ def local_web_server() -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def is_fake_gateway_account(account: ProviderAccount) -> bool:
+    """An eGA account whose SmsResource is this project's fake gateway (test_sms): it never reaches a phone."""
+    return account.provider == EGASMSGateway.slug and (account.config or {}).get("SmsResource") == reverse(
+        "notifier:test_sms"
+    )
+
+
+def aim_fake_gateway_accounts(base_url: str) -> list[ProviderAccount]:
+    """Seed the accounts from config if there are none; point every fake-gateway eGA account (SmsResource =
+    test_sms) at base_url, filling empty credentials with demo ones the fake gateway verifies. Others untouched."""
+    seed_provider_accounts()
+    aimed = []
+    for account in ProviderAccount.objects.filter(provider=EGASMSGateway.slug).order_by("priority", "id"):
+        if not is_fake_gateway_account(account):
+            continue
+        config = {**account.config, "GateUrl": base_url}
+        for key, value in DEMO_EGA_CREDENTIALS.items():
+            config[key] = config.get(key) or value
+        if config != account.config:
+            account.config = config
+            account.save(update_fields=["config", "updated_at"])
+        aimed.append(account)
+    return aimed
+
+
 def point_accounts_at(base_url: str) -> list[ProviderAccount]:
     """Seed the accounts from config if there are none; aim the fake-eGA ones (SmsResource = test_sms) at base_url.
 
     Refuses if an enabled account would reach a real SMS gateway: demo families must never get a text.
     """
-    seed_provider_accounts()
-    test_sms = reverse("notifier:test_sms")
+    aimed = {account.pk for account in aim_fake_gateway_accounts(base_url)}
     accounts = list(ProviderAccount.objects.filter(enabled=True).order_by("priority", "id"))
     for account in accounts:
         try:
             provider = get_provider(account.provider)
         except UnknownProviderError:
             raise CommandError(f"provider account {account.name!r}: unknown provider {account.provider!r}") from None
-        if account.provider == EGASMSGateway.slug and (account.config or {}).get("SmsResource") == test_sms:
-            config = {**account.config, "GateUrl": base_url}
-            for key, value in DEMO_EGA_CREDENTIALS.items():
-                config[key] = config.get(key) or value
-            account.config = config
-            account.save(update_fields=["config", "updated_at"])
-        elif provider.delivers_sms:
+        if account.pk not in aimed and provider.delivers_sms:
             raise CommandError(
                 f"provider account {account.name!r} ({account.provider}) would send real SMS to demo families; "
                 "the demo only sends through the fake eGA gateway (test_sms). Disable that account first."
