@@ -3,6 +3,7 @@
 The heartbeat is judged against the schedule, not a fixed age: once the last scheduled hour is more than
 NOTIFIER_HEARTBEAT_GRACE_SECONDS behind us, a dispatcher run must have completed since that hour. So a beat that
 stopped at noon is noticed at noon plus the grace, not only the next morning.
+A fresh install (no dispatcher run yet) is healthy with a note until its first scheduled run is due.
 `?checks=database,broker` limits the verdict to those checks (a container probe that must not depend on beat).
 """
 
@@ -96,12 +97,33 @@ def check_beat(now: dt.datetime | None = None) -> Check:
     except Exception as exc:
         return Check(False, f"dispatcher runs unreadable ({_error(exc)})", details)
     if last is None or last.completed_at is None:
+        installed = installed_at()
+        if installed is not None and due_since < installed:
+            # A fresh install: no scheduled hour (plus grace) has passed since migrate, so nothing is missed yet.
+            first_due = min(tick for tick in schedule.ticks_around(installed, tz) if tick > installed)
+            details["note"] = (
+                f"no dispatcher run yet; the first is due at {first_due.astimezone(tz):%Y-%m-%d %H:%M %Z} "
+                f"(installed {installed.astimezone(tz):%Y-%m-%d %H:%M %Z})"
+            )
+            return Check(True, details=details)
         return Check(False, "no dispatcher run has completed yet", details)
     age = now - last.completed_at
     details.update(last_completed_at=last.completed_at.isoformat(), age_seconds=int(age.total_seconds()))
     if last.completed_at < due_since:
         return Check(False, f"no dispatcher run completed since the run due at {due_since:%Y-%m-%d %H:%M %Z}", details)
     return Check(True, details=details)
+
+
+def installed_at() -> dt.datetime | None:
+    """When this database got the notifier's tables (its first migration): the start of the beat's duty."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    return (
+        MigrationRecorder.Migration.objects.filter(app="notifier")
+        .order_by("applied")
+        .values_list("applied", flat=True)
+        .first()
+    )
 
 
 CHECKS: dict[str, Callable[[], Check]] = {"database": check_database, "broker": check_broker, "beat": check_beat}
@@ -121,6 +143,7 @@ def health(request: HttpRequest) -> JsonResponse:
     body = {
         "status": "unhealthy" if reasons else "healthy",
         "reasons": reasons,
+        "notes": [f"{name}: {result.details['note']}" for name, result in results.items() if "note" in result.details],
         "checks": {name: result.as_dict() for name, result in results.items()},
     }
     return JsonResponse(body, status=503 if reasons else 200)

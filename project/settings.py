@@ -112,6 +112,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+try:  # WhiteNoise warns on every start when the directory is missing (nothing collected yet)
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass
 LOGIN_URL = "/admin/login/"
 
 # --- Celery -------------------------------------------------------------------------------------------------
