@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -90,7 +91,19 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'notifier.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))
+    }
+except ValueError:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: unknown scheme {DATABASE_URL.partition(':')[0]!r}; use "
+        "postgres://user:password@host:5432/name (or sqlite:///path/file.sqlite3), or unset it for the embedded SQLite"
+    ) from None
+if DATABASES["default"]["ENGINE"] not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: {DATABASE_URL.partition(':')[0]!r} databases are not supported; use postgres://... or sqlite:///..."
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
@@ -112,10 +125,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
-try:  # WhiteNoise warns on every start when the directory is missing (nothing collected yet)
+with contextlib.suppress(OSError):  # WhiteNoise warns on every start when the directory is missing
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-except OSError:
-    pass
 LOGIN_URL = "/admin/login/"
 
 # --- Celery -------------------------------------------------------------------------------------------------
@@ -150,7 +161,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 try:
     NOTIFIER = parse_config(load_from_environment()).model_dump()
 except ConfigError as _exc:
-    raise ImproperlyConfigured(str(_exc)) from None
+    raise ImproperlyConfigured(
+        f"{_exc} (fix it, or unset NOTIFIER_CONFIG / NOTIFIER_CONFIG_FILE for the defaults)"
+    ) from None
 
 NOTIFIER_DEFAULT_REGION = os.environ.get("NOTIFIER_DEFAULT_REGION", "TZ")
 NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "en")

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from celery import Celery
+from django.db.models import Count
 
 from tests.processes import free_port, kill_group, subprocess_database_url, wait_for
 
@@ -127,6 +128,12 @@ def _get(url: str, credentials: str | None = None) -> tuple[int, bytes]:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, settings):
+    """Also: its default configuration delivers the demo scheme through the fake gateway of its own web port."""
+    from django.core.management import call_command
+
+    from notifier.models import FakeGatewayMessage, Outbox
+
+    call_command("load_demo", "--families", "40", stdout=open(os.devnull, "w"))  # noqa: SIM115
     web_port, flower_port = free_port(), free_port()
     credentials = "ops:s3cret-pass"
     environment = {
@@ -142,7 +149,9 @@ def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, 
         "FLOWER_BASIC_AUTH": credentials,
         "NOTIFIER_VAR_DIR": str(tmp_path),
         "PYTHON_BIN": str(Path(sys.executable).parent),
+        "NOTIFIER_CONFIG": json.dumps({"eligibleNotificationTypes": {"expiration_of_policy": True}}),
     }
+    environment.pop("NOTIFIER_ENABLE_TEST_SMS", None)
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen(
         [str(ROOT / "bin" / "serve")],
@@ -180,6 +189,22 @@ def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, 
             return bool(tasks.get(task_id, {}).get("state") == "SUCCESS")
 
         wait_for(task_listed, timeout=60, what="the task in Flower", process=serve)
+
+        client = Celery("serve-test-client", broker=settings.REDIS_URL, set_as_current=False)
+        try:
+            client.send_task("notifier.tasks.send_notification_messages")
+        finally:
+            client.close()
+
+        def all_delivered() -> bool:
+            statuses = set(Outbox.objects.values_list("status", flat=True))
+            return bool(statuses) and statuses <= {"sent", "failed", "unknown"}
+
+        wait_for(all_delivered, timeout=90, what="the demo's messages delivered", process=serve)
+        outcomes = dict(Outbox.objects.values_list("status").annotate(n=Count("id")))
+        assert set(outcomes) == {"sent"}, outcomes
+        assert FakeGatewayMessage.objects.count() == outcomes["sent"]
+        assert _get(f"http://127.0.0.1:{web_port}/static/admin/css/base.css")[0] == 200
         os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert serve.wait(timeout=60) != 0
         wait_for(lambda: not _group_alive(serve.pid), timeout=30, what="every service to stop")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.urls import reverse
 
-from notifier.config import NOTIFICATION_TYPES
+from notifier.config import NOTIFICATION_TYPES, ConfigError, load_from_environment
 from notifier.cycle import CycleSkipped, cycle_table, run_cycle
 from notifier.management.commands.send_notifications import parse_date
 from notifier.models import FakeGatewayMessage, ProviderAccount
@@ -26,6 +27,7 @@ from notifier.providers.text import TextNotificationProvider, destination
 # Only ever used against the demo's own fake gateway (test_sms), which checks the hash with the same account.
 DEMO_EGA_CREDENTIALS = {"PrivateKey": "demo-only-key", "UserId": "demo", "SenderId": "CHF-DEMO", "ServiceId": "1"}
 ADMIN = "http://127.0.0.1:8000/admin/notifier"
+ENABLE_ALL_TYPES: dict[str, Any] = {"eligibleNotificationTypes": dict.fromkeys(NOTIFICATION_TYPES, True)}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -125,7 +127,7 @@ class Command(BaseCommand):
         call_command("load_demo", *demo_args, stdout=self.stdout)
 
         # For this process only: every type on, and the fake gateway answering.
-        settings.NOTIFIER = {**settings.NOTIFIER, "eligibleNotificationTypes": dict.fromkeys(NOTIFICATION_TYPES, True)}
+        settings.NOTIFIER = {**settings.NOTIFIER, **ENABLE_ALL_TYPES}
         settings.NOTIFIER_ENABLE_TEST_SMS = True
         received_before = FakeGatewayMessage.objects.count()
         with local_web_server() as base_url:
@@ -147,6 +149,22 @@ class Command(BaseCommand):
         for line in cycle_table(cycles):
             self.stdout.write("  " + line)
         self.where_to_look(accounts, FakeGatewayMessage.objects.count() - received_before)
+        self.next_commands()
+
+    def next_commands(self) -> None:
+        """The demo turned the types on for its own process only: say how to do the same for the next commands."""
+        try:
+            current = load_from_environment()
+        except ConfigError:
+            current = {}
+        line = json.dumps({**current, **ENABLE_ALL_TYPES}, separators=(",", ":"))
+        self.stdout.write("")
+        self.stdout.write("The six types were on for this command only. To use them in the next commands (shell):")
+        self.stdout.write(f"  export NOTIFIER_CONFIG='{line}'")
+        self.stdout.write(
+            "  .venv/bin/python manage.py send_notifications --dry-run    # what today would queue, and why not"
+        )
+        self.stdout.write("  .venv/bin/python manage.py forecast_notifications --days 7  # the next days, per type")
 
     def where_to_look(self, accounts: list[ProviderAccount], received: int) -> None:
         self.stdout.write("")

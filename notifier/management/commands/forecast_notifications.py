@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import CandidateDecision, run_detection, scheme_today
-from notifier.management.commands.send_notifications import parse_date
+from notifier.management.commands.send_notifications import NO_TYPE_ENABLED, parse_date
 
 SHORT_NAMES = {
     "activation_of_policy": "activation",
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         config = get_config()
         types = options["types"] or [name for name in NOTIFICATION_TYPES if config.is_enabled(name)]
         if not types:
-            self.stdout.write("No notification type is enabled (eligibleNotificationTypes); nothing to forecast.")
+            self.stdout.write(NO_TYPE_ENABLED)
             return
         already: set[tuple[int, str]] = set()
         self.stdout.write("day         " + "".join(f"{SHORT_NAMES[name]:>12}" for name in types) + f"{'total':>8}")

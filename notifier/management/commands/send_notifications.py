@@ -5,11 +5,20 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import CycleSkipped, cycle_table, run_cycle
 from notifier.detection import CandidateDecision, DetectionResult, run_all_detection
+from notifier.models import Outbox
 from notifier.tasks import enqueue_delivery
+
+NO_TYPE_ENABLED = (
+    "No notification type is enabled (eligibleNotificationTypes); nothing to do. Enable some with e.g. "
+    'NOTIFIER_CONFIG=\'{"eligibleNotificationTypes":{"expiration_of_policy":true}}\' (`manage.py demo` prints the '
+    "line for all six), or --type TYPE for one run."
+)
 
 
 def parse_date(value: str | None, option: str = "--date") -> dt.date | None:
@@ -62,7 +71,7 @@ class Command(BaseCommand):
         observer = self._print_decision if dry_run else None
         results = run_all_detection(run_date, types=options["types"], dry_run=dry_run, observer=observer)
         if not results:
-            self.stdout.write("No notification type is enabled (eligibleNotificationTypes); nothing to detect.")
+            self.stdout.write(NO_TYPE_ENABLED)
             return
         self.stdout.write(f"{'Dry run: would queue' if dry_run else 'Detection'} for {results[0].run_date}:")
         for result in results:
@@ -77,7 +86,15 @@ class Command(BaseCommand):
 
         Rows another run queued are that run's to deliver; the sweeper picks up anything left pending.
         """
-        chunks = enqueue_delivery(outbox_ids)
+        try:
+            chunks = enqueue_delivery(outbox_ids)
+        except (BrokerError, RedisConnectionError, OSError) as exc:
+            pending = Outbox.objects.filter(pk__in=outbox_ids, status=Outbox.Status.PENDING).count()
+            raise CommandError(
+                f"CELERY_BROKER_URL: broker unreachable after detection ({' '.join(str(exc).split())[:160]}); "
+                f"{pending} of {len(outbox_ids)} queued outbox row(s) stay pending, and the sweeper sends them once "
+                "the broker and a worker are back. Nothing is lost or sent twice."
+            ) from None
         self.stdout.write(f"Handed {len(outbox_ids)} outbox row(s) to the workers in {chunks} delivery task(s).")
 
     def run_in_process(self, run_date: dt.date | None, types: list[str] | None) -> None:
@@ -87,7 +104,7 @@ class Command(BaseCommand):
         except CycleSkipped as exc:
             raise CommandError(str(exc)) from None
         if not cycles:
-            self.stdout.write("No notification type is enabled (eligibleNotificationTypes); nothing to detect.")
+            self.stdout.write(NO_TYPE_ENABLED)
             return
         self.stdout.write(f"Detection and delivery in this process (no broker) for {cycles[0].detection.run_date}:")
         for cycle in cycles:
