@@ -299,6 +299,14 @@ class ProviderAccount(models.Model):
     priority = models.PositiveIntegerField(default=100)
     config = models.JSONField(default=dict, blank=True)
     rate_limit_per_second = models.FloatField(null=True, blank=True, help_text="Empty: the NOTIFIER default.")
+    price_per_segment = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="What one SMS segment costs through this account (the dashboard's forecast of the SMS budget).",
+    )
+    currency = models.CharField(max_length=3, blank=True, default="TZS", help_text="ISO code, e.g. TZS.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -364,7 +372,11 @@ class Outbox(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["policy", "notification_type"], name="outbox_once_per_policy_type")
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_status_due_idx")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="outbox_status_due_idx"),
+            # the dashboard's last 30 days, read from the index alone
+            models.Index(fields=["created_at", "notification_type", "status"], name="outbox_created_type_status_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.notification_type} → {self.recipient} ({self.status})"
@@ -390,6 +402,10 @@ class DeliveryAttempt(models.Model):
     class Meta:
         db_table = "notifier_delivery_attempt"
         ordering = ["started_at", "id"]
+        indexes = [
+            # the dashboard's per-account last success and error rate
+            models.Index(fields=["provider_account", "outcome", "started_at"], name="attempt_account_outcome_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.outcome} for outbox #{self.outbox_id}"
@@ -424,7 +440,13 @@ class Decision(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["policy", "notification_type"], name="decision_one_per_policy_type")
         ]
-        indexes = [models.Index(fields=["notification_type", "outcome"], name="decision_type_outcome_idx")]
+        indexes = [
+            models.Index(fields=["notification_type", "outcome"], name="decision_type_outcome_idx"),
+            # the dashboard's skipped-by-reason of the last 30 days, read from the index alone
+            models.Index(
+                fields=["outcome", "last_evaluated_at", "notification_type", "reason"], name="decision_recent_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.notification_type} policy {self.policy_id}: {self.outcome} {self.reason}".strip()
@@ -477,6 +499,24 @@ class DispatcherRun(models.Model):
         previous = cls.objects.order_by("-started_at").values_list("started_at", flat=True).first()
         refresh_changed_family_phones(previous)
         return cls.objects.create(run_date=run_date, notification_types=notification_types or [])
+
+
+class ForecastDay(models.Model):
+    """The dashboard's forecast, a summary table: per day and type, the messages detection would queue and the SMS
+    segments they cost. Recomputed by the `refresh_forecast` task (a dry-run detection per day), read in one query."""
+
+    day = models.DateField()
+    notification_type = type_field()
+    messages = models.PositiveIntegerField(default=0)
+    segments = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "notifier_forecast_day"
+        constraints = [models.UniqueConstraint(fields=["day", "notification_type"], name="forecast_one_per_day_type")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.notification_type}: {self.messages}"
 
 
 class NotificationReport(models.Model):

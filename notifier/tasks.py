@@ -150,3 +150,6 @@ def sweep_outbox() -> dict[str, Any]:
             "sweeper: re-enqueued %s pending rows in %s chunks; %s abandoned sends", len(ids), chunks, abandoned
         )
     return {"skipped": False, "requeued": len(ids), "chunks": chunks, "abandoned": abandoned}
+
+
+from notifier import operator_tasks  # noqa: E402, F401 - registers the operator pages' tasks

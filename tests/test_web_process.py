@@ -89,12 +89,12 @@ def test_gunicorn_serves_collected_static_files_and_a_test_message_to_itself(tmp
         assert response.status_code == 200
         send_test = f"{base}/admin/notifier/provideraccount/{account.pk}/send-test/"
         page = session.get(send_test, timeout=5)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        assert token is not None
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert found is not None
         started = time.monotonic()
         answer = session.post(
             send_test,
-            data={"phone": "0712345678", "text": "Hello from the test", "csrfmiddlewaretoken": token.group(1)},
+            data={"phone": "0712345678", "text": "Hello from the test", "csrfmiddlewaretoken": found.group(1)},
             headers={"Referer": send_test},
             timeout=30,
         )
