@@ -32,7 +32,7 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
             "SolarSchedule",
         ],
     ),
-    ("openimis", "openIMIS data (read-only)", ["Location", "Officer", "Product", "Policy", "FamilySMS"]),
+    ("openimis", "openIMIS data", ["Location", "Officer", "Product", "Policy", "FamilySMS"]),
     ("reports", "Reports", ["NotificationReport", "ReportFile"]),
     ("access", "Users & access", ["User", "Group"]),
 ]

@@ -38,9 +38,10 @@ def stacked_columns(
     width: int = 560,
     height: int = 180,
     chart_id: str = "",
+    legend: bool = True,
 ) -> SafeString:
     """One column per day, the series stacked bottom-up; an axis with its maximum, first/last day, and a legend."""
-    left, right, top, bottom = 40, 8, 22, 34
+    left, right, top, bottom = 40, 8, 22, (34 if legend else 16)
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(s.values[index] for s in series) for index in range(len(days))]
     top_value = _nice_max(max(totals, default=0))
@@ -101,7 +102,7 @@ def stacked_columns(
             )
         )
     x = float(left)
-    for s in series:
+    for s in series if legend else []:
         parts.append(
             format_html(
                 '<rect x="{}" y="{}" width="9" height="9" fill="{}"/><text x="{}" y="{}" class="legend">{} ({})</text>',
@@ -114,6 +115,6 @@ def stacked_columns(
                 sum(s.values),
             )
         )
-        x += 12 + 7 * (len(s.label) + len(str(sum(s.values))) + 3) + 10
+        x += 12 + 5.6 * (len(s.label) + len(str(sum(s.values))) + 3) + 8
     parts.append("</svg>")
     return mark_safe("".join(str(part) for part in parts))  # noqa: S308 - every value above went through format_html

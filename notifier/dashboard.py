@@ -122,8 +122,9 @@ def _history(start: dt.datetime, days: list[dt.date], tz: ZoneInfo) -> tuple[lis
             days,
             [Series(bucket, color, buckets[bucket]) for bucket, color, _s in BUCKETS],
             title=item.label,
-            width=420,
-            height=150,
+            width=310,
+            height=120,
+            legend=False,
             chart_id=f"history-{name}",
         )
         history.append(item)

@@ -106,3 +106,11 @@ def make_policy(db: None, product: Product) -> Callable[..., Policy]:
         return Policy.objects.create(family=family, **values)
 
     return make
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, so a fixture (the browser's screenshot) knows the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

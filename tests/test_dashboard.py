@@ -102,7 +102,7 @@ def test_the_admin_index_is_the_dashboard_grouped_in_sections(scheme, admin_clie
         "Messages &amp; templates",
         "Delivery",
         "Schedule",
-        "openIMIS data (read-only)",
+        "openIMIS data",
         "Reports",
         "Users &amp; access",
     ]
