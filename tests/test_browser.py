@@ -148,8 +148,8 @@ def illustrate_a_month() -> None:
 
 
 def test_sign_in_and_see_the_dashboard_charts_styled(browser: WebDriver, live_server: Any, operator: User) -> None:
-    bare_outboxes(3)
-    Outbox.objects.filter(pk=Outbox.objects.order_by("id").first().pk).update(status="failed", last_error="HTTP 502")
+    first, *_rest = bare_outboxes(3)
+    Outbox.objects.filter(pk=first.pk).update(status="failed", last_error="HTTP 502")
     Outbox.objects.exclude(status="failed").update(status="sent")
     sign_in(browser, live_server.url)
     assert browser.title == "Dashboard | Policy notifier"
