@@ -4,11 +4,13 @@ from django.urls import URLPattern, URLResolver, path
 
 from notifier import report_views, views
 from notifier.health import health
+from notifier.metrics import metrics
 
 app_name = "notifier"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("health/", health, name="health"),
+    path("metrics/", metrics, name="metrics"),
     path(
         "communication_by_notification_report/",
         report_views.communication_by_notification_report,

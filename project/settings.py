@@ -168,6 +168,8 @@ except ConfigError as _exc:
 NOTIFIER_DEFAULT_REGION = os.environ.get("NOTIFIER_DEFAULT_REGION", "TZ")
 NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "en")
 NOTIFIER_ENABLE_TEST_SMS = _env_bool("NOTIFIER_ENABLE_TEST_SMS", False)
+# Prometheus scrapes /api/policy_notification/metrics/ with `Authorization: Bearer <this>` (staff sessions work too).
+NOTIFIER_METRICS_TOKEN = os.environ.get("NOTIFIER_METRICS_TOKEN", "")
 # Orchestration (notifier.tasks): outbox ids per delivery task; the sweeper's period, how long a pending row waits
 # before it counts as lost, and after how long a row still `sending` counts as abandoned by a dead worker.
 # The dispatcher lock's expiry: frees it if its holder died without releasing it.
