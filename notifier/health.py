@@ -108,7 +108,7 @@ def check_beat(now: dt.datetime | None = None) -> Check:
             return Check(True, details=details)
         return Check(False, "no dispatcher run has completed yet", details)
     age = now - last.completed_at
-    details.update(last_completed_at=last.completed_at.isoformat(), age_seconds=int(age.total_seconds()))
+    details.update(last_completed_at=last.completed_at.astimezone(tz).isoformat(), age_seconds=int(age.total_seconds()))
     if last.completed_at < due_since:
         return Check(False, f"no dispatcher run completed since the run due at {due_since:%Y-%m-%d %H:%M %Z}", details)
     return Check(True, details=details)

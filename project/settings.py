@@ -48,6 +48,19 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY: must be set in production")
     SECRET_KEY = "embedded-mode-only-not-a-secret"  # noqa: S105 - only for the embedded default
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
+# Behind a reverse proxy on https://notifier.example.org: DJANGO_CSRF_TRUSTED_ORIGINS=https://notifier.example.org
+# (comma-separated) and DJANGO_SECURE_PROXY_SSL_HEADER=1 when the proxy sets X-Forwarded-Proto (and strips the
+# client's own); then secure cookies follow.
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip() for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
+]
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if "://" not in _origin:
+        raise ImproperlyConfigured(f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} needs its scheme, e.g. https://{_origin}")
+if _env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "project.admin_config.NotifierAdminConfig",  # django.contrib.admin with the service's own site
@@ -140,7 +153,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "notifier.beat:LockedDatabaseScheduler"
+# One beat at a time (notifier.beat): the lock's expiry, and how old the beat container's heartbeat may get.
+NOTIFIER_BEAT_LOCK_SECONDS = _env_int("NOTIFIER_BEAT_LOCK_SECONDS", 60)
+NOTIFIER_BEAT_STALE_SECONDS = _env_int("NOTIFIER_BEAT_STALE_SECONDS", 120)
 # acks_late: a message stays on the broker until its task finished, so a killed worker's task is delivered again.
 # The Redis transport gives an unacknowledged message to another worker after visibility_timeout, so it must be
 # longer than the longest task: a delivery chunk of NOTIFIER_DELIVERY_CHUNK_SIZE (50) messages, each trying at most
@@ -209,7 +225,17 @@ SCHEDULED_TASK = _scheduled_tasks()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Times in TIME_ZONE with their offset, like the JSON answers (health); the notifier's lines are written by its
+    # own handler only (no propagation to a root handler that celery or gunicorn also set up: each line once).
+    "formatters": {
+        "plain": {"()": "project.log_format.ZonedFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"notifier": {"handlers": ["console"], "level": os.environ.get("NOTIFIER_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "notifier": {
+            "handlers": ["console"],
+            "level": os.environ.get("NOTIFIER_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        }
+    },
 }

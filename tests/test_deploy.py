@@ -68,7 +68,7 @@ def test_it_runs_the_bin_scripts_that_make_serve_runs(compose):
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
     assert "manage.py migrate --noinput" in serve
     assert 'gunicorn" project.wsgi:application' in (ROOT / "bin" / "web").read_text()
-    assert "django_celery_beat.schedulers:DatabaseScheduler" in (ROOT / "bin" / "beat").read_text()
+    assert "notifier.beat:LockedDatabaseScheduler" in (ROOT / "bin" / "beat").read_text()
 
 
 def test_it_starts_the_roles_after_migrate_succeeded(compose):
@@ -98,8 +98,9 @@ def test_it_requires_flower_credentials_from_the_environment(compose):
     flower = compose["services"]["flower"]
     assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
     assert flower["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"  # noqa: S104 - inside the container
-    assert "5555:5555" in flower["ports"]
-    assert "8000:8000" in compose["services"]["web"]["ports"]
+    assert flower["ports"] == ["${FLOWER_PUBLISH:-127.0.0.1:5555}:5555"]  # loopback unless told otherwise
+    assert compose["services"]["web"]["ports"] == ["${WEB_PUBLISH:-127.0.0.1:8000}:8000"]
+    assert compose["services"]["beat"]["healthcheck"]["test"] == ["CMD", "python", "manage.py", "beat_health"]
 
 
 @pytest.mark.parametrize("credentials", [None, "", "admin", "admin:", ":secret", "admin:secret,other"])
