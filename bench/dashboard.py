@@ -32,7 +32,8 @@ INSERT INTO notifier_outbox (policy_id, notification_type, event_date, family_id
 SELECT p."PolicyID",
        (ARRAY['activation_of_policy','starting_of_policy','need_for_renewal','expiration_of_policy',
               'reminder_after_expiration','renewal_of_policy'])[1 + p."PolicyID" %% 6],
-       CURRENT_DATE, p."FamilyID", '+255712' || lpad((p."PolicyID" %% 1000000)::text, 6, '0'), 'en', 'bench', 'GSM-7', 1,
+       CURRENT_DATE, p."FamilyID", '+255712' || lpad((p."PolicyID" %% 1000000)::text, 6, '0'),
+       'en', 'bench', 'GSM-7', 1,
        CASE WHEN r < 0.90 THEN 'sent' WHEN r < 0.93 THEN 'failed' WHEN r < 0.95 THEN 'unknown'
             WHEN r < 0.98 THEN 'pending' ELSE 'cancelled' END,
        1, now(), %(account)s, '', CASE WHEN r >= 0.90 AND r < 0.95 THEN 'HTTP 503' ELSE '' END,

@@ -37,6 +37,7 @@ from notifier.models import (
     Policy,
     Product,
     ProviderAccount,
+    ReportFile,
 )
 from notifier.phones import normalize_phone
 from notifier.providers.base import ProviderConfigError
@@ -713,6 +714,45 @@ class DispatcherRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ReportFile)
+class ReportFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Reports produced by a worker: progress, then the download while the file is kept."""
+
+    list_display = ["created_at", "format", "area", "status_badge", "progress_percent", "families", "download"]
+    list_filter = ["status", "format"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReportFile]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser or request.user.has_perm("notifier.view_reportfile"):
+            return queryset
+        return queryset.filter(requested_by=request.user.pk)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Area")
+    def area(self, report: ReportFile) -> str:
+        query = report.query or {}
+        return "district" if query.get("districtUuid") else "region"
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, report: ReportFile) -> str:
+        return format_html('<span class="badge report-{}">{}</span>', report.status, report.get_status_display())
+
+    @admin.display(description="Progress")
+    def progress_percent(self, report: ReportFile) -> str:
+        return f"{report.progress}%"
+
+    @admin.display(description="File")
+    def download(self, report: ReportFile) -> str:
+        url = reverse("notifier:report_file", args=[report.uuid])
+        label = report.file_name if report.status == ReportFile.Status.DONE else "progress"
+        return format_html('<a href="{}">{}</a>', url, label)
 
 
 from notifier import report_admin  # noqa: E402, F401 - registers the report page

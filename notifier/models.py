@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
@@ -517,6 +518,38 @@ class ForecastDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.notification_type}: {self.messages}"
+
+
+class ReportFile(models.Model):
+    """A report produced by a worker (PDF always, JSON/CSV above NOTIFIER_REPORT_ASYNC_FAMILIES): its progress, then
+    its file under VAR_DIR/reports until `expires_at` (NOTIFIER_REPORT_KEEP_HOURS), when housekeeping deletes it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Being produced"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    query = models.JSONField(default=dict, help_text="The report's parameters, as the endpoint got them.")
+    format = models.CharField(max_length=4)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent.")
+    families = models.PositiveIntegerField(null=True, blank=True)
+    file_name = models.CharField(max_length=200, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "notifier_report_file"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.format.upper()} report {self.file_name or self.uuid} ({self.status})"
 
 
 class NotificationReport(models.Model):

@@ -24,6 +24,8 @@ SWEEPER_TASK = "notifier.tasks.sweep_outbox"
 DISPATCHER_TASK_NAMES = ("policy_notification.tasks.send_notification_messages", DISPATCHER_TASK)
 DISPATCHER_PERIODIC_TASK_NAME = "policy notifications: dispatcher"
 SWEEPER_PERIODIC_TASK_NAME = "policy notifications: outbox sweeper"
+HOUSEKEEPING_TASK = "notifier.tasks.operator_housekeeping"
+HOUSEKEEPING_PERIODIC_TASK_NAME = "policy notifications: housekeeping"
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300
 
 
@@ -226,5 +228,20 @@ def sync_schedule(schedule: Schedule | None = None) -> list[str]:
             "description": "Re-enqueues outbox rows whose delivery task was lost.",
         },
         f"every {interval_seconds} s",
+    )
+    hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
+    changes += _apply(
+        HOUSEKEEPING_PERIODIC_TASK_NAME,
+        {
+            "task": HOUSEKEEPING_TASK,
+            "interval": hourly,
+            "crontab": None,
+            "enabled": True,
+            "args": "[]",
+            "kwargs": "{}",
+            "one_off": False,
+            "description": "Deletes report files past NOTIFIER_REPORT_KEEP_HOURS.",
+        },
+        "every hour",
     )
     return changes

@@ -17,4 +17,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="communication_by_notification_report",
     ),
     path("test_sms/", views.test_sms, name="test_sms"),
+    path("report_files/<uuid:key>/", report_views.report_file, name="report_file"),
+    path("report_files/<uuid:key>/download/", report_views.report_file_download, name="report_file_download"),
 ]

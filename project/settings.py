@@ -186,6 +186,10 @@ NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "en")
 NOTIFIER_ENABLE_TEST_SMS = _env_bool("NOTIFIER_ENABLE_TEST_SMS", False)
 # Prometheus scrapes /api/policy_notification/metrics/ with `Authorization: Bearer <this>` (staff sessions work too).
 NOTIFIER_METRICS_TOKEN = os.environ.get("NOTIFIER_METRICS_TOKEN", "")
+# Reports: a PDF, or a JSON/CSV of more families than this, is produced by a worker (notifier.report_files); its
+# file is kept this many hours, then deleted by the hourly housekeeping task.
+NOTIFIER_REPORT_ASYNC_FAMILIES = _env_int("NOTIFIER_REPORT_ASYNC_FAMILIES", 20_000)
+NOTIFIER_REPORT_KEEP_HOURS = _env_int("NOTIFIER_REPORT_KEEP_HOURS", 24)
 # Orchestration (notifier.tasks): outbox ids per delivery task; the sweeper's period, how long a pending row waits
 # before it counts as lost, and after how long a row still `sending` counts as abandoned by a dead worker.
 # The dispatcher lock's expiry: frees it if its holder died without releasing it.

@@ -262,6 +262,10 @@ def test_download_a_pdf_report(browser: WebDriver, live_server: Any, operator: U
     Select(browser.find_element(By.NAME, "district")).select_by_visible_text(str(tree.d1))
     Select(browser.find_element(By.NAME, "format")).select_by_value("pdf")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # A PDF is produced by a worker: a page shows its progress, then the download link.
+    link = wait(browser, 30).until(expected_conditions.element_to_be_clickable((By.ID, "report-download")))
+    assert browser.find_element(By.ID, "report-status").text == "Ready"
+    link.click()
 
     def downloaded() -> list[Path]:
         return [path for path in downloads.glob("*.pdf") if path.stat().st_size > 0]
