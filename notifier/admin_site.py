@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.result import EagerResult
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -115,7 +116,7 @@ class NotifierAdminSite(admin.AdminSite):
         if not request.user.is_staff:
             raise PermissionDenied
         result = refresh_forecast.delay()
-        if result.ready():
+        if isinstance(result, EagerResult):  # embedded mode: it ran in this request
             messages.success(request, "Forecast recomputed.")
         else:
             messages.info(request, "The forecast is being recomputed by a worker; reload this page in a minute.")
