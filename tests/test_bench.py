@@ -166,3 +166,24 @@ def test_it_delivers_each_message_exactly_once_through_real_workers(settings: An
     assert result["outcomes"]["statuses"] == {"sent": 90}
     assert result["latency_p50_ms"] <= result["latency_p99_ms"] <= result["latency_max_ms"]
     assert result["worker_cpu_ms_per_message"] > 0
+
+
+@pytest.mark.django_db
+def test_it_fills_a_busy_month_and_measures_the_dashboard() -> None:
+    from bench import dashboard as dashboard_bench
+    from notifier.models import Decision, Outbox
+
+    generate(GenerateOptions(families=300, date=DAY, seed=5, vacuum=False))
+    filled = dashboard_bench.fill(outbox=200, decisions=250)
+    assert filled["rows"]["notifier_outbox"] == 200 == Outbox.objects.count()
+    assert filled["rows"]["notifier_decision"] == 250 == Decision.objects.filter(outcome="skipped").count()
+    assert filled["rows"]["notifier_delivery_attempt"] == Outbox.objects.exclude(status="pending").count()
+
+    figures = dashboard_bench.measure(runs=1)
+
+    in_month = Outbox.objects.filter(status="sent", created_at__gte=timezone.now() - dt.timedelta(days=29))
+    assert figures["sent_30_days"] <= Outbox.objects.filter(status="sent").count()
+    assert figures["sent_30_days"] >= in_month.count()
+    assert figures["attention_total"] == Outbox.objects.filter(status__in=["failed", "unknown"]).count()
+    assert figures["figures_queries"] <= 10
+    assert figures["page_bytes"] > 0
