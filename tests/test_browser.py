@@ -173,6 +173,12 @@ def test_sign_in_and_see_the_dashboard_charts_styled(browser: WebDriver, live_se
         screenshot_for_readme(browser, "dashboard")
     browser.get(live_server.url + "/admin/notifier/outbox/")
     assert browser.find_element(By.CSS_SELECTOR, "span.badge.status-failed").text == "Failed"
+    # Every column fits beside the navigation and the filters at 1,366 px: no horizontal scrolling.
+    overflow = browser.execute_script(
+        "const t = document.getElementById('result_list'); const c = t.parentElement;"
+        "return [t.scrollWidth, c.clientWidth, document.documentElement.scrollWidth, window.innerWidth];"
+    )
+    assert overflow[0] <= overflow[1] and overflow[2] <= overflow[3], overflow
     screenshot_for_readme(browser, "outbox")
 
 
