@@ -9,7 +9,19 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from project.cli_errors import describe, wants_traceback
+
+    if wants_traceback(sys.argv):
+        execute_from_command_line(sys.argv)
+        return
+    try:
+        execute_from_command_line(sys.argv)
+    except Exception as exc:
+        line = describe(exc)
+        if line is None:
+            raise
+        sys.stderr.write(line + "\n")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from notifier import coordination, delivery, rendering, services, sms
+from notifier import coordination, delivery, humanize, rendering, services, sms
 from notifier.consent_log import consent_source
 from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode, parse_mode
 from notifier.models import (
@@ -41,6 +41,7 @@ from notifier.models import (
     Policy,
     Product,
     ProviderAccount,
+    ReportFile,
     new_callback_token,
 )
 from notifier.openimis.mode import is_attached
@@ -416,6 +417,15 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if not change or "text" in form.changed_data or "late_text" in form.changed_data:
             obj.edited = True  # the shipped-defaults migration must leave an operator's text alone
         super().save_model(request, obj, form, change)
+        report = self._report(obj)
+        if report.ucs2_forcing and not obj.replace_lookalikes:
+            self.message_user(
+                request,
+                f"{obj}: forces UCS-2 ({rendering.describe_chars(report.ucs2_forcing)}): one SMS then holds 70 "
+                f"characters instead of 160, so this text costs {report.worst_case_segments} segment(s) per family. "
+                "Replace those characters or tick 'replace lookalikes'.",
+                messages.WARNING,
+            )
 
     def get_urls(self) -> list[URLPattern]:
         preview = path(
@@ -490,7 +500,16 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]
 
     class Meta:
         model = ProviderAccount
-        fields = ["name", "provider", "enabled", "priority", "rate_limit_per_second", "config"]
+        fields = [
+            "name",
+            "provider",
+            "enabled",
+            "priority",
+            "rate_limit_per_second",
+            "price_per_segment",
+            "currency",
+            "config",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -574,7 +593,7 @@ class SendTestForm(forms.Form):
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     form = ProviderAccountForm
-    list_display = ["name", "provider", "enabled", "priority", "rate_limit_per_second", "breaker"]
+    list_display = ["name", "provider", "enabled", "priority", "rate_limit_per_second", "price", "breaker"]
     list_editable = ["enabled", "priority"]
     list_filter = ["provider", "enabled"]
     ordering = ["priority", "id"]
@@ -604,7 +623,16 @@ class ProviderAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="Circuit breaker")
     def breaker(self, account: ProviderAccount) -> str:
-        return coordination.breaker_state(account.pk) if account.pk else "—"
+        if not account.pk:
+            return "—"
+        state = coordination.breaker_state(account.pk)
+        return format_html('<span class="badge breaker-{}">{}</span>', state, state)
+
+    @admin.display(description="Price / segment", ordering="price_per_segment")
+    def price(self, account: ProviderAccount) -> str:
+        if account.price_per_segment is None:
+            return "—"
+        return f"{account.price_per_segment} {account.currency}"
 
     @admin.display(description="Test")
     def send_test_link(self, account: ProviderAccount) -> str:
@@ -660,18 +688,10 @@ class OutboxProviderFilter(admin.SimpleListFilter):
 
 @admin.register(Outbox)
 class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = [
-        "id",
-        "notification_type",
-        "recipient",
-        "status",
-        "attempts",
-        "provider_account",
-        "next_attempt_at",
-        "sent_at",
-        "receipt_status",
-        "receipt_at",
-    ]
+    # What fits beside the navigation and the filters at 1,366 px (the browser test measures it).
+    # Provider and tries are a filter and the detail page away.
+    list_display = ["id", "type_label", "recipient", "status_badge", "error_excerpt", "queued"]
+    list_display_links = ["id", "type_label"]
     list_filter = ["status", "notification_type", OutboxProviderFilter, "provider_account"]
     search_fields = ["recipient", "family__head_insuree__chf_id"]
     list_select_related = ["provider_account"]
@@ -691,19 +711,53 @@ class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "next_attempt_at",
         "provider_account",
         "provider_reference",
-        "last_error",
+        "last_error_text",
+        "detection_run",
         "created_at",
         "claimed_at",
+        "send_started_at",
         "sent_at",
         "requeued_at",
         "receipt_status",
         "receipt_reason",
         "receipt_at",
+        "lease_owner",
+        "lease_expires_at",
+        "enqueued_at",
+        "updated_at",
     ]
+    exclude = ["last_error"]
     actions = ["resend_selected", "cancel_selected"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the outbox row is the exactly-once record: cancel it instead
+
+    @admin.display(description="Type", ordering="notification_type")
+    def type_label(self, outbox: Outbox) -> str:
+        return humanize.type_label(outbox.notification_type)
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, outbox: Outbox) -> str:
+        return format_html('<span class="badge status-{}">{}</span>', outbox.status, outbox.get_status_display())
+
+    @admin.display(description="Last error")
+    def error_excerpt(self, outbox: Outbox) -> str:
+        return humanize.plain_excerpt(outbox.last_error, 40) or "—"
+
+    @admin.display(description="Tries", ordering="attempts")
+    def tries(self, outbox: Outbox) -> int:
+        return outbox.attempts
+
+    @admin.display(description="Queued", ordering="created_at")
+    def queued(self, outbox: Outbox) -> str:
+        return timezone.localtime(outbox.created_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="Last error")
+    def last_error_text(self, outbox: Outbox) -> str:
+        return humanize.plain_excerpt(outbox.last_error, 1000) or "—"
 
     @admin.action(description="Resend (failed, unknown or cancelled)")
     def resend_selected(self, request: HttpRequest, queryset: QuerySet[Outbox]) -> None:
@@ -718,7 +772,15 @@ class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(DeliveryAttempt)
 class DeliveryAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["outbox", "provider_account", "provider", "outcome", "http_status", "duration_ms", "started_at"]
+    list_display = [
+        "outbox",
+        "provider_account",
+        "outcome",
+        "http_status",
+        "error_excerpt",
+        "duration_ms",
+        "started_at",
+    ]
     list_filter = ["outcome", "provider", "provider_account", "outbox__status", "outbox__notification_type"]
     search_fields = ["outbox__recipient", "outbox__family__head_insuree__chf_id"]
     list_select_related = ["outbox", "provider_account"]
@@ -729,6 +791,13 @@ class DeliveryAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Error")
+    def error_excerpt(self, attempt: DeliveryAttempt) -> str:
+        return humanize.plain_excerpt(attempt.error, 70) or "—"
 
 
 @admin.register(FakeGatewayMessage)
@@ -745,16 +814,38 @@ class FakeGatewayMessageAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Decision)
 class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only: detection's record of why a (policy, type) was queued or not."""
+
     list_display = ["policy", "notification_type", "event_date", "outcome", "reason", "last_evaluated_at"]
     list_filter = ["notification_type", "outcome", "reason"]
     search_fields = ["policy__uuid", "policy__family__head_insuree__chf_id"]
     raw_id_fields = ["policy"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(DetectionRun)
 class DetectionRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only: the catch-up watermark of detection."""
+
     list_display = ["notification_type", "run_date", "window_start", "window_end", "queued", "skipped", "completed_at"]
     list_filter = ["notification_type"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(DispatcherRun)
@@ -770,6 +861,48 @@ class DispatcherRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ReportFile)
+class ReportFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Reports produced by a worker: progress, then the download while the file is kept."""
+
+    list_display = ["created_at", "format", "area", "status_badge", "progress_percent", "families", "download"]
+    list_filter = ["status", "format"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReportFile]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser or request.user.has_perm("notifier.view_reportfile"):
+            return queryset
+        return queryset.filter(requested_by=request.user.pk)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Area")
+    def area(self, report: ReportFile) -> str:
+        query = report.query or {}
+        return "district" if query.get("districtUuid") else "region"
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, report: ReportFile) -> str:
+        return format_html('<span class="badge report-{}">{}</span>', report.status, report.get_status_display())
+
+    @admin.display(description="Progress")
+    def progress_percent(self, report: ReportFile) -> str:
+        return f"{report.progress}%"
+
+    @admin.display(description="File")
+    def download(self, report: ReportFile) -> str:
+        url = reverse("notifier:report_file", args=[report.uuid])
+        label = report.file_name if report.status == ReportFile.Status.DONE else "progress"
+        return format_html('<a href="{}">{}</a>', url, label)
 
 
 from notifier import report_admin  # noqa: E402, F401 - registers the report page

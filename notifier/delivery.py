@@ -652,9 +652,11 @@ def send_test_message(account: ProviderAccount, recipient: str, text: str) -> Tr
     try:
         provider_reference = provider.send(recipient, text, reference, metadata={"notification_type": "test"})
     except (TransientError, PermanentError, UnknownOutcomeError) as exc:
-        kind = type(exc).__name__.removesuffix("Error").lower()
-        error = redact(exc.message, provider.secret_values())
-        return TrialOutcome(False, f"{account.name}: {kind} failure: {error}")
+        from notifier.humanize import FAILURE_WORDS, plain_excerpt
+
+        kind = FAILURE_WORDS.get(type(exc).__name__, "failure")
+        error = plain_excerpt(redact(exc.message, provider.secret_values()), 300)
+        return TrialOutcome(False, f"{account.name}: {kind}: {error}")
     return TrialOutcome(True, f"{account.name}: sent to {recipient} (reference {provider_reference})")
 
 

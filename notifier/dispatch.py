@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
@@ -55,6 +57,7 @@ class TypeDispatch:
     delivered: Counter[str] = field(default_factory=Counter)  # in process: deliver_chunk status -> count
     delivery_error: str = ""  # in process: a delivery chunk crashed (its rows are the sweeper's)
     handed_off_chunks: int = 0  # with a broker: delivery tasks enqueued
+    handoff_error: str = ""  # with a broker: it could not be reached; the rows stay pending for the sweeper
 
     @property
     def queued(self) -> int:
@@ -168,7 +171,11 @@ def _detect(name: str, run_date: dt.date, *, dry_run: bool, observer: Observer |
 
 def _hand_off(item: TypeDispatch, outbox_ids: list[int], *, in_process: bool) -> None:
     if not in_process:
-        item.handed_off_chunks = enqueue_delivery(outbox_ids)
+        try:
+            item.handed_off_chunks = enqueue_delivery(outbox_ids)
+        except (BrokerError, RedisConnectionError, OSError) as exc:  # rows stay pending: the sweeper hands them out
+            logger.warning("dispatcher: broker unreachable, %s rows of %s left pending", len(outbox_ids), item)
+            item.handoff_error = " ".join(str(exc).split())[:160] or type(exc).__name__
         return
     size = chunk_size()
     for start in range(0, len(outbox_ids), size):

@@ -5,6 +5,7 @@ NOTIFIER_HEARTBEAT_GRACE_SECONDS behind us, a dispatcher run must have completed
 stopped at noon is noticed at noon plus the grace, not only the next morning. A run counts only when detection
 completed for every enabled type; when the newest run failed detection for a type, health is red and names the
 type and the error (until a complete run follows).
+A fresh install (no dispatcher run yet) is healthy with a note until its first scheduled run is due.
 `?checks=database,broker` limits the verdict to those checks (a container probe that must not depend on beat).
 """
 
@@ -101,9 +102,18 @@ def check_beat(now: dt.datetime | None = None) -> Check:
             False, f"detection failed in the dispatcher run of {failed.run_date}: {_one_line(failed.error)}", details
         )
     if last is None or last.completed_at is None:
+        installed = installed_at()
+        if installed is not None and due_since < installed:
+            # A fresh install: no scheduled hour (plus grace) has passed since migrate, so nothing is missed yet.
+            first_due = min(tick for tick in schedule.ticks_around(installed, tz) if tick > installed)
+            details["note"] = (
+                f"no dispatcher run yet; the first is due at {first_due.astimezone(tz):%Y-%m-%d %H:%M %Z} "
+                f"(installed {installed.astimezone(tz):%Y-%m-%d %H:%M %Z})"
+            )
+            return Check(True, details=details)
         return Check(False, "no dispatcher run has completed yet", details)
     age = now - last.completed_at
-    details.update(last_completed_at=last.completed_at.isoformat(), age_seconds=int(age.total_seconds()))
+    details.update(last_completed_at=last.completed_at.astimezone(tz).isoformat(), age_seconds=int(age.total_seconds()))
     if last.completed_at < due_since:
         return Check(False, f"no dispatcher run completed since the run due at {due_since:%Y-%m-%d %H:%M %Z}", details)
     return Check(True, details=details)
@@ -133,6 +143,18 @@ def _last_runs(enabled: set[str]) -> tuple[DispatcherRun | None, DispatcherRun |
     return None, failed
 
 
+def installed_at() -> dt.datetime | None:
+    """When this database got the notifier's tables (its first migration): the start of the beat's duty."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    return (
+        MigrationRecorder.Migration.objects.filter(app="notifier")
+        .order_by("applied")
+        .values_list("applied", flat=True)
+        .first()
+    )
+
+
 CHECKS: dict[str, Callable[[], Check]] = {"database": check_database, "broker": check_broker, "beat": check_beat}
 
 
@@ -150,6 +172,7 @@ def health(request: HttpRequest) -> JsonResponse:
     body = {
         "status": "unhealthy" if reasons else "healthy",
         "reasons": reasons,
+        "notes": [f"{name}: {result.details['note']}" for name, result in results.items() if "note" in result.details],
         "checks": {name: result.as_dict() for name, result in results.items()},
     }
     return JsonResponse(body, status=503 if reasons else 200)

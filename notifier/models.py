@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -181,6 +182,14 @@ class ProviderAccount(models.Model):
         default=new_callback_token,
         help_text="Secret part of this account's delivery-receipt and inbound-message URLs; change it to revoke them.",
     )
+    price_per_segment = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="What one SMS segment costs through this account (the dashboard's forecast of the SMS budget).",
+    )
+    currency = models.CharField(max_length=3, blank=True, default="TZS", help_text="ISO code, e.g. TZS.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -277,6 +286,8 @@ class Outbox(models.Model):
             ),
             # receipts name the gateway's message id: found per account
             models.Index(fields=["provider_account", "provider_reference"], name="outbox_provider_ref_idx"),
+            # the dashboard's last 30 days, read from the index alone
+            models.Index(fields=["created_at", "notification_type", "status"], name="outbox_created_type_status_idx"),
         ]
 
     def __str__(self) -> str:
@@ -303,6 +314,10 @@ class DeliveryAttempt(models.Model):
     class Meta:
         db_table = "notifier_delivery_attempt"
         ordering = ["started_at", "id"]
+        indexes = [
+            # the dashboard's per-account last success and error rate
+            models.Index(fields=["provider_account", "outcome", "started_at"], name="attempt_account_outcome_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.outcome} for outbox #{self.outbox_id}"
@@ -338,7 +353,13 @@ class Decision(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["policy", "notification_type"], name="decision_one_per_policy_type")
         ]
-        indexes = [models.Index(fields=["notification_type", "outcome"], name="decision_type_outcome_idx")]
+        indexes = [
+            models.Index(fields=["notification_type", "outcome"], name="decision_type_outcome_idx"),
+            # the dashboard's skipped-by-reason of the last 30 days, read from the index alone
+            models.Index(
+                fields=["outcome", "last_evaluated_at", "notification_type", "reason"], name="decision_recent_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.notification_type} policy {self.policy_id}: {self.outcome} {self.reason}".strip()
@@ -391,6 +412,56 @@ class DispatcherRun(models.Model):
         previous = cls.objects.order_by("-started_at").values_list("started_at", flat=True).first()
         refresh_changed_family_phones(previous)
         return cls.objects.create(run_date=run_date, notification_types=notification_types or [])
+
+
+class ForecastDay(models.Model):
+    """The dashboard's forecast, a summary table: per day and type, the messages detection would queue and the SMS
+    segments they cost. Recomputed by the `refresh_forecast` task (a dry-run detection per day), read in one query."""
+
+    day = models.DateField()
+    notification_type = type_field()
+    messages = models.PositiveIntegerField(default=0)
+    segments = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "notifier_forecast_day"
+        constraints = [models.UniqueConstraint(fields=["day", "notification_type"], name="forecast_one_per_day_type")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.notification_type}: {self.messages}"
+
+
+class ReportFile(models.Model):
+    """A report produced by a worker (PDF always, JSON/CSV above NOTIFIER_REPORT_ASYNC_FAMILIES): its progress, then
+    its file under VAR_DIR/reports until `expires_at` (NOTIFIER_REPORT_KEEP_HOURS), when housekeeping deletes it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Being produced"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    query = models.JSONField(default=dict, help_text="The report's parameters, as the endpoint got them.")
+    format = models.CharField(max_length=4)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent.")
+    families = models.PositiveIntegerField(null=True, blank=True)
+    file_name = models.CharField(max_length=200, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "notifier_report_file"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.format.upper()} report {self.file_name or self.uuid} ({self.status})"
 
 
 class NotificationReport(models.Model):

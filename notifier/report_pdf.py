@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import groupby
-from typing import Any
+from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -22,8 +22,20 @@ from notifier.report import ReportParams, ReportRow
 
 TITLE = "Family policy notification report"
 _MARGIN = 15 * mm
-_COLUMNS = ("CHFID", "Head of family", "Head phone", "Approval", "Language", "Member with a phone", "Member phone")
-_WIDTHS = (22 * mm, 38 * mm, 25 * mm, 15 * mm, 18 * mm, 38 * mm, 24 * mm)
+# "SMS to" is the number the SMS would go to (as the CSV's sms_phone): the head's, else the member's. Widths are
+# chosen so that no header word is split (tests check each word fits its column).
+_COLUMNS = (
+    "CHFID",
+    "Head of family",
+    "Head phone",
+    "Consent",
+    "Language",
+    "Member with a phone",
+    "Member phone",
+    "SMS to",
+)
+_WIDTHS = (20 * mm, 33 * mm, 21 * mm, 16 * mm, 18 * mm, 26 * mm, 21 * mm, 25 * mm)
+CELL_PADDING = 6  # points, left and right: reportlab's Table default
 
 
 class _PageCountingCanvas(Canvas):  # type: ignore[misc]
@@ -58,7 +70,7 @@ def _styles() -> dict[str, ParagraphStyle]:
         "village": ParagraphStyle("village", parent=sheet["Heading4"], keepWithNext=1, leftIndent=8 * mm),
         "cell": ParagraphStyle("cell", parent=sheet["Normal"], fontSize=7.5, leading=9),
         "head_cell": ParagraphStyle(
-            "head_cell", parent=sheet["Normal"], fontSize=7.5, leading=9, fontName="Helvetica-Bold"
+            "head_cell", parent=sheet["Normal"], fontSize=7.5, leading=9, fontName="Helvetica-Bold", splitLongWords=0
         ),
     }
 
@@ -84,6 +96,7 @@ def _village_table(rows: Iterable[ReportRow], styles: dict[str, ParagraphStyle])
                 Paragraph(_text(row.language), cell),
                 Paragraph(_text(_joined(row.member_other_names, row.member_last_name)), cell),
                 Paragraph(_text(row.member_phone), cell),
+                Paragraph(_text(row.sms_phone), cell),
             ]
         )
     table = Table(data, colWidths=_WIDTHS, repeatRows=1)
@@ -100,7 +113,15 @@ def _village_table(rows: Iterable[ReportRow], styles: dict[str, ParagraphStyle])
     return table
 
 
-def render_report_pdf(params: ReportParams, rows: list[ReportRow], generated_on: dt.date) -> bytes:
+def render_report_pdf(
+    params: ReportParams,
+    rows: list[ReportRow],
+    generated_on: dt.date,
+    output: BinaryIO | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> bytes:
+    """The PDF's bytes, or, with `output`, written there (b"" returned). `progress` gets 0..1 while the pages are
+    laid out (reportlab's progress events), for the admin's progress bar."""
     styles = _styles()
     story: list[Flowable] = [
         Paragraph(TITLE, styles["title"]),
@@ -121,7 +142,7 @@ def render_report_pdf(params: ReportParams, rows: list[ReportRow], generated_on:
                 families = list(village_rows)
                 story.append(Paragraph(f"Village: {_text(village)} ({len(families)})", styles["village"]))
                 story.append(_village_table(families, styles))
-    buffer = io.BytesIO()
+    buffer = output if output is not None else io.BytesIO()
     document = SimpleDocTemplate(
         buffer,
         pagesize=A4,
@@ -132,5 +153,15 @@ def render_report_pdf(params: ReportParams, rows: list[ReportRow], generated_on:
         title=TITLE,
         author="Policy notification service",
     )
+    if progress is not None:
+        total = [max(len(story), 1)]
+
+        def on_progress(kind: str, value: int) -> None:
+            if kind == "SIZE_EST":
+                total[0] = max(int(value), 1)
+            elif kind == "PROGRESS":
+                progress(min(int(value) / total[0], 1.0))
+
+        document.setProgressCallBack(on_progress)
     document.build(story, canvasmaker=_PageCountingCanvas)
-    return buffer.getvalue()
+    return buffer.getvalue() if output is None and isinstance(buffer, io.BytesIO) else b""

@@ -13,11 +13,17 @@ import io
 import re
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from notifier.report import FIELDS, ReportParamError, ReportParams, ReportRow, build_report
+from notifier import report_files
+from notifier.models import ReportFile
+from notifier.report import FIELDS, ReportParamError, ReportParams, ReportRow, build_report, report_queryset
 from notifier.report_access import missing_rights
 from notifier.report_auth import report_user_required
 from notifier.report_pdf import render_report_pdf
@@ -89,6 +95,8 @@ def communication_by_notification_report(request: HttpRequest) -> HttpResponse:
         params = ReportParams.from_query(request.GET)
     except ReportParamError as exc:
         return _error(400, str(exc), exc.param)
+    if output == "pdf" or report_queryset(params).count() > report_files.async_threshold():
+        return _start_report_file(request, output)
     rows = build_report(params)
     today = timezone.localdate()
     area_code = re.sub(r"[^A-Za-z0-9_-]", "_", params.area.code or str(params.area.pk))
@@ -98,3 +106,71 @@ def communication_by_notification_report(request: HttpRequest) -> HttpResponse:
     if output == "pdf":
         return _attachment(render_report_pdf(params, rows, today), "application/pdf", f"{filename}.pdf")
     return JsonResponse(report_json(params, rows, today))
+
+
+# --- big reports: produced by a worker ------------------------------------------------------------------------
+
+
+def _wants_html(request: HttpRequest) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "text/html" in accept.split(",")[0]
+
+
+def _urls(report: ReportFile) -> tuple[str, str]:
+    status = reverse("notifier:report_file", args=[report.uuid])
+    return status, reverse("notifier:report_file_download", args=[report.uuid])
+
+
+def _start_report_file(request: HttpRequest, output: str) -> HttpResponse:
+    from notifier.operator_tasks import build_report_file
+
+    report = ReportFile.objects.create(
+        requested_by=request.user if request.user.is_authenticated else None,
+        query={key: value for key, value in request.GET.items() if key != "format"},
+        format=output,
+    )
+    transaction.on_commit(lambda: build_report_file.delay(report.pk))
+    status_url, download_url = _urls(report)
+    if _wants_html(request):
+        return HttpResponseRedirect(status_url, status=303)
+    report.refresh_from_db()  # in the embedded mode the task has already run
+    response = JsonResponse(report_files.status_body(report, status_url, download_url), status=202)
+    response["Location"] = status_url
+    return response
+
+
+def _own_report(request: HttpRequest, key: str) -> ReportFile:
+    lacking = missing_rights(request.user)
+    report = ReportFile.objects.filter(uuid=key).first()
+    if lacking or report is None:
+        raise Http404("no such report")
+    if not request.user.is_superuser and report.requested_by_id != request.user.pk:
+        raise Http404("no such report")
+    return report
+
+
+@require_GET
+@login_required
+def report_file(request: HttpRequest, key: str) -> HttpResponse:
+    """A report being produced: JSON for API clients, a page that reloads itself for browsers."""
+    report = _own_report(request, key)
+    status_url, download_url = _urls(report)
+    if not _wants_html(request):
+        return JsonResponse(report_files.status_body(report, status_url, download_url))
+    context = {"report": report, "download_url": download_url, "title": "Family policy notification report"}
+    return TemplateResponse(request, "notifier/report_file.html", context)
+
+
+@require_GET
+@login_required
+def report_file_download(request: HttpRequest, key: str) -> HttpResponse | FileResponse:
+    report = _own_report(request, key)
+    path = report_files.file_path(report)
+    if report.status != ReportFile.Status.DONE or not path.is_file():
+        return _error(409, f"report {report.uuid}: {report.get_status_display().lower()}, no file to download")
+    return FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=report.file_name,
+        content_type=report_files.CONTENT_TYPES[report.format],
+    )

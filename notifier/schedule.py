@@ -27,8 +27,10 @@ DISPATCHER_TASK_NAMES = ("policy_notification.tasks.send_notification_messages",
 DISPATCHER_PERIODIC_TASK_NAME = "policy notifications: dispatcher"
 SWEEPER_PERIODIC_TASK_NAME = "policy notifications: outbox sweeper"
 PHONES_PERIODIC_TASK_NAME = "policy notifications: family phones full refresh"
-DEFAULT_SWEEP_INTERVAL_SECONDS = 15
 DEFAULT_PHONE_REFRESH_HOUR = "2"
+HOUSEKEEPING_TASK = "notifier.tasks.operator_housekeeping"
+HOUSEKEEPING_PERIODIC_TASK_NAME = "policy notifications: housekeeping"
+DEFAULT_SWEEP_INTERVAL_SECONDS = 15
 
 
 class ScheduleError(ValueError):
@@ -255,5 +257,20 @@ def sync_schedule(schedule: Schedule | None = None) -> list[str]:
             "description": "Recomputes every family's phone from tblInsuree (openIMIS may edit a phone in place).",
         },
         f"hours {phone_hours} {tz.key}",
+    )
+    hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
+    changes += _apply(
+        HOUSEKEEPING_PERIODIC_TASK_NAME,
+        {
+            "task": HOUSEKEEPING_TASK,
+            "interval": hourly,
+            "crontab": None,
+            "enabled": True,
+            "args": "[]",
+            "kwargs": "{}",
+            "one_off": False,
+            "description": "Deletes report files past NOTIFIER_REPORT_KEEP_HOURS.",
+        },
+        "every hour",
     )
     return changes

@@ -151,3 +151,6 @@ def refresh_all_family_phones() -> dict[str, int]:
     written = refresh_family_phones()
     logger.info("family phones: full refresh wrote %s rows", written)
     return {"family_phones": written}
+
+
+from notifier import operator_tasks  # noqa: E402, F401 - registers the operator pages' tasks

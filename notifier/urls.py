@@ -4,11 +4,13 @@ from django.urls import URLPattern, URLResolver, path
 
 from notifier import callback_views, report_auth, report_views, views
 from notifier.health import health
+from notifier.metrics import metrics
 
 app_name = "notifier"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("health/", health, name="health"),
+    path("metrics/", metrics, name="metrics"),
     path(
         "communication_by_notification_report/",
         report_views.communication_by_notification_report,
@@ -20,4 +22,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("report/", report_auth.report_page, name="report_page"),
     path("receipts/<str:token>/", callback_views.receipt, name="receipt"),
     path("inbound/<str:token>/", callback_views.inbound_message, name="inbound"),
+    path("report_files/<uuid:key>/", report_views.report_file, name="report_file"),
+    path("report_files/<uuid:key>/download/", report_views.report_file_download, name="report_file_download"),
 ]

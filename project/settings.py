@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -48,9 +49,22 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY: must be set in production")
     SECRET_KEY = "embedded-mode-only-not-a-secret"  # noqa: S105 - only for the embedded default
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
+# Behind a reverse proxy on https://notifier.example.org: DJANGO_CSRF_TRUSTED_ORIGINS=https://notifier.example.org
+# (comma-separated) and DJANGO_SECURE_PROXY_SSL_HEADER=1 when the proxy sets X-Forwarded-Proto (and strips the
+# client's own); then secure cookies follow.
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip() for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
+]
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if "://" not in _origin:
+        raise ImproperlyConfigured(f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} needs its scheme, e.g. https://{_origin}")
+if _env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "project.admin_config.NotifierAdminConfig",  # django.contrib.admin with the service's own site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -63,6 +77,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and JavaScript) from the web process itself, under gunicorn and runserver alike.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "notifier.safe_input.RefuseUnstorableQueryMiddleware",
@@ -78,7 +94,7 @@ WSGI_APPLICATION = "project.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -91,7 +107,19 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'notifier.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))
+    }
+except ValueError:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: unknown scheme {DATABASE_URL.partition(':')[0]!r}; use "
+        "postgres://user:password@host:5432/name (or sqlite:///path/file.sqlite3), or unset it for the embedded SQLite"
+    ) from None
+if DATABASES["default"]["ENGINE"] not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: {DATABASE_URL.partition(':')[0]!r} databases are not supported; use postgres://... or sqlite:///..."
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
@@ -136,7 +164,17 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `manage.py collectstatic` writes here (bin/serve and the image run it); WhiteNoise serves it with far-future
+# caching and gzip. Files not collected yet are still found in the apps (WHITENOISE_USE_FINDERS), so a checkout
+# that only ran `migrate` (the demo, `runserver`) shows a styled admin too.
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", "") or VAR_DIR / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+with contextlib.suppress(OSError):  # WhiteNoise warns on every start when the directory is missing
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # The report's sign-in page (any active user; the admin keeps its own, staff-only login).
 LOGIN_URL = "notifier:report_login"
 LOGIN_REDIRECT_URL = "notifier:report_page"
@@ -152,7 +190,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "notifier.beat:LockedDatabaseScheduler"
+# One beat at a time (notifier.beat): the lock's expiry, and how old the beat container's heartbeat may get.
+NOTIFIER_BEAT_LOCK_SECONDS = _env_int("NOTIFIER_BEAT_LOCK_SECONDS", 60)
+NOTIFIER_BEAT_STALE_SECONDS = _env_int("NOTIFIER_BEAT_STALE_SECONDS", 120)
 # acks_late: a message stays on the broker until its task finished, so a killed worker's task is delivered again.
 # The Redis transport gives an unacknowledged message to another worker after visibility_timeout, so it must be
 # longer than the longest task: a delivery chunk of NOTIFIER_DELIVERY_CHUNK_SIZE (50) messages, each trying at most
@@ -174,13 +215,21 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 try:
     NOTIFIER = parse_config(load_from_environment()).model_dump()
 except ConfigError as _exc:
-    raise ImproperlyConfigured(str(_exc)) from None
+    raise ImproperlyConfigured(
+        f"{_exc} (fix it, or unset NOTIFIER_CONFIG / NOTIFIER_CONFIG_FILE for the defaults)"
+    ) from None
 
 NOTIFIER_DEFAULT_REGION = os.environ.get("NOTIFIER_DEFAULT_REGION", "TZ")
 # Empty: the first openIMIS language (tblLanguages by SortOrder, NULL last, then code) is the default consent
 # language, and rendering falls back to English.
 NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "").strip()
 NOTIFIER_ENABLE_TEST_SMS = _env_bool("NOTIFIER_ENABLE_TEST_SMS", False)
+# Prometheus scrapes /api/policy_notification/metrics/ with `Authorization: Bearer <this>` (staff sessions work too).
+NOTIFIER_METRICS_TOKEN = os.environ.get("NOTIFIER_METRICS_TOKEN", "")
+# Reports: a PDF, or a JSON/CSV of more families than this, is produced by a worker (notifier.report_files); its
+# file is kept this many hours, then deleted by the hourly housekeeping task.
+NOTIFIER_REPORT_ASYNC_FAMILIES = _env_int("NOTIFIER_REPORT_ASYNC_FAMILIES", 20_000)
+NOTIFIER_REPORT_KEEP_HOURS = _env_int("NOTIFIER_REPORT_KEEP_HOURS", 24)
 # Orchestration (notifier.tasks): outbox ids per delivery task; the sweeper's period (it also enqueues retries and
 # deferred rows as they fall due) and how long a row fresh from detection waits for its own task before it counts as
 # lost; the delivery lease (a run extends it while it works; once expired, the sweeper takes its rows back); the
@@ -241,11 +290,20 @@ SCHEDULED_TASK = _scheduled_tasks()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Times in TIME_ZONE with their offset, like the JSON answers (health); the notifier's lines are written by its
+    # own handler only (no propagation to a root handler that celery or gunicorn also set up: each line once).
+    "formatters": {
+        "plain": {"()": "project.log_format.ZonedFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "notifier": {"level": os.environ.get("NOTIFIER_LOG_LEVEL", "INFO")},
+        # Its own handler and no propagation: each notifier line once, whatever a worker's root logger has.
+        "notifier": {
+            "handlers": ["console"],
+            "level": os.environ.get("NOTIFIER_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
         "django.request": {"level": "ERROR"},
         "celery.app.trace": {"level": "INFO"},
     },

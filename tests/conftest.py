@@ -34,6 +34,16 @@ def _no_quiet_hours_unless_asked(settings: Any, request: pytest.FixtureRequest) 
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """The dashboard keeps its month's aggregates in the cache for a minute: each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _migration_data_in_transactional_tests(request: pytest.FixtureRequest) -> None:
     """A transactional test starts from tables another one emptied, data migrations' rows included: put back the
     languages and shipped templates first (see tests/baseline.py)."""
@@ -114,3 +124,11 @@ def make_policy(db: None, product: Product) -> Callable[..., Policy]:
         return Policy.objects.create(family=family, **values)
 
     return make
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, so a fixture (the browser's screenshot) knows the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

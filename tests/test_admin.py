@@ -37,6 +37,7 @@ from notifier.models import (
     Policy,
     Product,
     ProviderAccount,
+    ReportFile,
 )
 
 # Unmanaged models (the report's permission anchor) have no table and no changelist; their pages have own tests.
@@ -87,6 +88,7 @@ def populated(
     ClockedSchedule.objects.create(clocked_time=timezone.now())
     PeriodicTask.objects.create(name="demo task", task="notifier.tasks.x", interval=interval)
     FakeGatewayMessage.objects.create(recipients="255712345678", message="Hello", sender_id="CHF")
+    ReportFile.objects.create(format="pdf", query={"districtUuid": str(family.uuid)})
     Group.objects.create(name="Scheme staff")
     clerk = User.objects.create_user("clerk", password="pw")
     ApiToken.objects.create(user=clerk, name="accounting system", prefix="ntf_abcdefgh", digest="0" * 64)

@@ -152,6 +152,7 @@ def test_attached_as_the_documented_role_sends_the_same_and_writes_only_consent(
             assert sent == EXPECTED, cycle.stdout
             assert len(gateway.received) == 8
             assert sorted(row[0] for row in db.query("SELECT task FROM notifier.django_celery_beat_periodictask")) == [
+                "notifier.tasks.operator_housekeeping",
                 "notifier.tasks.refresh_all_family_phones",
                 "notifier.tasks.send_notification_messages",
                 "notifier.tasks.sweep_outbox",

@@ -91,7 +91,7 @@ def test_migrate_puts_everything_in_the_notifier_schema_and_leaves_openimis_alon
         ) == [("en", 6), ("fr", 6), ("sw", 6)]
         # the beat schedule went to the notifier's own django_celery_beat tables
         # dispatcher, sweeper, nightly phone refresh
-        assert db.query("SELECT count(*) FROM notifier.django_celery_beat_periodictask") == [(3,)]
+        assert db.query("SELECT count(*) FROM notifier.django_celery_beat_periodictask") == [(4,)]
 
 
 def test_migrate_uses_the_configured_schema_names() -> None:

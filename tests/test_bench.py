@@ -209,3 +209,24 @@ def test_it_measures_detection_attached_with_and_without_the_indexes(
     with psycopg.connect(attached_bench.url_for(source, "postgres"), autocommit=True) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target]).fetchone() is None
         assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [attached_bench.ROLE]).fetchone() is None
+
+
+@pytest.mark.django_db
+def test_it_fills_a_busy_month_and_measures_the_dashboard() -> None:
+    from bench import dashboard as dashboard_bench
+    from notifier.models import Decision, Outbox
+
+    generate(GenerateOptions(families=300, date=DAY, seed=5, vacuum=False))
+    filled = dashboard_bench.fill(outbox=200, decisions=250)
+    assert filled["rows"]["notifier_outbox"] == 200 == Outbox.objects.count()
+    assert filled["rows"]["notifier_decision"] == 250 == Decision.objects.filter(outcome="skipped").count()
+    assert filled["rows"]["notifier_delivery_attempt"] == Outbox.objects.exclude(status="pending").count()
+
+    figures = dashboard_bench.measure(runs=1)
+
+    in_month = Outbox.objects.filter(status="sent", created_at__gte=timezone.now() - dt.timedelta(days=29))
+    assert figures["sent_30_days"] <= Outbox.objects.filter(status="sent").count()
+    assert figures["sent_30_days"] >= in_month.count()
+    assert figures["attention_total"] == Outbox.objects.filter(status__in=["failed", "unknown"]).count()
+    assert figures["figures_queries"] <= 10
+    assert figures["page_bytes"] > 0

@@ -14,13 +14,32 @@ from notifier.config import NOTIFICATION_TYPES
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_demo(var_dir: Path) -> str:
+def demo_environment(var_dir: Path) -> dict[str, str]:
     environment = {
         key: value
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "NOTIFIER_CONFIG"}
     }
     environment["NOTIFIER_VAR_DIR"] = str(var_dir)
+    return environment
+
+
+def run_command(environment: dict[str, str], *arguments: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def run_demo(var_dir: Path) -> str:
+    environment = demo_environment(var_dir)
     result = subprocess.run(
         [sys.executable, "manage.py", "demo", "--families", "120"],
         cwd=ROOT,
@@ -60,6 +79,27 @@ def test_it_sends_every_enabled_type_on_a_fresh_var_dir_without_postgres_or_redi
     copies = sorted((tmp_path / "sent_notification").glob("outbox-*.txt"))
     assert len(copies) == total_sent
     assert f"({total_sent} file(s), one per delivered message)" in output
+
+    # The exact line it prints makes the README's next commands show the scheme, in a shell of their own.
+    [line] = [line.strip() for line in output.splitlines() if line.strip().startswith("export NOTIFIER_CONFIG=")]
+    config = line.removeprefix("export NOTIFIER_CONFIG='").removesuffix("'")
+    environment = {**demo_environment(tmp_path), "NOTIFIER_CONFIG": config}
+    dry_run = run_command(environment, "send_notifications", "--dry-run")
+    assert "Dry run: would queue for " in dry_run
+    assert "expiration_of_policy" in dry_run
+    assert "No notification type is enabled" not in dry_run
+    forecast = run_command(environment, "forecast_notifications", "--days", "2").splitlines()
+    assert forecast[0].split() == [
+        "day",
+        "activation",
+        "starting",
+        "renewal_due",
+        "expiration",
+        "reminder",
+        "renewal",
+        "total",
+    ]
+    assert len(forecast) == 3
 
     # Run again on the same var dir: the scheme is kept, nothing is sent twice.
     again = table_rows(run_demo(tmp_path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from celery import Celery
+from django.db.models import Count
 
 from tests.processes import free_port, kill_group, subprocess_database_url, wait_for
 
@@ -66,7 +68,7 @@ def test_it_runs_the_bin_scripts_that_make_serve_runs(compose):
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
     assert "manage.py migrate --noinput" in serve
     assert 'gunicorn" project.wsgi:application' in (ROOT / "bin" / "web").read_text()
-    assert "django_celery_beat.schedulers:DatabaseScheduler" in (ROOT / "bin" / "beat").read_text()
+    assert "notifier.beat:LockedDatabaseScheduler" in (ROOT / "bin" / "beat").read_text()
 
 
 def test_it_starts_the_roles_after_migrate_succeeded(compose):
@@ -96,8 +98,9 @@ def test_it_requires_flower_credentials_from_the_environment(compose):
     flower = compose["services"]["flower"]
     assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
     assert flower["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"  # noqa: S104 - inside the container
-    assert "127.0.0.1:5555:5555" in flower["ports"]  # /metrics is unauthenticated in Flower: loopback only
-    assert "8000:8000" in compose["services"]["web"]["ports"]
+    assert flower["ports"] == ["${FLOWER_PUBLISH:-127.0.0.1:5555}:5555"]  # loopback unless told otherwise
+    assert compose["services"]["web"]["ports"] == ["${WEB_PUBLISH:-127.0.0.1:8000}:8000"]
+    assert compose["services"]["beat"]["healthcheck"]["test"] == ["CMD", "python", "manage.py", "beat_health"]
 
 
 @pytest.mark.parametrize("credentials", [None, "", "admin", "admin:", ":secret", "admin:secret,other"])
@@ -126,6 +129,12 @@ def _get(url: str, credentials: str | None = None) -> tuple[int, bytes]:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, settings):
+    """Also: its default configuration delivers the demo scheme through the fake gateway of its own web port."""
+    from django.core.management import call_command
+
+    from notifier.models import FakeGatewayMessage, Outbox
+
+    call_command("load_demo", "--families", "40", stdout=open(os.devnull, "w"))  # noqa: SIM115
     web_port, flower_port = free_port(), free_port()
     credentials = "ops:s3cret-pass"
     environment = {
@@ -141,7 +150,9 @@ def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, 
         "FLOWER_BASIC_AUTH": credentials,
         "NOTIFIER_VAR_DIR": str(tmp_path),
         "PYTHON_BIN": str(Path(sys.executable).parent),
+        "NOTIFIER_CONFIG": json.dumps({"eligibleNotificationTypes": {"expiration_of_policy": True}}),
     }
+    environment.pop("NOTIFIER_ENABLE_TEST_SMS", None)
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen(
         [str(ROOT / "bin" / "serve")],
@@ -179,6 +190,22 @@ def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, 
             return bool(tasks.get(task_id, {}).get("state") == "SUCCESS")
 
         wait_for(task_listed, timeout=60, what="the task in Flower", process=serve)
+
+        client = Celery("serve-test-client", broker=settings.REDIS_URL, set_as_current=False)
+        try:
+            client.send_task("notifier.tasks.send_notification_messages")
+        finally:
+            client.close()
+
+        def all_delivered() -> bool:
+            statuses = set(Outbox.objects.values_list("status", flat=True))
+            return bool(statuses) and statuses <= {"sent", "failed", "unknown"}
+
+        wait_for(all_delivered, timeout=90, what="the demo's messages delivered", process=serve)
+        outcomes = dict(Outbox.objects.values_list("status").annotate(n=Count("id")))
+        assert set(outcomes) == {"sent"}, outcomes
+        assert FakeGatewayMessage.objects.count() == outcomes["sent"]
+        assert _get(f"http://127.0.0.1:{web_port}/static/admin/css/base.css")[0] == 200
         os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert serve.wait(timeout=60) != 0
         wait_for(lambda: not _group_alive(serve.pid), timeout=30, what="every service to stop")
@@ -211,6 +238,9 @@ def test_it_reports_health_from_the_command_line(db, settings, capsys):
 
     call_command("health", "--checks", "database,broker")
     assert json.loads(capsys.readouterr().out)["database"]["ok"] is True
+    from django.db.migrations.recorder import MigrationRecorder
+
+    MigrationRecorder.Migration.objects.filter(app="notifier").update(applied=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     with pytest.raises(CommandError, match="unhealthy: beat: no dispatcher run has completed yet"):
         call_command("health", "--checks", "beat")
     with pytest.raises(CommandError, match="--checks: unknown or empty disk"):

@@ -24,6 +24,13 @@ def _scheme_settings(settings):
     settings.NOTIFIER_HEARTBEAT_GRACE_SECONDS = 900
 
 
+def installed(moment: dt.datetime) -> None:
+    """As if `migrate` first ran at that moment (the health check's start of the beat's duty)."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    MigrationRecorder.Migration.objects.filter(app="notifier").update(applied=moment)
+
+
 def completed_run(completed_at: dt.datetime) -> DispatcherRun:
     return DispatcherRun.objects.create(
         run_date=completed_at.date(), started_at=completed_at - dt.timedelta(seconds=2), completed_at=completed_at
@@ -86,6 +93,7 @@ def test_it_follows_the_scheduled_task_hours(client: Client, settings):
 
 @pytest.mark.django_db
 def test_it_ignores_runs_that_did_not_complete(client: Client):
+    installed(at(27, 9))
     DispatcherRun.objects.create(run_date=dt.date(2026, 11, 28), started_at=at(28, 12))
     with time_machine.travel(at(28, 13), tick=False):
         response = client.get(URL)
@@ -122,7 +130,9 @@ def test_it_limits_the_verdict_to_the_requested_checks(client: Client):
     response = client.get(URL, {"checks": "database,broker"})
     assert response.status_code == 200
     assert set(response.json()["checks"]) == {"database", "broker"}
-    assert client.get(URL).status_code == 503  # no dispatcher run yet
+    installed(at(27, 9))
+    with time_machine.travel(at(28, 13), tick=False):
+        assert client.get(URL).status_code == 503  # no dispatcher run yet
 
 
 @pytest.mark.django_db
@@ -130,3 +140,20 @@ def test_it_refuses_an_unknown_check(client: Client):
     response = client.get(URL, {"checks": "database,disk"})
     assert response.status_code == 400
     assert "checks: unknown check(s) disk" in response.json()["error"]
+
+
+@pytest.mark.django_db
+def test_a_fresh_install_is_healthy_with_a_note_until_its_first_run_is_due(client: Client):
+    installed(at(28, 12, 30))
+    with time_machine.travel(at(28, 16, 14), tick=False):
+        response = client.get(URL)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy"
+    assert body["notes"] == [
+        "beat: no dispatcher run yet; the first is due at 2026-11-28 16:00 EAT (installed 2026-11-28 12:30 EAT)"
+    ]
+    with time_machine.travel(at(28, 16, 16), tick=False):  # 16:00 plus the 15 minutes' grace has passed
+        response = client.get(URL)
+    assert response.status_code == 503
+    assert response.json()["reasons"] == ["beat: no dispatcher run has completed yet"]

@@ -183,14 +183,43 @@ def test_it_writes_csv_that_parses_back_to_the_json_rows(tree: Tree, viewer: Cli
     assert csv_rows == json_rows
 
 
-def test_it_renders_a_pdf_that_opens(tree: Tree, viewer: Client) -> None:
+def _pdf(client: Client, capture: Any, **query: str) -> Any:
+    """A PDF is produced by a worker (in-process here): 202 with a status URL, then the download."""
+    with capture(execute=True):
+        started = _get(client, **query)
+    assert started.status_code == 202
+    status_url = started.json()["statusUrl"]
+    assert started["Location"] == status_url
+    status = client.get(status_url).json()
+    assert (status["status"], status["progress"]) == ("done", 100)
+    return _Downloaded(client.get(status["downloadUrl"]))
+
+
+class _Downloaded:
+    def __init__(self, response: Any) -> None:
+        self.response = response
+        self.status_code = response.status_code
+        self.content = b"".join(response.streaming_content)
+
+    def __getitem__(self, header: str) -> str:
+        return str(self.response[header])
+
+
+def test_it_renders_a_pdf_that_opens(tree: Tree, viewer: Client, django_capture_on_commit_callbacks: Any) -> None:
     officer = add_officer("EO3", tree.d1)
     add_family(tree.v1, "Mwakyusa", other_names="Rehema")
     add_family(tree.v1, "Temba", head_phone=None, member_phones=(VALID_PHONE,))
     add_family(tree.v1, "Lost & <Found>")  # reportlab reads markup: names must be escaped
     bulk_families(tree.v2, 150)
 
-    response = _get(viewer, districtUuid=str(tree.d1.uuid), officerUuid="", mode="0", format="pdf")
+    response = _pdf(
+        viewer,
+        django_capture_on_commit_callbacks,
+        districtUuid=str(tree.d1.uuid),
+        officerUuid="",
+        mode="0",
+        format="pdf",
+    )
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
     reader = pypdf.PdfReader(io.BytesIO(response.content))
@@ -204,6 +233,7 @@ def test_it_renders_a_pdf_that_opens(tree: Tree, viewer: Client) -> None:
     assert "Date: " + timezone.localdate().isoformat() in first
     assert "Rehema Mwakyusa" in first
     assert "Member1 Temba" in first  # the member column, since the head has no phone
+    assert "SMS to" in first and "+255712345678" in first  # the number the SMS would go to, as in the CSV
     assert "Amani Lost & <Found>" in first
     assert "District: D1 Bahi" in first and "Village: V1 Mlimani (3)" in first
     assert f"Page 1 of {pages}" in first
@@ -211,9 +241,17 @@ def test_it_renders_a_pdf_that_opens(tree: Tree, viewer: Client) -> None:
     assert officer.code not in first  # no officer asked for
 
 
-def test_it_renders_an_empty_pdf_with_its_header(tree: Tree, viewer: Client) -> None:
+def test_it_renders_an_empty_pdf_with_its_header(
+    tree: Tree, viewer: Client, django_capture_on_commit_callbacks: Any
+) -> None:
     officer = add_officer("EO4", tree.d3)
-    response = _get(viewer, districtUuid=str(tree.d3.uuid), officerUuid=str(officer.uuid), format="pdf")
+    response = _pdf(
+        viewer,
+        django_capture_on_commit_callbacks,
+        districtUuid=str(tree.d3.uuid),
+        officerUuid=str(officer.uuid),
+        format="pdf",
+    )
     reader = pypdf.PdfReader(io.BytesIO(response.content))
     text = reader.pages[0].extract_text()
     assert len(reader.pages) == 1
@@ -269,3 +307,71 @@ def test_it_hides_the_admin_report_from_staff_without_the_right(tree: Tree) -> N
     client.force_login(_user("staff", staff=True))
     assert client.get(reverse("admin:notifier_notificationreport_changelist")).status_code == 403
     assert b"notificationreport" not in client.get(reverse("admin:index")).content
+
+
+def test_no_header_word_of_the_pdf_is_split():
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    from notifier.report_pdf import _COLUMNS, _WIDTHS, CELL_PADDING
+
+    for title, width in zip(_COLUMNS, _WIDTHS, strict=True):
+        for word in title.split():
+            assert stringWidth(word, "Helvetica-Bold", 7.5) <= width - 2 * CELL_PADDING, (title, word)
+    # and the number the SMS goes to stays on one line
+    assert stringWidth("+255712345678", "Helvetica", 7.5) <= _WIDTHS[-1] - 2 * CELL_PADDING
+
+
+def test_a_big_json_report_goes_to_a_worker_and_others_may_not_read_it(
+    tree: Tree, viewer: Client, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.NOTIFIER_REPORT_ASYNC_FAMILIES = 2
+    bulk_families(tree.v1, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = _get(viewer, districtUuid=str(tree.d1.uuid), format="csv")
+    assert started.status_code == 202
+    body = viewer.get(started.json()["statusUrl"]).json()
+    assert (body["status"], body["families"], body["format"]) == ("done", 3, "csv")
+    download = viewer.get(body["downloadUrl"])
+    assert download["Content-Disposition"].startswith('attachment; filename="family_policy_notification_report_D1_')
+    content = b"".join(download.streaming_content)  # type: ignore[attr-defined]
+    assert len(content.decode().splitlines()) == 4  # header + 3 families
+    other = Client()
+    other.force_login(_user("other-viewer", group="Report viewer"))
+    assert other.get(body["statusUrl"]).status_code == 404
+    small = _get(viewer, districtUuid=str(tree.d2.uuid), format="csv")
+    assert small.status_code == 200  # two or fewer families: answered at once
+
+
+def test_a_browser_is_sent_to_a_page_that_shows_the_progress(
+    tree: Tree, viewer: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from notifier.models import ReportFile
+
+    with django_capture_on_commit_callbacks(execute=False):
+        started = viewer.get(URL, {"districtUuid": str(tree.d1.uuid), "format": "pdf"}, HTTP_ACCEPT="text/html,*/*")
+    assert started.status_code == 303
+    ReportFile.objects.update(status="running", progress=42)
+    page = viewer.get(started["Location"], HTTP_ACCEPT="text/html").content.decode()
+    assert '<progress id="report-progress" max="100" value="42">' in page
+    assert '<meta http-equiv="refresh" content="2">' in page
+
+
+def test_expired_report_files_are_deleted(tree: Tree, viewer: Client, django_capture_on_commit_callbacks: Any) -> None:
+    import datetime as dt
+
+    import time_machine
+
+    from notifier.models import ReportFile
+    from notifier.operator_tasks import operator_housekeeping
+    from notifier.report_files import file_path
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _get(viewer, districtUuid=str(tree.d1.uuid), format="pdf")
+    report = ReportFile.objects.get()
+    assert file_path(report).is_file()
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=23)):
+        assert operator_housekeeping() == {"report_files_deleted": 0}
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=25)):
+        assert operator_housekeeping() == {"report_files_deleted": 1}
+    assert not file_path(report).exists()
+    assert not ReportFile.objects.exists()

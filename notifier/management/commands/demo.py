@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.urls import reverse
 
-from notifier.config import NOTIFICATION_TYPES
+from notifier.config import NOTIFICATION_TYPES, ConfigError, load_from_environment
 from notifier.cycle import cycle_table
 from notifier.dispatch import DispatchSkipped, dispatch
 from notifier.management.commands.send_notifications import parse_date
@@ -27,6 +28,7 @@ from notifier.providers.text import TextNotificationProvider, destination
 # Only ever used against the demo's own fake gateway (test_sms), which checks the hash with the same account.
 DEMO_EGA_CREDENTIALS = {"PrivateKey": "demo-only-key", "UserId": "demo", "SenderId": "CHF-DEMO", "ServiceId": "1"}
 ADMIN = "http://127.0.0.1:8000/admin/notifier"
+ENABLE_ALL_TYPES: dict[str, Any] = {"eligibleNotificationTypes": dict.fromkeys(NOTIFICATION_TYPES, True)}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -50,26 +52,44 @@ def local_web_server() -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def is_fake_gateway_account(account: ProviderAccount) -> bool:
+    """An eGA account whose SmsResource is this project's fake gateway (test_sms): it never reaches a phone."""
+    return account.provider == EGASMSGateway.slug and (account.config or {}).get("SmsResource") == reverse(
+        "notifier:test_sms"
+    )
+
+
+def aim_fake_gateway_accounts(base_url: str) -> list[ProviderAccount]:
+    """Seed the accounts from config if there are none; point every fake-gateway eGA account (SmsResource =
+    test_sms) at base_url, filling empty credentials with demo ones the fake gateway verifies. Others untouched."""
+    seed_provider_accounts()
+    aimed = []
+    for account in ProviderAccount.objects.filter(provider=EGASMSGateway.slug).order_by("priority", "id"):
+        if not is_fake_gateway_account(account):
+            continue
+        config = {**account.config, "GateUrl": base_url}
+        for key, value in DEMO_EGA_CREDENTIALS.items():
+            config[key] = config.get(key) or value
+        if config != account.config:
+            account.config = config
+            account.save(update_fields=["config", "updated_at"])
+        aimed.append(account)
+    return aimed
+
+
 def point_accounts_at(base_url: str) -> list[ProviderAccount]:
     """Seed the accounts from config if there are none; aim the fake-eGA ones (SmsResource = test_sms) at base_url.
 
     Refuses if an enabled account would reach a real SMS gateway: demo families must never get a text.
     """
-    seed_provider_accounts()
-    test_sms = reverse("notifier:test_sms")
+    aimed = {account.pk for account in aim_fake_gateway_accounts(base_url)}
     accounts = list(ProviderAccount.objects.filter(enabled=True).order_by("priority", "id"))
     for account in accounts:
         try:
             provider = get_provider(account.provider)
         except UnknownProviderError:
             raise CommandError(f"provider account {account.name!r}: unknown provider {account.provider!r}") from None
-        if account.provider == EGASMSGateway.slug and (account.config or {}).get("SmsResource") == test_sms:
-            config = {**account.config, "GateUrl": base_url}
-            for key, value in DEMO_EGA_CREDENTIALS.items():
-                config[key] = config.get(key) or value
-            account.config = config
-            account.save(update_fields=["config", "updated_at"])
-        elif provider.delivers_sms:
+        if account.pk not in aimed and provider.delivers_sms:
             raise CommandError(
                 f"provider account {account.name!r} ({account.provider}) would send real SMS to demo families; "
                 "the demo only sends through the fake eGA gateway (test_sms). Disable that account first."
@@ -109,11 +129,7 @@ class Command(BaseCommand):
 
         # For this process only: every type on, no quiet hours (the demo shows one cycle now, whatever the hour),
         # and the fake gateway answering.
-        settings.NOTIFIER = {
-            **settings.NOTIFIER,
-            "eligibleNotificationTypes": dict.fromkeys(NOTIFICATION_TYPES, True),
-            "quiet_hours": None,
-        }
+        settings.NOTIFIER = {**settings.NOTIFIER, **ENABLE_ALL_TYPES, "quiet_hours": None}
         settings.NOTIFIER_ENABLE_TEST_SMS = True
         received_before = FakeGatewayMessage.objects.count()
         with local_web_server() as base_url:
@@ -135,6 +151,22 @@ class Command(BaseCommand):
         for line in cycle_table(outcome.types):
             self.stdout.write("  " + line)
         self.where_to_look(accounts, FakeGatewayMessage.objects.count() - received_before)
+        self.next_commands()
+
+    def next_commands(self) -> None:
+        """The demo turned the types on for its own process only: say how to do the same for the next commands."""
+        try:
+            current = load_from_environment()
+        except ConfigError:
+            current = {}
+        line = json.dumps({**current, **ENABLE_ALL_TYPES}, separators=(",", ":"))
+        self.stdout.write("")
+        self.stdout.write("The six types were on for this command only. To use them in the next commands (shell):")
+        self.stdout.write(f"  export NOTIFIER_CONFIG='{line}'")
+        self.stdout.write(
+            "  .venv/bin/python manage.py send_notifications --dry-run    # what today would queue, and why not"
+        )
+        self.stdout.write("  .venv/bin/python manage.py forecast_notifications --days 7  # the next days, per type")
 
     def where_to_look(self, accounts: list[ProviderAccount], received: int) -> None:
         self.stdout.write("")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -9,8 +8,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from notifier import quiet
 from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
-from notifier.detection import CandidateDecision, run_detection, scheme_today
-from notifier.management.commands.send_notifications import parse_date
+from notifier.detection import scheme_today
+from notifier.forecast import forecast
+from notifier.management.commands.send_notifications import NO_TYPE_ENABLED, parse_date
 from notifier.schedule import derive_schedule
 
 SHORT_NAMES = {
@@ -44,24 +44,12 @@ class Command(BaseCommand):
         config = get_config()
         types = options["types"] or [name for name in NOTIFICATION_TYPES if config.is_enabled(name)]
         if not types:
-            self.stdout.write("No notification type is enabled (eligibleNotificationTypes); nothing to forecast.")
+            self.stdout.write(NO_TYPE_ENABLED)
             return
-        already: set[tuple[int, str]] = set()
+        cells = forecast(first, days, types)
         self.stdout.write("day         " + "".join(f"{SHORT_NAMES[name]:>12}" for name in types) + f"{'total':>8}")
-        for offset in range(days):
-            day = first + dt.timedelta(days=offset)
-            counts: list[int] = []
-            for name in types:
-                fresh: list[tuple[int, str]] = []
-
-                def collect(decision: CandidateDecision, fresh: list[tuple[int, str]] = fresh) -> None:
-                    key = (decision.policy_id, decision.notification_type)
-                    if decision.outcome == "queued" and key not in already:
-                        fresh.append(key)
-
-                run_detection(name, day, dry_run=True, observer=collect)
-                already.update(fresh)
-                counts.append(len(fresh))
+        for day, by_type in cells.items():
+            counts = [by_type[name].messages for name in types]
             self.stdout.write(f"{day}  " + "".join(f"{count:>12}" for count in counts) + f"{sum(counts):>8}")
         note = quiet.forecast_note(config.quiet_hours, derive_schedule(config).hours, settings.TIME_ZONE)
         if note:

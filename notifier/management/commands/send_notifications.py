@@ -9,7 +9,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import cycle_table
 from notifier.detection import CandidateDecision, DetectionResult
-from notifier.dispatch import DispatchSkipped, dispatch
+from notifier.dispatch import DispatchSkipped, TypeDispatch, dispatch
+from notifier.models import Outbox
+
+NO_TYPE_ENABLED = (
+    "No notification type is enabled (eligibleNotificationTypes); nothing to do. Enable some with e.g. "
+    'NOTIFIER_CONFIG=\'{"eligibleNotificationTypes":{"expiration_of_policy":true}}\' (`manage.py demo` prints the '
+    "line for all six), or --type TYPE for one run."
+)
 
 
 def parse_date(value: str | None, option: str = "--date") -> dt.date | None:
@@ -69,7 +76,7 @@ class Command(BaseCommand):
         except DispatchSkipped as exc:
             raise CommandError(str(exc)) from None
         if not outcome.types:
-            self.stdout.write("No notification type is enabled (eligibleNotificationTypes); nothing to detect.")
+            self.stdout.write(NO_TYPE_ENABLED)
             return
         if dry_run:
             heading = "Dry run: would queue"
@@ -92,9 +99,22 @@ class Command(BaseCommand):
             # Rows another run queued are that run's to deliver; the sweeper picks up anything left pending.
             chunks = sum(item.handed_off_chunks for item in outcome.types)
             self.stdout.write(f"Handed {total} outbox row(s) to the workers in {chunks} delivery task(s).")
+            self._refuse_lost_broker(outcome.types)
         if outcome.errors:
             failed = ", ".join(f"{name} ({error})" for name, error in outcome.errors.items())
             raise CommandError(f"detection failed for {failed}; the other types ran")
+
+    def _refuse_lost_broker(self, items: list[TypeDispatch]) -> None:
+        lost = [item for item in items if item.handoff_error]
+        if not lost:
+            return
+        ids = [outbox_id for item in lost if item.detection for outbox_id in item.detection.queued_outbox_ids]
+        pending = Outbox.objects.filter(pk__in=ids, status=Outbox.Status.PENDING).count()
+        raise CommandError(
+            f"CELERY_BROKER_URL: broker unreachable after detection ({lost[0].handoff_error}); "
+            f"{pending} of {len(ids)} queued outbox row(s) stay pending, and the sweeper sends them once "
+            "the broker and a worker are back. Nothing is lost or sent twice."
+        )
 
     def _print_decision(self, decision: CandidateDecision) -> None:
         what = decision.outcome if not decision.reason else f"{decision.outcome} ({decision.reason})"

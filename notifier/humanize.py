@@ -1,0 +1,36 @@
+"""Words for people: notification types, outcomes, and the plain text of an error a gateway answered in HTML."""
+
+from __future__ import annotations
+
+import html
+import re
+
+TYPE_LABELS = {
+    "activation_of_policy": "Activation",
+    "starting_of_policy": "Cover starts",
+    "need_for_renewal": "Renewal due",
+    "expiration_of_policy": "Expired today",
+    "reminder_after_expiration": "Still not renewed",
+    "renewal_of_policy": "Renewed",
+}
+FAILURE_WORDS = {
+    "TransientError": "temporary failure (tried again later)",
+    "PermanentError": "refused by the gateway",
+    "UnknownOutcomeError": "outcome unknown (the gateway may have sent it)",
+}
+_TAG = re.compile(r"<[a-zA-Z!/?][^>]*>")
+_HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def type_label(notification_type: str) -> str:
+    return TYPE_LABELS.get(notification_type, notification_type.replace("_", " ").capitalize())
+
+
+def plain_excerpt(text: str | None, limit: int = 200) -> str:
+    """One line of plain text: an HTML body (a proxy's error page) loses its tags, scripts and entities."""
+    if not text:
+        return ""
+    if _TAG.search(text):
+        text = _TAG.sub(" ", _HIDDEN.sub(" ", text))  # a space per tag: block elements do not run together
+    text = " ".join(html.unescape(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

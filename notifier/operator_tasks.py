@@ -1,0 +1,39 @@
+"""Celery tasks behind the operator's pages: the dashboard's forecast (and, later, big reports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from notifier.conf import get_config
+from notifier.config import NOTIFICATION_TYPES
+from notifier.detection import scheme_today
+from notifier.forecast import forecast, store_forecast
+
+FORECAST_DAYS = 30
+
+
+@shared_task(name="notifier.tasks.refresh_forecast")
+def refresh_forecast(days: int = FORECAST_DAYS) -> dict[str, Any]:
+    """Recompute the dashboard's forecast (enabled types, or all six when none is enabled yet) from today's data."""
+    config = get_config()
+    types = [name for name in NOTIFICATION_TYPES if config.is_enabled(name)] or list(NOTIFICATION_TYPES)
+    rows = store_forecast(forecast(scheme_today(), days, types))
+    return {"rows": rows, "types": types}
+
+
+@shared_task(name="notifier.tasks.build_report_file", acks_late=True)
+def build_report_file(report_id: int) -> dict[str, Any]:
+    from notifier.report_files import produce
+
+    report = produce(report_id)
+    return {"status": report.status, "families": report.families}
+
+
+@shared_task(name="notifier.tasks.operator_housekeeping")
+def operator_housekeeping() -> dict[str, Any]:
+    """Hourly: delete report files past their keeping time."""
+    from notifier.report_files import clean_expired
+
+    return {"report_files_deleted": clean_expired()}
