@@ -28,7 +28,7 @@ from bench._common import machine, peak_rss_mb, setup_django, write_results
 FILL_OUTBOX = """
 INSERT INTO notifier_outbox (policy_id, notification_type, event_date, family_id, recipient, language, text,
     encoding, segments, status, attempts, next_attempt_at, provider_account_id, provider_reference, last_error,
-    created_at, updated_at)
+    created_at, updated_at, lease_owner, receipt_status, receipt_reason)
 SELECT p."PolicyID",
        (ARRAY['activation_of_policy','starting_of_policy','need_for_renewal','expiration_of_policy',
               'reminder_after_expiration','renewal_of_policy'])[1 + p."PolicyID" %% 6],
@@ -37,7 +37,7 @@ SELECT p."PolicyID",
        CASE WHEN r < 0.90 THEN 'sent' WHEN r < 0.93 THEN 'failed' WHEN r < 0.95 THEN 'unknown'
             WHEN r < 0.98 THEN 'pending' ELSE 'cancelled' END,
        1, now(), %(account)s, '', CASE WHEN r >= 0.90 AND r < 0.95 THEN 'HTTP 503' ELSE '' END,
-       now() - (r2 * interval '40 days'), now() - (r2 * interval '40 days')
+       now() - (r2 * interval '40 days'), now() - (r2 * interval '40 days'), '', '', ''
 FROM (SELECT "PolicyID", "FamilyID", random() AS r, random() AS r2 FROM "tblPolicy"
       WHERE "ValidityTo" IS NULL ORDER BY "PolicyID" LIMIT %(limit)s) p
 """

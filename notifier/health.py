@@ -103,7 +103,8 @@ def check_beat(now: dt.datetime | None = None) -> Check:
         )
     if last is None or last.completed_at is None:
         installed = installed_at()
-        if installed is not None and due_since < installed:
+        # A fresh install has no dispatcher run at all; one that ran only some types (--type) is not fresh.
+        if installed is not None and due_since < installed and not DispatcherRun.objects.exists():
             # A fresh install: no scheduled hour (plus grace) has passed since migrate, so nothing is missed yet.
             first_due = min(tick for tick in schedule.ticks_around(installed, tz) if tick > installed)
             details["note"] = (

@@ -99,7 +99,8 @@ def test_it_sends_every_enabled_type_on_a_fresh_var_dir_without_postgres_or_redi
         "renewal",
         "total",
     ]
-    assert len(forecast) == 3
+    assert len(forecast) == 4  # header, two days, and what the default quiet hours (20:00-08:00) do to the runs
+    assert forecast[3].startswith("Quiet hours 20:00-08:00 (Africa/Dar_es_Salaam): nothing is sent then.")
 
     # Run again on the same var dir: the scheme is kept, nothing is sent twice.
     again = table_rows(run_demo(tmp_path))

@@ -150,7 +150,10 @@ def test_it_serves_web_worker_beat_and_flower_and_stops_all_on_ctrl_c(tmp_path, 
         "FLOWER_BASIC_AUTH": credentials,
         "NOTIFIER_VAR_DIR": str(tmp_path),
         "PYTHON_BIN": str(Path(sys.executable).parent),
-        "NOTIFIER_CONFIG": json.dumps({"eligibleNotificationTypes": {"expiration_of_policy": True}}),
+        # No quiet hours: the suite runs at any hour, and the demo's messages must go out now.
+        "NOTIFIER_CONFIG": json.dumps(
+            {"eligibleNotificationTypes": {"expiration_of_policy": True}, "quiet_hours": None}
+        ),
     }
     environment.pop("NOTIFIER_ENABLE_TEST_SMS", None)
     log = (tmp_path / "serve.log").open("wb")
