@@ -71,6 +71,8 @@ NOTIFIER_CONFIG = {
     "http_connect_timeout_seconds": 1.0,
     "http_read_timeout_seconds": 3.0,
     "circuit_breaker": {"failure_threshold": 3, "window_seconds": 30, "cooldown_seconds": 5},
+    # Measured at any hour: the default quiet hours (20:00-08:00) would hold every message until the morning.
+    "quiet_hours": None,
 }
 
 
