@@ -18,7 +18,7 @@ from django.db.models.functions import TruncDate
 from django.http import HttpRequest
 from django.utils import timezone
 
-from notifier import coordination
+from notifier import coordination, quiet
 from notifier.charts import Series, stacked_columns
 from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
@@ -32,7 +32,9 @@ HISTORY_CACHE_SECONDS = 60
 Status = Outbox.Status
 # Outbox statuses as the dashboard counts them, with their colours.
 BUCKETS: list[tuple[str, str, tuple[str, ...]]] = [
-    ("sent", "#2e7d32", (Status.SENT,)),
+    ("delivered", "#1b5e20", (Status.DELIVERED,)),  # sent, and the gateway's receipt says it reached the phone
+    ("sent", "#66bb6a", (Status.SENT,)),  # sent, no receipt (yet)
+    ("undelivered", "#6a1b9a", (Status.UNDELIVERED,)),  # sent, the receipt says it did not arrive
     ("queued", "#1565c0", (Status.PENDING, Status.SENDING)),
     ("failed", "#c62828", (Status.FAILED,)),
     ("unknown", "#ef6c00", (Status.UNKNOWN,)),
@@ -85,6 +87,7 @@ class Dashboard:
     attention: list[dict[str, Any]]
     attention_total: int
     enabled_types: list[str] = field(default_factory=list)
+    quiet_hours_note: str = ""  # which dispatcher runs' messages the quiet hours hold until the morning
 
 
 def _history(start: dt.datetime, days: list[dt.date], tz: ZoneInfo) -> tuple[list[TypeHistory], str]:
@@ -266,6 +269,10 @@ def build_dashboard(now: dt.datetime | None = None) -> Dashboard:
     next_run, schedule_note = _next_run(now, tz)
     attention, attention_total = _attention()
     config = get_config()
+    try:
+        quiet_note = quiet.forecast_note(config.quiet_hours, derive_schedule(config).hours, settings.TIME_ZONE)
+    except ScheduleError:
+        quiet_note = ""
     return Dashboard(
         days=days,
         history=history,
@@ -282,6 +289,7 @@ def build_dashboard(now: dt.datetime | None = None) -> Dashboard:
         attention=attention,
         attention_total=attention_total,
         enabled_types=[type_label(name) for name in NOTIFICATION_TYPES if config.is_enabled(name)],
+        quiet_hours_note=quiet_note,
     )
 
 

@@ -38,7 +38,7 @@ def scheme(db):
         name="ega", provider="eGASMSGateway", priority=1, price_per_segment=Decimal("18.5"), currency="TZS"
     )
     rows = bare_outboxes(6)
-    statuses = ["sent", "sent", "sent", "failed", "unknown", "pending"]
+    statuses = ["delivered", "sent", "undelivered", "failed", "unknown", "pending"]  # receipts for two
     days_ago = [0, 0, 1, 1, 2, 40]
     for row, status, ago in zip(rows, statuses, days_ago, strict=True):
         Outbox.objects.filter(pk=row.pk).update(
@@ -72,7 +72,15 @@ def scheme(db):
 def test_it_counts_the_last_30_days_per_type_and_the_forecast_with_its_cost(scheme):
     board = build_dashboard(NOW)
     expiration = next(item for item in board.history if item.notification_type == "expiration_of_policy")
-    assert expiration.totals == {"sent": 3, "queued": 0, "failed": 1, "unknown": 1, "cancelled": 0}
+    assert expiration.totals == {
+        "delivered": 1,
+        "sent": 1,
+        "undelivered": 1,
+        "queued": 0,
+        "failed": 1,
+        "unknown": 1,
+        "cancelled": 0,
+    }
     activation = next(item for item in board.history if item.notification_type == "activation_of_policy")
     assert activation.skipped == [("No consent", 2), ("No valid phone", 1)]
     assert board.days[0] == dt.date(2026, 10, 30) and board.days[-1] == dt.date(2026, 11, 28)
@@ -167,3 +175,12 @@ def test_the_forecast_is_recomputed_on_demand(admin_client: Client, make_family,
     rows = list(ForecastDay.objects.filter(messages__gt=0).values_list("day", "notification_type", "messages"))
     assert rows == [(timezone.localdate() + dt.timedelta(days=2), "expiration_of_policy", 1)]
     assert ForecastDay.objects.get(messages=1).segments == 2  # the shipped English text's worst case (long names)
+
+
+@pytest.mark.quiet_hours
+def test_it_says_which_runs_the_quiet_hours_hold(scheme):
+    board = build_dashboard(NOW)
+    assert board.quiet_hours_note == (
+        "Quiet hours 20:00-08:00 (Africa/Dar_es_Salaam): nothing is sent then. Messages of the dispatcher run(s) at "
+        "20:00 go out at 08:00 + 60 min (the next morning for evening runs)."
+    )
