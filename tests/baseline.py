@@ -16,6 +16,6 @@ def restore_migration_data() -> None:
     for module, function in (
         ("0002_languages", "seed_languages"),
         ("0003_templates", "ship_templates"),
-        ("0012_late_wording", "ship_late_variants"),
+        ("0016_late_wording", "ship_late_variants"),
     ):
         getattr(importlib.import_module(f"notifier.migrations.{module}"), function)(apps, None)

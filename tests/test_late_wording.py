@@ -137,7 +137,7 @@ def test_the_migration_leaves_an_edited_template_alone() -> None:
     NotificationTemplate.objects.filter(pk=edited.pk).update(text="Mine: {Name}", late_text="", edited=True)
     fresh = NotificationTemplate.objects.get(notification_type="starting_of_policy", language_id="sw")
     NotificationTemplate.objects.filter(pk=fresh.pk).update(late_text="")
-    importlib.import_module("notifier.migrations.0012_late_wording").ship_late_variants(apps, None)
+    importlib.import_module("notifier.migrations.0016_late_wording").ship_late_variants(apps, None)
     edited.refresh_from_db()
     fresh.refresh_from_db()
     assert (edited.text, edited.late_text) == ("Mine: {Name}", "")
