@@ -368,6 +368,135 @@ def compare(engine_sets: dict[str, dict[str, list[int]]], baseline: dict[str, An
     return agreement
 
 
+# --- the SQL floor -----------------------------------------------------------------------------------------------
+#
+# What the engine's writes cost at the least: per type ONE hand-written INSERT ... SELECT (plain joins for consent
+# and phone, the type's conditions, the rule of `decide` as a CASE) writing the same outbox rows and decisions as the
+# engine, with no Python per row and no ORM. Run on an emptied state like the engine; its written rows must equal
+# the engine's (per type: outbox rows, decisions by outcome and reason), or the ratio would be meaningless.
+
+_STATUS_ACTIVE, _STATUS_EXPIRED = 2, 8
+
+_FLOOR_SQL = """
+WITH c AS MATERIALIZED (
+    SELECT p."PolicyID" AS policy_id, p."FamilyID" AS family_id, p."EffectiveDate" AS effective_date,
+           {event} AS event_date, s."ApprovalOfSMS" AS approved, COALESCE(s."LanguageOfSMS", '') AS language,
+           ph.phone AS recipient,
+           EXISTS (SELECT 1 FROM notifier_consent_change x
+                   WHERE x.family_id = p."FamilyID" AND x.source = 'inbound_sms' AND x.action = 'withdrawn'
+                     AND x.changed_at >= s."ValidityFrom") AS opted_out
+    FROM "tblPolicy" p
+    JOIN "tblFamilies" f ON f."FamilyID" = p."FamilyID" AND f."ValidityTo" IS NULL
+    {product}
+    LEFT JOIN "tblFamilySMS" s ON s."FamilyID" = p."FamilyID" AND s."ValidityTo" IS NULL
+    LEFT JOIN notifier_family_phone ph ON ph.family_id = p."FamilyID"
+    WHERE p."ValidityTo" IS NULL AND {condition}
+      AND NOT EXISTS (SELECT 1 FROM notifier_outbox o
+                      WHERE o.policy_id = p."PolicyID" AND o.notification_type = %(type)s)
+), d AS MATERIALIZED (
+    SELECT c.*, CASE {superseded}
+        WHEN c.approved IS NOT TRUE AND c.opted_out THEN 'opted_out'
+        WHEN c.approved IS NOT TRUE THEN 'no_consent'
+        WHEN COALESCE(c.recipient, '') = '' THEN 'no_valid_phone'
+        ELSE '' END AS reason
+    FROM c
+), queued AS (
+    INSERT INTO notifier_outbox (notification_type, event_date, recipient, language, text, encoding, segments,
+        status, attempts, next_attempt_at, provider_reference, last_error, created_at, updated_at, family_id,
+        policy_id, lease_owner, receipt_reason, receipt_status)
+    SELECT %(type)s, event_date, recipient, language, '', '', 0, 'pending', 0, %(now)s, '', '', %(now)s, %(now)s,
+           family_id, policy_id, '', '', ''
+    FROM d WHERE reason = '' ORDER BY policy_id
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO notifier_decision (notification_type, event_date, outcome, reason, first_evaluated_at,
+    last_evaluated_at, policy_id)
+SELECT %(type)s, event_date, CASE WHEN reason = '' THEN 'queued' ELSE 'skipped' END, reason, %(now)s, %(now)s,
+       policy_id
+FROM d
+ON CONFLICT (policy_id, notification_type) DO UPDATE SET event_date = EXCLUDED.event_date,
+    outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, last_evaluated_at = EXCLUDED.last_evaluated_at
+"""
+
+
+def floor_statement(notification_type: str, day: dt.date) -> tuple[str, dict[str, Any]]:
+    """The hand-written statement for one type on `day` (the engine's due window, all six types enabled)."""
+    from django.conf import settings
+
+    from notifier.conf import get_config
+
+    config = get_config()
+    first = day - dt.timedelta(days=config.max_delay(notification_type))
+    params: dict[str, Any] = {"type": notification_type, "first": first, "last": day, "tz": settings.TIME_ZONE}
+    params["now"] = dt.datetime.now(dt.UTC)
+    product = superseded = ""
+    if notification_type in ("activation_of_policy", "renewal_of_policy"):
+        event = 'CAST(p."ValidityFrom" AT TIME ZONE %(tz)s AS date)'
+        stage = "N" if notification_type == "activation_of_policy" else "R"
+        condition = (
+            f'p."PolicyStage" = \'{stage}\' AND p."PolicyStatus" = {_STATUS_ACTIVE} '
+            'AND p."ValidityFrom" >= CAST(%(first)s AS timestamp) AT TIME ZONE %(tz)s '
+            "AND p.\"ValidityFrom\" < CAST(%(last)s AS timestamp) AT TIME ZONE %(tz)s + interval '1 day'"
+        )
+        if notification_type == "activation_of_policy":
+            superseded = "WHEN c.effective_date = c.event_date THEN 'superseded_by_starting'"
+    elif notification_type == "starting_of_policy":
+        event = 'p."EffectiveDate"'
+        condition = f'p."PolicyStatus" = {_STATUS_ACTIVE} AND p."EffectiveDate" BETWEEN %(first)s AND %(last)s'
+    else:
+        offset = {
+            "need_for_renewal": -config.reminder_before_expiry_days,
+            "expiration_of_policy": 0,
+            "reminder_after_expiration": config.reminder_after_expiry_days,
+        }[notification_type]
+        params.update(offset=offset, expiry_first=first - dt.timedelta(days=offset))
+        params["expiry_last"] = day - dt.timedelta(days=offset)
+        event = 'p."ExpiryDate" + CAST(%(offset)s AS integer)'
+        product = 'JOIN "tblProduct" pr ON pr."ProdID" = p."ProdID"'
+        condition = (
+            f'p."PolicyStatus" IN ({_STATUS_ACTIVE}, {_STATUS_EXPIRED}) '
+            'AND p."ExpiryDate" BETWEEN %(expiry_first)s AND %(expiry_last)s '
+            'AND NOT EXISTS (SELECT 1 FROM "tblPolicy" r WHERE r."ValidityTo" IS NULL AND r."FamilyID" = p."FamilyID" '
+            'AND r."StartDate" > p."ExpiryDate" AND (r."ProdID" = p."ProdID" OR r."ProdID" = pr."ConversionProdID") '
+            'AND r."PolicyID" <> p."PolicyID")'
+        )
+    sql = _FLOOR_SQL.format(event=event, product=product, condition=condition, superseded=superseded)
+    return sql, params
+
+
+def run_floor(day: dt.date) -> dict[str, Any]:
+    """The six hand-written statements, each in its own transaction like the engine's runs."""
+    from django.db import connection, transaction
+
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    for notification_type in TYPES:
+        sql, params = floor_statement(notification_type, day)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "cpu_seconds": round(cpu_seconds() - cpu_before, 3),
+        "queries": len(TYPES),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def written_rows() -> dict[str, dict[str, int]]:
+    """Per type: outbox rows and decisions by outcome/reason, as written (to compare the engine with the floor)."""
+    from django.db import connection
+
+    written: dict[str, dict[str, int]] = {name: {} for name in TYPES}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT notification_type, count(*) FROM notifier_outbox GROUP BY 1")
+        for notification_type, count in cursor.fetchall():
+            written[notification_type]["outbox"] = count
+        cursor.execute("SELECT notification_type, outcome, reason, count(*) FROM notifier_decision GROUP BY 1, 2, 3")
+        for notification_type, outcome, reason, count in cursor.fetchall():
+            written[notification_type][f"{outcome}/{reason}" if reason else outcome] = count
+    return written
+
+
 # --- orchestration ---------------------------------------------------------------------------------------------
 
 
@@ -391,7 +520,12 @@ def warm_up() -> None:
 def _child(role: str, day: dt.date, out: str, sample: int | None, seed: int, cover_windows: bool) -> int:
     os.environ["NOTIFIER_CONFIG"] = json.dumps(ALL_ENABLED)
     setup_django()
-    figures = run_engine(day) if role == "engine" else run_baseline(day, sample, seed, cover_windows=cover_windows)
+    if role == "floor":
+        figures = run_floor(day)
+    elif role == "engine":
+        figures = run_engine(day)
+    else:
+        figures = run_baseline(day, sample, seed, cover_windows=cover_windows)
     Path(out).write_text(json.dumps(figures, default=str), encoding="utf-8")
     return 0
 
@@ -429,12 +563,23 @@ def benchmark(
 
     reset_notifier_state()
     warm_up()
+    # The floor first, then the engine on an emptied state again: both write the same rows, compared below.
     if in_process:
-        engine = run_engine(day)
-        baseline = run_baseline(day, sample, seed, cover_windows=cover_windows)
+        floor = run_floor(day)
     else:
         connection.close()  # the children open their own connections; ours would only hold locks
+        floor = _spawn("floor", day, sample, seed, timeout, cover_windows)
+    floor_rows = written_rows()
+    reset_notifier_state()
+    if in_process:
+        engine = run_engine(day)
+        engine_rows = written_rows()
+        baseline = run_baseline(day, sample, seed, cover_windows=cover_windows)
+    else:
+        connection.close()
         engine = _spawn("engine", day, sample, seed, timeout, cover_windows)
+        engine_rows = written_rows()
+        connection.close()
         baseline = _spawn("baseline", day, sample, seed, timeout, cover_windows)
     engine_sets = engine_decisions(day)
     agreement = compare(engine_sets, baseline)
@@ -456,7 +601,15 @@ def benchmark(
         "engine": engine,
         "baseline": baseline,
         "agreement": agreement,
-        "all_agree": all(entry["agree"] for entry in agreement.values()),
+        "all_agree": all(entry["agree"] for entry in agreement.values()) and floor_rows == engine_rows,
+        "floor": floor,
+        "floor_rows": floor_rows,
+        "engine_rows": engine_rows,
+        "floor_agrees": floor_rows == engine_rows,
+        "engine_to_floor": round(engine["seconds"] / floor["seconds"], 2) if floor["seconds"] else None,
+        "engine_to_floor_cpu": (
+            round(engine["cpu_seconds"] / floor["cpu_seconds"], 2) if floor["cpu_seconds"] else None
+        ),
         "speedup": round(baseline_seconds / engine["seconds"], 2) if engine["seconds"] else None,
         "speedup_same_coverage": (
             round(baseline["window_seconds"] / engine["seconds"], 2)
@@ -477,6 +630,14 @@ def _print(result: dict[str, Any]) -> None:
         f"engine:   {engine['seconds']:.2f} s wall, {engine['cpu_seconds']:.2f} s CPU, {engine['queries']} queries, "
         f"peak RSS {engine['peak_rss_mb']:.0f} MiB"
     )
+    floor = result["floor"]
+    print(
+        f"floor:    {floor['seconds']:.2f} s wall, {floor['cpu_seconds']:.2f} s CPU (client), {floor['queries']} "
+        f"hand-written INSERT ... SELECT; engine / floor = {result['engine_to_floor']}x wall; same rows written: "
+        f"{result['floor_agrees']}"
+    )
+    if not result["floor_agrees"]:
+        print(f"          floor wrote {result['floor_rows']}\n          engine wrote {result['engine_rows']}")
     sampled = " (sampled; extrapolated)" if baseline["sampled"] else ""
     print(
         f"baseline: {baseline['seconds']:.2f} s wall{sampled} -> {baseline['extrapolated_seconds']:.2f} s, "
@@ -522,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to each side")
     parser.add_argument("--json", help="write the result here (default bench/results/detect.json)")
-    parser.add_argument("--child", choices=["engine", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["floor", "engine", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_sample is not None and args.baseline_sample < 1:
