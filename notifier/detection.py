@@ -1,9 +1,10 @@
 """Detection: which (policy, notification type) pairs are due on a scheme day, and what became of each (SPEC §4).
 
 Per type, one set-based query over current policies yields the candidates whose event date lies in the due
-window [D - max_delay(T), D]; it is streamed (server-side cursor on PostgreSQL) and written in chunks, so neither
-the number of read queries nor memory grows with the population (writes are a fixed few statements per chunk).
-Eligible candidates go to the outbox with one conflict-ignoring bulk insert per chunk; the unique constraint on
+window [D - max_delay(T), D]. On PostgreSQL that query feeds, in the same statement, the decisions and the outbox
+rows (see "set-based writing"); elsewhere, and for dry runs and observers, it is streamed and written in chunks.
+Either way neither the number of statements nor memory grows with the population.
+Eligible candidates go to the outbox with a conflict-ignoring insert; the unique constraint on
 (policy, type) makes that exactly-once even with two runs at the same time. Every candidate's outcome is kept in
 the decision trace; ineligible ones are not consumed and are looked at again by the next run. Candidates whose
 event date left the window since the type's last completed run without being queued are recorded as obsolete.
