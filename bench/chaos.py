@@ -71,6 +71,7 @@ NOTIFIER_CONFIG = {
     "http_connect_timeout_seconds": 1.0,
     "http_read_timeout_seconds": 3.0,
     "circuit_breaker": {"failure_threshold": 3, "window_seconds": 30, "cooldown_seconds": 5},
+    "quiet_hours": None,  # the scenarios run at any hour: quiet hours would hold every row
 }
 
 
