@@ -407,8 +407,7 @@ def _source(rows: QuerySet[Policy, dict[str, Any]]) -> tuple[str, list[Any]]:
     """The values() query's SQL as `q`, its output columns named as values() names them (fields, then
     annotations, in Django's select order)."""
     rows = rows.annotate(event_day=TruncDate("validity_from"))
-    names = ["pk" if name == "pk" else name for name in rows.query.values_select]
-    names += list(rows.query.annotation_select)
+    names = [*rows.query.values_select, *rows.query.annotation_select]
     sql, params = rows.query.sql_with_params()
     return f"({sql}) AS q ({', '.join(names)})", list(params)
 
