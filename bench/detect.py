@@ -177,6 +177,7 @@ class _Baseline:
             "corrected_candidates": corrected_candidates,
             "corrected_queued": corrected_queued,
             "upstream_vs_corrected": dict(differences),
+            "upstream_candidates": [candidate["id"] for candidate in candidates if candidate["upstream"]],
         }
 
     def activation_like(self, notification_type: str) -> None:
@@ -380,6 +381,302 @@ def compare(engine_sets: dict[str, dict[str, list[int]]], baseline: dict[str, An
     return agreement
 
 
+# --- upstream's live code paths ----------------------------------------------------------------------------------
+#
+# What upstream's scheduled task runs, rather than the exact-date triggers above (SPEC §13; the module's
+# notification_triggers.py and notification_dispatcher.py):
+# - activation and renewal do not look at a day at all: every run reads ALL current active policies (stage not R /
+#   stage R) with their family, consent and head, drops those its indication table marks as notified (nothing on a
+#   first run) and compares each with its history row valid at a fixed old date (none: "changed"), so a first run
+#   messages every active policy of the scheme;
+# - starting and the three expiry types: the exact-date queries above (an expiring policy costs a product load and a
+#   renewal query);
+# - eligibility in chunks of 1,000 policy ids, one query each (consent approved and a phone);
+# - per message it writes its indication row (insert or update) and one indication-details row;
+# - the whole cycle runs once per configured provider (two here: the eGA gateway and a fallback), so each of
+#   these messages would be sent once per provider.
+# Reads are run in full, once per provider; the two writes per message are timed on `write_sample` messages into
+# temporary tables and extrapolated. Messages are counted: what upstream sends on a first run, how many of them
+# our rules would not send on this day (not due: activated or renewed on another day, expired, renewed), and the
+# repeats caused by the per-provider loop.
+
+UPSTREAM_PROVIDERS = 2
+UPSTREAM_ELIGIBILITY_CHUNK = 1000
+
+
+def _eligible_in_chunks(policy_ids: list[int]) -> tuple[list[int], int]:
+    """Upstream's eligibility: one query per 1,000 policy ids. Returns (eligible ids, queries)."""
+    from django.db.models import Q
+
+    from notifier.models import Policy
+
+    eligible: list[int] = []
+    queries = 0
+    for start in range(0, len(policy_ids), UPSTREAM_ELIGIBILITY_CHUNK):
+        chunk = policy_ids[start : start + UPSTREAM_ELIGIBILITY_CHUNK]
+        eligible += list(
+            Policy.objects.filter(pk__in=chunk)
+            .filter(Q(family__notification__approval_of_sms=True), family__notification__validity_to__isnull=True)
+            .exclude(family__sms_phone__phone__isnull=True)
+            .exclude(family__sms_phone__phone="")
+            .values_list("id", flat=True)
+        )
+        queries += 1
+    return eligible, queries
+
+
+def _time_upstream_writes(messages: int, write_sample: int) -> tuple[float, int]:
+    """Seconds and statements for upstream's two writes per message, timed on a sample, extrapolated."""
+    from django.db import connection
+
+    sample = min(messages, write_sample)
+    if sample == 0:
+        return 0.0, 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS bench_indication (policy_id integer PRIMARY KEY, notified_at timestamptz)"
+        )
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS bench_indication_details (id bigserial PRIMARY KEY, policy_id integer, "
+            "notification_type varchar(40), status integer, details text, validity_from timestamptz)"
+        )
+        started = time.perf_counter()
+        for policy_id in range(sample):  # autocommitted, one statement each, as upstream's save() calls
+            cursor.execute(
+                "INSERT INTO bench_indication VALUES (%s, now()) "
+                "ON CONFLICT (policy_id) DO UPDATE SET notified_at = EXCLUDED.notified_at",
+                [policy_id],
+            )
+            cursor.execute(
+                "INSERT INTO bench_indication_details (policy_id, notification_type, status, details, validity_from) "
+                "VALUES (%s, %s, 1, NULL, now())",
+                [policy_id, "activation_of_policy"],
+            )
+        seconds = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_indication, bench_indication_details")
+    return seconds * messages / sample, 2 * messages
+
+
+def run_upstream_live(day: dt.date, write_sample: int = 2000) -> dict[str, Any]:
+    """Upstream's live paths on a first run (see above): per type the messages it sends and the time it takes."""
+    from notifier.models import Policy
+
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    same_day = _Baseline(day, None, 1)
+    types: dict[str, Any] = {}
+    for notification_type in TYPES:
+        read_seconds = 0.0
+        queries = 0
+        sent: list[int] = []
+        scanned = 0
+        for _provider in range(UPSTREAM_PROVIDERS):
+            clock = time.perf_counter()
+            with count_queries() as counted:
+                if notification_type in ("activation_of_policy", "renewal_of_policy"):
+                    active = Policy.objects.filter(validity_to__isnull=True, status=Policy.Status.ACTIVE)
+                    if notification_type == "renewal_of_policy":
+                        active = active.filter(stage=Policy.Stage.RENEWAL)
+                    else:
+                        active = active.exclude(stage=Policy.Stage.RENEWAL)
+                    rows = list(
+                        active.select_related("family__head_insuree").values_list(
+                            "id", "family__head_insuree__chf_id", "family_id"
+                        )
+                    )
+                    ids = [row[0] for row in rows]
+                    # The history rows valid at the fixed "unsuccessful attempt" date: none, so every row "changed".
+                    list(
+                        Policy.objects.filter(
+                            legacy_id__in=active.values("id"),
+                            validity_from__lte=dt.datetime(1900, 1, 1, tzinfo=dt.UTC),
+                            validity_to__gte=dt.datetime(1900, 1, 1, tzinfo=dt.UTC),
+                        ).values_list("legacy_id", "status")
+                    )
+                else:
+                    if notification_type not in same_day.types:
+                        _run_type(same_day, notification_type)
+                    ids = list(same_day.types[notification_type]["upstream_candidates"])
+                scanned = len(ids)
+                sent, _queries = _eligible_in_chunks(ids)
+            read_seconds += time.perf_counter() - clock
+            queries += counted["total"]
+        if notification_type not in ("activation_of_policy", "renewal_of_policy"):
+            # The exact-date scan ran once above (it is deterministic); each provider's cycle repeats it.
+            read_seconds += same_day.types[notification_type]["seconds"] * (UPSTREAM_PROVIDERS - 1)
+            queries += same_day.types[notification_type]["queries"] * (UPSTREAM_PROVIDERS - 1)
+        write_seconds, write_queries = _time_upstream_writes(len(sent) * UPSTREAM_PROVIDERS, write_sample)
+        types[notification_type] = {
+            "scanned": scanned,
+            "sent": sent,
+            "messages": len(sent) * UPSTREAM_PROVIDERS,
+            "provider_repeats": len(sent) * (UPSTREAM_PROVIDERS - 1),
+            "seconds": round(read_seconds + write_seconds, 3),
+            "write_seconds_extrapolated": round(write_seconds, 3),
+            "queries": queries + write_queries,
+        }
+    return {
+        "providers": UPSTREAM_PROVIDERS,
+        "seconds": round(sum(figures["seconds"] for figures in types.values()), 3),
+        "measured_seconds": round(time.perf_counter() - started, 3),
+        "cpu_seconds": round(cpu_seconds() - cpu_before, 3),
+        "queries": sum(figures["queries"] for figures in types.values()),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "types": types,
+    }
+
+
+# --- the SQL floor -----------------------------------------------------------------------------------------------
+#
+# What the engine's writes cost at the least: per type ONE hand-written INSERT ... SELECT (plain joins for consent
+# and phone, the type's conditions, the rule of `decide` as a CASE) writing the same outbox rows and decisions as the
+# engine, with no Python per row and no ORM. Run on an emptied state like the engine; its written rows must equal
+# the engine's (per type: outbox rows, decisions by outcome and reason), or the ratio would be meaningless.
+
+_STATUS_ACTIVE, _STATUS_EXPIRED = 2, 8
+
+_FLOOR_SQL = """
+WITH c AS MATERIALIZED (
+    SELECT p."PolicyID" AS policy_id, p."FamilyID" AS family_id, p."EffectiveDate" AS effective_date,
+           {event} AS event_date, s."ApprovalOfSMS" AS approved, COALESCE(s."LanguageOfSMS", '') AS language,
+           ph.phone AS recipient,
+           EXISTS (SELECT 1 FROM notifier_consent_change x
+                   WHERE x.family_id = p."FamilyID" AND x.source = 'inbound_sms' AND x.action = 'withdrawn'
+                     AND x.changed_at >= s."ValidityFrom") AS opted_out
+    FROM "tblPolicy" p
+    JOIN "tblFamilies" f ON f."FamilyID" = p."FamilyID" AND f."ValidityTo" IS NULL
+    {product}
+    LEFT JOIN "tblFamilySMS" s ON s."FamilyID" = p."FamilyID" AND s."ValidityTo" IS NULL
+    LEFT JOIN notifier_family_phone ph ON ph.family_id = p."FamilyID"
+    WHERE p."ValidityTo" IS NULL AND {condition}
+      AND NOT EXISTS (SELECT 1 FROM notifier_outbox o
+                      WHERE o.policy_id = p."PolicyID" AND o.notification_type = %(type)s)
+), d AS MATERIALIZED (
+    SELECT c.*, CASE {superseded}
+        WHEN c.approved IS NOT TRUE AND c.opted_out THEN 'opted_out'
+        WHEN c.approved IS NOT TRUE THEN 'no_consent'
+        WHEN COALESCE(c.recipient, '') = '' THEN 'no_valid_phone'
+        ELSE '' END AS reason
+    FROM c
+), queued AS (
+    INSERT INTO notifier_outbox (notification_type, event_date, recipient, language, text, encoding, segments,
+        status, attempts, next_attempt_at, provider_reference, last_error, created_at, updated_at, family_id,
+        policy_id, lease_owner, receipt_reason, receipt_status)
+    SELECT %(type)s, event_date, recipient, language, '', '', 0, 'pending', 0, %(now)s, '', '', %(now)s, %(now)s,
+           family_id, policy_id, '', '', ''
+    FROM d WHERE reason = '' ORDER BY policy_id
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO notifier_decision (notification_type, event_date, outcome, reason, first_evaluated_at,
+    last_evaluated_at, policy_id)
+SELECT %(type)s, event_date, CASE WHEN reason = '' THEN 'queued' ELSE 'skipped' END, reason, %(now)s, %(now)s,
+       policy_id
+FROM d
+ON CONFLICT (policy_id, notification_type) DO UPDATE SET event_date = EXCLUDED.event_date,
+    outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, last_evaluated_at = EXCLUDED.last_evaluated_at
+"""
+
+
+def floor_statement(notification_type: str, day: dt.date) -> tuple[str, dict[str, Any]]:
+    """The hand-written statement for one type on `day` (the engine's due window, all six types enabled)."""
+    from django.conf import settings
+
+    from notifier.conf import get_config
+
+    config = get_config()
+    first = day - dt.timedelta(days=config.max_delay(notification_type))
+    params: dict[str, Any] = {"type": notification_type, "first": first, "last": day, "tz": settings.TIME_ZONE}
+    params["now"] = dt.datetime.now(dt.UTC)
+    product = superseded = ""
+    if notification_type in ("activation_of_policy", "renewal_of_policy"):
+        event = 'CAST(p."ValidityFrom" AT TIME ZONE %(tz)s AS date)'
+        stage = "N" if notification_type == "activation_of_policy" else "R"
+        condition = (
+            f'p."PolicyStage" = \'{stage}\' AND p."PolicyStatus" = {_STATUS_ACTIVE} '
+            'AND p."ValidityFrom" >= CAST(%(first)s AS timestamp) AT TIME ZONE %(tz)s '
+            "AND p.\"ValidityFrom\" < CAST(%(last)s AS timestamp) AT TIME ZONE %(tz)s + interval '1 day'"
+        )
+        if notification_type == "activation_of_policy":
+            superseded = "WHEN c.effective_date = c.event_date THEN 'superseded_by_starting'"
+    elif notification_type == "starting_of_policy":
+        event = 'p."EffectiveDate"'
+        condition = f'p."PolicyStatus" = {_STATUS_ACTIVE} AND p."EffectiveDate" BETWEEN %(first)s AND %(last)s'
+    else:
+        offset = {
+            "need_for_renewal": -config.reminder_before_expiry_days,
+            "expiration_of_policy": 0,
+            "reminder_after_expiration": config.reminder_after_expiry_days,
+        }[notification_type]
+        params.update(offset=offset, expiry_first=first - dt.timedelta(days=offset))
+        params["expiry_last"] = day - dt.timedelta(days=offset)
+        event = 'p."ExpiryDate" + CAST(%(offset)s AS integer)'
+        product = 'JOIN "tblProduct" pr ON pr."ProdID" = p."ProdID"'
+        condition = (
+            f'p."PolicyStatus" IN ({_STATUS_ACTIVE}, {_STATUS_EXPIRED}) '
+            'AND p."ExpiryDate" BETWEEN %(expiry_first)s AND %(expiry_last)s '
+            'AND NOT EXISTS (SELECT 1 FROM "tblPolicy" r WHERE r."ValidityTo" IS NULL AND r."FamilyID" = p."FamilyID" '
+            'AND r."StartDate" > p."ExpiryDate" AND (r."ProdID" = p."ProdID" OR r."ProdID" = pr."ConversionProdID") '
+            'AND r."PolicyID" <> p."PolicyID")'
+        )
+    sql = _FLOOR_SQL.format(event=event, product=product, condition=condition, superseded=superseded)
+    return sql, params
+
+
+def run_floor(day: dt.date) -> dict[str, Any]:
+    """The six hand-written statements, each in its own transaction like the engine's runs."""
+    from django.db import connection, transaction
+
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    for notification_type in TYPES:
+        sql, params = floor_statement(notification_type, day)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "cpu_seconds": round(cpu_seconds() - cpu_before, 3),
+        "queries": len(TYPES),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def written_rows() -> dict[str, dict[str, int]]:
+    """Per type: outbox rows and decisions by outcome/reason, as written (to compare the engine with the floor)."""
+    from django.db import connection
+
+    written: dict[str, dict[str, int]] = {name: {} for name in TYPES}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT notification_type, count(*) FROM notifier_outbox GROUP BY 1")
+        for notification_type, count in cursor.fetchall():
+            written[notification_type]["outbox"] = count
+        cursor.execute("SELECT notification_type, outcome, reason, count(*) FROM notifier_decision GROUP BY 1, 2, 3")
+        for notification_type, outcome, reason, count in cursor.fetchall():
+            written[notification_type][f"{outcome}/{reason}" if reason else outcome] = count
+    return written
+
+
+def compare_live(live: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per type: messages the engine queued, messages upstream's live paths would send on a first run, how many of
+    those our rules would not send now (not due on this day, not active, renewed, ...) and the per-provider repeats.
+    The engine's outbox must hold its rows (run it last of the writers). Drops the id lists from `live`."""
+    from notifier.models import Outbox
+
+    queued: dict[str, set[int]] = {name: set() for name in TYPES}
+    for notification_type, policy_id in Outbox.objects.values_list("notification_type", "policy_id").iterator():
+        queued[notification_type].add(policy_id)
+    comparison: dict[str, dict[str, int]] = {}
+    for notification_type, figures in live["types"].items():
+        sent = set(figures.pop("sent"))
+        comparison[notification_type] = {
+            "engine_queued": len(queued[notification_type]),
+            "upstream_messages": figures["messages"],
+            "upstream_not_due": len(sent - queued[notification_type]),
+            "upstream_provider_repeats": figures["provider_repeats"],
+            "engine_queued_upstream_misses": len(queued[notification_type] - sent),
+        }
+    return comparison
+
+
 # --- orchestration ---------------------------------------------------------------------------------------------
 
 
@@ -403,7 +700,14 @@ def warm_up() -> None:
 def _child(role: str, day: dt.date, out: str, sample: int | None, seed: int, cover_windows: bool) -> int:
     os.environ["NOTIFIER_CONFIG"] = json.dumps(ALL_ENABLED)
     setup_django()
-    figures = run_engine(day) if role == "engine" else run_baseline(day, sample, seed, cover_windows=cover_windows)
+    if role == "floor":
+        figures = run_floor(day)
+    elif role == "live":
+        figures = run_upstream_live(day)
+    elif role == "engine":
+        figures = run_engine(day)
+    else:
+        figures = run_baseline(day, sample, seed, cover_windows=cover_windows)
     Path(out).write_text(json.dumps(figures, default=str), encoding="utf-8")
     return 0
 
@@ -441,13 +745,27 @@ def benchmark(
 
     reset_notifier_state()
     warm_up()
+    # The floor first, then the engine on an emptied state again: both write the same rows, compared below.
     if in_process:
-        engine = run_engine(day)
-        baseline = run_baseline(day, sample, seed, cover_windows=cover_windows)
+        floor = run_floor(day)
     else:
         connection.close()  # the children open their own connections; ours would only hold locks
+        floor = _spawn("floor", day, sample, seed, timeout, cover_windows)
+    floor_rows = written_rows()
+    reset_notifier_state()
+    if in_process:
+        engine = run_engine(day)
+        engine_rows = written_rows()
+        baseline = run_baseline(day, sample, seed, cover_windows=cover_windows)
+        live = run_upstream_live(day)
+    else:
+        connection.close()
         engine = _spawn("engine", day, sample, seed, timeout, cover_windows)
+        engine_rows = written_rows()
+        connection.close()
         baseline = _spawn("baseline", day, sample, seed, timeout, cover_windows)
+        live = _spawn("live", day, sample, seed, timeout, cover_windows)
+    live_comparison = compare_live(live)
     engine_sets = engine_decisions(day)
     agreement = compare(engine_sets, baseline)
     baseline_seconds = baseline["extrapolated_seconds"] if baseline["sampled"] else baseline["seconds"]
@@ -457,7 +775,7 @@ def benchmark(
         cursor.execute('SELECT count(*) FROM "tblFamilies"')
         families = cursor.fetchone()[0]
     for figures in baseline["types"].values():  # the id lists were for the comparison only
-        for key in ("upstream_sent", "corrected_candidates", "corrected_queued"):
+        for key in ("upstream_sent", "corrected_candidates", "corrected_queued", "upstream_candidates"):
             figures[f"{key}_count"] = len(figures.pop(key))
         figures.pop("examined_ids", None)
     return {
@@ -468,7 +786,19 @@ def benchmark(
         "engine": engine,
         "baseline": baseline,
         "agreement": agreement,
-        "all_agree": all(entry["agree"] for entry in agreement.values()),
+        "all_agree": all(entry["agree"] for entry in agreement.values()) and floor_rows == engine_rows,
+        "floor": floor,
+        "upstream_live": live,
+        "upstream_live_messages": live_comparison,
+        "speedup_live": round(live["seconds"] / engine["seconds"], 2) if engine["seconds"] else None,
+        "live_to_floor": round(live["seconds"] / floor["seconds"], 2) if floor["seconds"] else None,
+        "floor_rows": floor_rows,
+        "engine_rows": engine_rows,
+        "floor_agrees": floor_rows == engine_rows,
+        "engine_to_floor": round(engine["seconds"] / floor["seconds"], 2) if floor["seconds"] else None,
+        "engine_to_floor_cpu": (
+            round(engine["cpu_seconds"] / floor["cpu_seconds"], 2) if floor["cpu_seconds"] else None
+        ),
         "speedup": round(baseline_seconds / engine["seconds"], 2) if engine["seconds"] else None,
         "speedup_same_coverage": (
             round(baseline["window_seconds"] / engine["seconds"], 2)
@@ -489,6 +819,27 @@ def _print(result: dict[str, Any]) -> None:
         f"engine:   {engine['seconds']:.2f} s wall, {engine['cpu_seconds']:.2f} s CPU, {engine['queries']} queries, "
         f"peak RSS {engine['peak_rss_mb']:.0f} MiB"
     )
+    floor = result["floor"]
+    print(
+        f"floor:    {floor['seconds']:.2f} s wall, {floor['cpu_seconds']:.2f} s CPU (client), {floor['queries']} "
+        f"hand-written INSERT ... SELECT; engine / floor = {result['engine_to_floor']}x wall; same rows written: "
+        f"{result['floor_agrees']}"
+    )
+    if not result["floor_agrees"]:
+        print(f"          floor wrote {result['floor_rows']}\n          engine wrote {result['engine_rows']}")
+    live = result["upstream_live"]
+    print(
+        f"upstream live paths ({live['providers']} providers, first run): {live['seconds']:.2f} s "
+        f"(measured {live['measured_seconds']:.2f} s, writes extrapolated), {live['queries']:,} statements; "
+        f"{result['speedup_live']}x the engine, {result['live_to_floor']}x the floor"
+    )
+    for notification_type, counts in result["upstream_live_messages"].items():
+        print(
+            f"  {notification_type:<27} engine queues {counts['engine_queued']:>6,}; upstream sends "
+            f"{counts['upstream_messages']:>7,} of which {counts['upstream_not_due']:>6,} not due by our rules and "
+            f"{counts['upstream_provider_repeats']:>6,} per-provider repeats; it misses "
+            f"{counts['engine_queued_upstream_misses']:,} of ours (other days of the window)"
+        )
     sampled = " (sampled; extrapolated)" if baseline["sampled"] else ""
     print(
         f"baseline: {baseline['seconds']:.2f} s wall{sampled} -> {baseline['extrapolated_seconds']:.2f} s, "
@@ -534,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to each side")
     parser.add_argument("--json", help="write the result here (default bench/results/detect.json)")
-    parser.add_argument("--child", choices=["engine", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["floor", "engine", "baseline", "live"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_sample is not None and args.baseline_sample < 1:

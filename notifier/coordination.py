@@ -94,6 +94,41 @@ return {0, tostring(tonumber(oldest[2]) + window - now)}
 """
 
 
+# Breaker and rate limit in one round trip, for each send: {0, seconds} the breaker refuses (open, or another caller
+# probes); {-1, seconds} the rate limit is saturated (the probe, if any, is left for a later call); {1, admitted
+# at} admitted while closed; {2, admitted at} admitted as the half-open probe. KEYS: breaker, rate log.
+# ARGV: now, cooldown, probe retry, rate window, rate limit, admission id.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local cooldown = tonumber(ARGV[2])
+local probing = false
+local opened = redis.call('HGET', KEYS[1], 'opened_at')
+if opened then
+  if now < tonumber(opened) + cooldown then return {0, tostring(tonumber(opened) + cooldown - now)} end
+  local probe = redis.call('HGET', KEYS[1], 'probe_at')
+  if probe and now < tonumber(probe) + cooldown then
+    return {0, tostring(math.min(tonumber(probe) + cooldown - now, tonumber(ARGV[3])))}
+  end
+  probing = true
+end
+local t = redis.call('TIME')
+local clock = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local window = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', clock - window)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {-1, tostring(tonumber(oldest[2]) + window - clock)}
+end
+redis.call('ZADD', KEYS[2], clock, ARGV[6])
+redis.call('PEXPIRE', KEYS[2], math.ceil(window * 1000) + 1000)
+if probing then
+  redis.call('HSET', KEYS[1], 'probe_at', ARGV[1])
+  return {2, tostring(clock)}
+end
+return {1, tostring(clock)}
+"""
+
+
 @dataclass(frozen=True)
 class BreakerSettings:
     threshold: int
@@ -116,6 +151,7 @@ class _Store(Protocol):
     def success(self, account_id: int) -> None: ...
     def breaker_times(self, account_id: int) -> tuple[float | None, float | None]: ...
     def try_rate(self, account_id: int, window: float, limit: int) -> tuple[bool, float]: ...
+    def admit(self, account_id: int, now: float, cooldown: float, window: float, limit: int) -> tuple[int, float]: ...
     def reset(self) -> None: ...
 
 
@@ -134,6 +170,7 @@ class RedisStore:
         self._failure = self.client.register_script(_FAILURE)
         self._success = self.client.register_script(_SUCCESS)
         self._rate = self.client.register_script(_RATE)
+        self._admit = self.client.register_script(_ADMIT)
 
     def allow(self, account_id: int, now: float, cooldown: float) -> tuple[int, float]:
         args = [repr(now), repr(cooldown), repr(PROBE_RETRY_SECONDS)]
@@ -156,6 +193,19 @@ class RedisStore:
     def try_rate(self, account_id: int, window: float, limit: int) -> tuple[bool, float]:
         admitted, value = self._rate(keys=[_rate_key(account_id)], args=[repr(window), limit, uuid.uuid4().hex])
         return bool(int(admitted)), float(value)
+
+    def admit(self, account_id: int, now: float, cooldown: float, window: float, limit: int) -> tuple[int, float]:
+        # One EVALSHA (redis-py's Script falls back to EVAL once when the server has forgotten the script).
+        args: list[str | int] = [
+            repr(now),
+            repr(cooldown),
+            repr(PROBE_RETRY_SECONDS),
+            repr(window),
+            limit,
+            uuid.uuid4().hex,
+        ]
+        code, value = self._admit(keys=[_breaker_key(account_id), _rate_key(account_id)], args=args)
+        return int(code), float(value)
 
     def reset(self) -> None:
         keys = list(self.client.scan_iter(match=f"{KEY_PREFIX}breaker:*")) + list(
@@ -223,6 +273,28 @@ class LocalStore:
                 return True, now
             self._admitted[account_id] = recent
             return False, recent[0] + window - now
+
+    def admit(self, account_id: int, now: float, cooldown: float, window: float, limit: int) -> tuple[int, float]:
+        with self._lock:
+            probing = False
+            opened = self._opened.get(account_id)
+            if opened is not None:
+                if now < opened + cooldown:
+                    return 0, opened + cooldown - now
+                probe = self._probe.get(account_id)
+                if probe is not None and now < probe + cooldown:
+                    return 0, min(probe + cooldown - now, PROBE_RETRY_SECONDS)
+                probing = True
+            clock = time.time()
+            recent = [at for at in self._admitted.get(account_id, []) if at > clock - window]
+            self._admitted[account_id] = recent
+            if len(recent) >= limit:
+                return -1, recent[0] + window - clock
+            recent.append(clock)
+            if probing:
+                self._probe[account_id] = now
+                return 2, clock
+            return 1, clock
 
     def reset(self) -> None:
         with self._lock:
@@ -305,6 +377,41 @@ def acquire_rate_slot(account_id: int, per_second: float, max_wait: float = 5.0)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
+        time.sleep(min(max(value, 0.001), remaining))
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What `admit` decided for one send: `ok`, whether this caller is the breaker's half-open probe (only its
+    outcome changes the breaker's state on success), else why not and for how long."""
+
+    ok: bool
+    probe: bool = False
+    reason: Literal["", "breaker", "rate"] = ""
+    wait: float = 0.0
+
+
+def admit(account_id: int, per_second: float, max_wait: float = 5.0, *, cooldown: float | None = None) -> Admission:
+    """Breaker check and rate-limit slot for one send, in one Redis round trip (one script) while a slot is free.
+
+    A saturated rate limit is waited for, up to `max_wait` seconds (each retry is one more round trip); an open
+    breaker is not. Same rules as `breaker_admit` followed by `acquire_rate_slot`, except that the half-open probe
+    is handed out only together with a rate slot, so a probe never waits behind the rate limit.
+    """
+    if per_second <= 0:
+        raise ValueError("per_second: must be positive")
+    window, limit = _window(per_second)
+    cooldown = breaker_settings().cooldown if cooldown is None else cooldown
+    deadline = time.monotonic() + max_wait
+    while True:
+        code, value = store().admit(account_id, time.time(), cooldown, window, limit)
+        if code > 0:
+            return Admission(ok=True, probe=code == 2)
+        if code == 0:
+            return Admission(ok=False, reason="breaker", wait=max(value, 0.001))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return Admission(ok=False, reason="rate", wait=1.0)
         time.sleep(min(max(value, 0.001), remaining))
 
 

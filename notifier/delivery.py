@@ -388,15 +388,16 @@ def _send(chunk: _Chunk, round_: _Round) -> str:
                 chunk, round_, account, Outcome.PERMANENT, started_at=started_at, error=f"invalid account: {provider}"
             )
             continue
-        wait = coordination.breaker_admit(account.pk)
-        if wait > 0:
-            _skip(chunk, round_, account, "circuit breaker open", wait)
-            continue
         rate = account.rate_limit_per_second or config.rate_limit_per_second
-        if coordination.acquire_rate_slot(account.pk, rate, RATE_LIMIT_MAX_WAIT_SECONDS) is None:
-            _skip(chunk, round_, account, f"rate limit ({rate}/s) saturated", 1.0)
+        # Breaker and rate slot in one Redis round trip.
+        admission = coordination.admit(
+            account.pk, rate, RATE_LIMIT_MAX_WAIT_SECONDS, cooldown=float(config.circuit_breaker.cooldown_seconds)
+        )
+        if not admission.ok:
+            reason = "circuit breaker open" if admission.reason == "breaker" else f"rate limit ({rate}/s) saturated"
+            _skip(chunk, round_, account, reason, admission.wait)
             continue
-        status = _try(chunk, round_, account, provider)
+        status = _try(chunk, round_, account, provider, probe=admission.probe)
         if status is not None:
             return status
     return _after_failures(chunk, round_, config)
@@ -424,8 +425,14 @@ def _held_by_quiet_hours(chunk: _Chunk, round_: _Round) -> bool:
     return True
 
 
-def _try(chunk: _Chunk, round_: _Round, account: ProviderAccount, provider: Provider) -> str | None:
-    """One provider call. Returns the row's final status when this call decided it, else None (try the next)."""
+def _try(
+    chunk: _Chunk, round_: _Round, account: ProviderAccount, provider: Provider, *, probe: bool = True
+) -> str | None:
+    """One provider call. Returns the row's final status when this call decided it, else None (try the next).
+
+    `probe`: this call is the breaker's half-open probe, whose success closes it. A call admitted while the
+    breaker was closed has nothing to report on success (failures in the window keep counting), so it costs no
+    Redis round trip."""
     outbox = round_.outbox
     secrets = provider.secret_values()
     if not leases.take_turn(outbox.pk, chunk.owner):
@@ -490,7 +497,8 @@ def _try(chunk: _Chunk, round_: _Round, account: ProviderAccount, provider: Prov
     _finish(chunk, round_, Status.SENT, account=account, reference=reference[:200], count_attempt=True)
     round_.in_flight = None
     _attempt(chunk, round_, account, Outcome.SUCCESS, started_at=started_at, duration=duration)
-    coordination.record_success(account.pk)
+    if probe:
+        coordination.record_success(account.pk)
     _record_copies(chunk, round_, account)
     return Status.SENT
 

@@ -1,9 +1,10 @@
 """Detection: which (policy, notification type) pairs are due on a scheme day, and what became of each (SPEC §4).
 
 Per type, one set-based query over current policies yields the candidates whose event date lies in the due
-window [D - max_delay(T), D]; it is streamed (server-side cursor on PostgreSQL) and written in chunks, so neither
-the number of read queries nor memory grows with the population (writes are a fixed few statements per chunk).
-Eligible candidates go to the outbox with one conflict-ignoring bulk insert per chunk; the unique constraint on
+window [D - max_delay(T), D]. On PostgreSQL that query feeds, in the same statement, the decisions and the outbox
+rows (see "set-based writing"); elsewhere, and for dry runs and observers, it is streamed and written in chunks.
+Either way neither the number of statements nor memory grows with the population.
+Eligible candidates go to the outbox with a conflict-ignoring insert; the unique constraint on
 (policy, type) makes that exactly-once even with two runs at the same time. Every candidate's outcome is kept in
 the decision trace; ineligible ones are not consumed and are looked at again by the next run. Candidates whose
 event date left the window since the type's last completed run without being queued are recorded as obsolete.
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, Field, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import Combinable, NegatedExpression
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from notifier.conf import get_config
@@ -353,6 +355,204 @@ def _obsolete_rows(
     )
 
 
+# --- set-based writing (PostgreSQL) -------------------------------------------------------------------------------
+#
+# On PostgreSQL a run writes each type in one statement: the candidate query (the same Django query as above, so
+# attached mode's schema-qualified openIMIS tables come with it) feeds, in SQL, the rule of `decide`, the outbox rows
+# of the queued (INSERT … ON CONFLICT DO NOTHING, as bulk_create with ignore_conflicts) and the decision trace
+# (INSERT … ON CONFLICT DO UPDATE). No candidate crosses into Python: memory does not grow with the population and
+# a run costs what its SQL costs. Dry runs and observers take the row-by-row path (they need each decision).
+
+
+def _column(model: type[Any], name: str) -> str:
+    model_field = model._meta.get_field(name)
+    assert isinstance(model_field, Field)
+    return str(connection.ops.quote_name(model_field.column))
+
+
+def _set_based(run: DetectionRun | None, observer: Observer | None) -> bool:
+    return run is not None and observer is None and connection.vendor == "postgresql"
+
+
+def _insert_parts(model: type[Any], given: dict[str, str], now: dt.datetime) -> tuple[str, str, list[Any]]:
+    """(column list, select list, params) for INSERT … SELECT into `model`: a column named in `given` takes that
+    SQL expression, every other one its model default (auto_now: `now`), as bulk_create would write it."""
+    quote = connection.ops.quote_name
+    columns: list[str] = []
+    values: list[str] = []
+    params: list[Any] = []
+    for model_field in model._meta.concrete_fields:
+        if model_field.primary_key:
+            continue
+        columns.append(quote(model_field.column))
+        if model_field.attname in given:
+            values.append(given[model_field.attname])
+            continue
+        auto = getattr(model_field, "auto_now", False) or getattr(model_field, "auto_now_add", False)
+        value: Any = now if auto else model_field.get_default()  # "" for a text column without a default
+        values.append(f"CAST(%s AS {model_field.db_type(connection)})")
+        params.append(model_field.get_db_prep_save(value, connection))
+    return ", ".join(columns), ", ".join(values), params
+
+
+def _reason_sql(notification_type: str, config: NotifierConfig) -> tuple[str, list[Any]]:
+    """`decide` as a CASE over the candidate `c`: the reason, '' (Reason.NONE) when queued."""
+    reasons = Decision.Reason
+    if not config.is_enabled(notification_type):
+        return "CAST(%s AS varchar)", [reasons.TYPE_DISABLED.value]
+    branches: list[str] = []
+    params: list[Any] = []
+    if notification_type == ACTIVATION and config.is_enabled(STARTING):
+        branches.append("WHEN c.effective_date = c.event_date THEN %s")
+        params.append(reasons.SUPERSEDED_BY_STARTING.value)
+    branches += [
+        "WHEN c.approved IS NOT TRUE AND c.opted_out IS TRUE THEN %s",
+        "WHEN c.approved IS NOT TRUE THEN %s",
+        "WHEN COALESCE(c.recipient, '') = '' THEN %s",
+    ]
+    params += [reasons.OPTED_OUT.value, reasons.NO_CONSENT.value, reasons.NO_VALID_PHONE.value, reasons.NONE.value]
+    return f"CAST(CASE {' '.join(branches)} ELSE %s END AS varchar)", params
+
+
+def _event_date_sql(notification_type: str, config: NotifierConfig) -> tuple[str, list[Any]]:
+    """`event_date_of` over the candidate query's columns `q` (`event_day`: ValidityFrom's day in TIME_ZONE)."""
+    if notification_type in (ACTIVATION, RENEWAL):
+        return "q.event_day", []
+    if notification_type == STARTING:
+        return "q.effective_date", []
+    return "(q.expiry_date + CAST(%s AS integer))", [_expiry_offset(notification_type, config)]
+
+
+def _source(rows: QuerySet[Policy, dict[str, Any]]) -> tuple[str, list[Any]]:
+    """The values() query's SQL as `q`, its output columns named as values() names them (fields, then
+    annotations, in Django's select order)."""
+    rows = rows.annotate(event_day=TruncDate("validity_from"))
+    names = [*rows.query.values_select, *rows.query.annotation_select]
+    sql, params = rows.query.sql_with_params()
+    return f"({sql}) AS q ({', '.join(names)})", list(params)
+
+
+def _write_set_based(
+    run: DetectionRun,
+    rows: QuerySet[Policy, dict[str, Any]],
+    config: NotifierConfig,
+    now: dt.datetime,
+    *,
+    obsolete: bool = False,
+) -> Counter[str]:
+    """Decisions for the candidate rows (outbox rows for the queued), in one statement, then the correction for
+    rows a concurrent run queued meanwhile. Returns how many rows took each outcome and reason ("queued": n)."""
+    notification_type = run.notification_type
+    quote = connection.ops.quote_name
+    source, source_params = _source(rows)
+    event_sql, event_params = _event_date_sql(notification_type, config)
+    reasons = Decision.Reason
+    if obsolete:
+        reason_sql, reason_params = "CAST(%s AS varchar)", [reasons.TOO_LATE.value]
+        outcome_sql, outcome_params = "CAST(%s AS varchar)", [OBSOLETE]
+        approved = "NULL::boolean AS approved, NULL::varchar AS recipient, NULL::boolean AS opted_out"
+    else:
+        reason_sql, reason_params = _reason_sql(notification_type, config)
+        outcome_sql = "CAST(CASE WHEN r.reason = %s THEN %s ELSE %s END AS varchar)"
+        outcome_params = [reasons.NONE.value, QUEUED, SKIPPED]
+        approved = "q.approved, q.recipient, q.opted_out"
+    outbox_columns, outbox_values, outbox_params = _insert_parts(
+        Outbox,
+        {
+            "policy_id": "d.pk",
+            "notification_type": "d.notification_type",
+            "event_date": "d.event_date",
+            "family_id": "d.family_id",
+            "recipient": "COALESCE(d.recipient, '')",
+            "language": "COALESCE(d.sms_language, '')",
+            "status": "d.pending",
+            "detection_run_id": "d.run_id",
+            "created_at": "d.now",
+            "next_attempt_at": "d.now",
+        },
+        now,
+    )
+    decision_columns, decision_values, decision_params = _insert_parts(
+        Decision,
+        {
+            "policy_id": "d.pk",
+            "notification_type": "d.notification_type",
+            "event_date": "d.event_date",
+            "outcome": "d.outcome",
+            "reason": "d.reason",
+            "first_evaluated_at": "d.now",
+            "last_evaluated_at": "d.now",
+        },
+        now,
+    )
+    outbox_table, decision_table = quote(Outbox._meta.db_table), quote(Decision._meta.db_table)
+    conflict = ", ".join(_column(Decision, name) for name in ("policy", "notification_type"))
+    updated = ", ".join(
+        f"{column} = EXCLUDED.{column}"
+        for column in (_column(Decision, name) for name in ("event_date", "outcome", "reason", "last_evaluated_at"))
+    )
+    queue_rows = (
+        f"""queued AS (
+            INSERT INTO {outbox_table} ({outbox_columns})
+            SELECT {outbox_values} FROM d WHERE d.outcome = %s ORDER BY d.pk
+            ON CONFLICT DO NOTHING
+        ), """  # noqa: S608 - names from the models, values as parameters
+        if not obsolete
+        else ""
+    )
+    sql = f"""
+        WITH c AS MATERIALIZED (
+            SELECT q.pk, q.family_id, q.effective_date, {event_sql} AS event_date, q.sms_language, {approved}
+            FROM {source}
+        ), d AS MATERIALIZED (
+            SELECT c.*, r.reason, o.outcome, CAST(%s AS varchar) AS notification_type,
+                   CAST(%s AS timestamptz) AS now, CAST(%s AS bigint) AS run_id, CAST(%s AS varchar) AS pending
+            FROM c CROSS JOIN LATERAL (SELECT {reason_sql} AS reason) AS r
+                   CROSS JOIN LATERAL (SELECT {outcome_sql} AS outcome) AS o
+        ), {queue_rows}decided AS (
+            INSERT INTO {decision_table} ({decision_columns})
+            SELECT {decision_values} FROM d ORDER BY d.pk
+            ON CONFLICT ({conflict}) DO UPDATE SET {updated}
+        )
+        SELECT d.outcome, d.reason, count(*), array_agg(d.pk) FILTER (WHERE d.outcome <> %s)
+        FROM d GROUP BY d.outcome, d.reason
+    """  # noqa: S608 - names from the models, values as parameters
+    params: list[Any] = [*event_params, *source_params]
+    params += [notification_type, now, run.pk, Outbox.Status.PENDING.value, *reason_params, *outcome_params]
+    if not obsolete:
+        params += [*outbox_params, QUEUED]
+    params += [*decision_params, QUEUED]
+    counts: Counter[str] = Counter()
+    not_queued: list[int] = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for outcome, reason, count, ids in cursor.fetchall():
+            counts["queued" if outcome == QUEUED else reason] += int(count)
+            not_queued += ids or []
+    _queued_meanwhile(notification_type, not_queued)
+    return counts
+
+
+def _queued_meanwhile(notification_type: str, not_queued: list[int]) -> None:
+    """A concurrent run may have queued some of these after our read: its outbox row is the truth (a queued
+    decision is never downgraded). Looked up first, updated only when found."""
+    if not not_queued:
+        return
+    quote = connection.ops.quote_name
+    policy, kind = _column(Outbox, "policy"), _column(Outbox, "notification_type")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {policy} FROM {quote(Outbox._meta.db_table)} "  # noqa: S608 - names from the model
+            f"WHERE {kind} = %s AND {policy} = ANY(%s)",
+            [notification_type, not_queued],
+        )
+        found = [row[0] for row in cursor.fetchall()]
+    if found:
+        Decision.objects.filter(notification_type=notification_type, policy_id__in=found).exclude(
+            outcome=QUEUED
+        ).update(outcome=QUEUED, reason=Decision.Reason.NONE.value)
+
+
 # --- runs -------------------------------------------------------------------------------------------------------
 
 
@@ -415,6 +615,11 @@ def _detect(
     skipped: Counter[str] = Counter()
     queued = 0
     rows = candidate_rows(notification_type, result.window_start, result.window_end, config)
+    if run is not None and _set_based(run, observer):
+        counts = _write_set_based(run, rows, config, now)
+        queued = counts.pop("queued", 0)
+        skipped.update(counts)
+        rows = rows.none()
     for chunk in _chunks(rows.iterator(chunk_size=CHUNK_SIZE), CHUNK_SIZE):
         decisions = []
         for row in chunk:
@@ -438,6 +643,9 @@ def _detect(
     if last_window_start is None or last_window_start > band_end:
         return  # first run of the type, or the window did not move: nothing left it
     stale = _obsolete_rows(notification_type, last_window_start, band_end, config)
+    if run is not None and _set_based(run, observer):
+        result.obsolete += sum(_write_set_based(run, stale, config, now, obsolete=True).values())
+        return
     for chunk in _chunks(stale.iterator(chunk_size=CHUNK_SIZE), CHUNK_SIZE):
         decisions = [
             _decision(

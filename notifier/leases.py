@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F, Q
@@ -120,18 +121,46 @@ def _claim_batch(ids: list[int], now: datetime, owner: str) -> list[int]:
 def take_turn(outbox_id: int, owner: str) -> bool:
     """Before each provider call: prove that `owner` still holds the row's lease, extend it, and mark the send as
     started (kept from the first call of this claim), in one statement. False: the row is no longer ours (the
-    sweeper took it back after our lease expired) and must not be sent."""
+    sweeper took it back after our lease expired) and must not be sent.
+
+    Outside a transaction the statement commits on its own: the mark is durable before the provider is called, and
+    costs no other round trip. On PostgreSQL it is a prepared statement on the connection (psycopg prepares it
+    after a few runs): the server parses and plans it once per connection instead of once per message.
+    """
     now = timezone.now()
     connection, table = _sql()
-    sql = (
-        f"UPDATE {table} SET send_started_at = COALESCE(send_started_at, %s), lease_expires_at = %s "  # noqa: S608
-        "WHERE id = %s AND status = %s AND lease_owner = %s AND lease_expires_at > %s"
-    )
     expires = now + timedelta(seconds=lease_seconds())
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        params: list[Any] = [now, expires, outbox_id, Status.SENDING.value, owner, now]
+        raw = _PreparedCursor(connection.connection)
+        # Django's wrapper around it: its exceptions, execute wrappers and query log, as for any other statement.
+        wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+        with wrapped as cursor:
+            cursor.execute(_take_turn_sql(table, "%s"), params)
+            return bool(cursor.rowcount == 1)
     params = [_stamp(connection, now), _stamp(connection, expires), outbox_id, Status.SENDING.value, owner]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, _stamp(connection, now)])
+        cursor.execute(_take_turn_sql(table, "%s"), [*params, _stamp(connection, now)])
         return bool(cursor.rowcount == 1)
+
+
+class _PreparedCursor(psycopg.Cursor[Any]):
+    """A psycopg cursor with server-side binding whose statements are prepared (Django's own cursors bind on the
+    client and never prepare)."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> Any:
+        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+
+
+def _take_turn_sql(table: str, mark: str) -> str:
+    return (
+        f"UPDATE {table} SET send_started_at = COALESCE(send_started_at, {mark}), "  # noqa: S608
+        f"lease_expires_at = {mark} WHERE id = {mark} AND status = {mark} AND lease_owner = {mark} "
+        f"AND lease_expires_at > {mark}"
+    )
 
 
 def extend(owner: str, outbox_ids: Sequence[int]) -> int:

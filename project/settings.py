@@ -206,6 +206,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBI
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_SERIALIZER = "json"
+# Database connections in Celery workers: kept across tasks for NOTIFIER_WORKER_CONN_MAX_AGE seconds (default 300;
+# Celery's default is a new one per task; a DB_CONN_MAX_AGE of its own wins), checked with a cheap query before
+# their first use in each task (CONN_HEALTH_CHECKS), so a restarted PostgreSQL costs one reconnection, not a failed
+# task. Celery itself then only closes them every CELERY_DB_REUSE_MAX tasks (see project/celery.py).
+NOTIFIER_WORKER_CONN_MAX_AGE = _env_int("NOTIFIER_WORKER_CONN_MAX_AGE", 300)
+CELERY_DB_REUSE_MAX = 1000
 CELERY_ACCEPT_CONTENT = ["json"]
 
 # Redis for locks, circuit breakers and rate limits shared by all workers. Empty: in-process (embedded mode).

@@ -118,6 +118,16 @@ def test_it_finds_the_same_same_day_candidates_as_the_corrected_baseline(all_typ
     assert reasons
     # One query per policy for the baseline, a handful per type for the engine.
     assert result["baseline"]["queries"] > result["engine"]["queries"]
+    # The hand-written SQL floor wrote exactly the engine's outbox rows and decisions, type by type.
+    assert result["floor_agrees"], (result["floor_rows"], result["engine_rows"])
+    assert result["floor"]["queries"] == 6
+    assert sum(rows.get("outbox", 0) for rows in result["floor_rows"].values()) > 0
+    # Upstream's live paths: every active policy messaged on a first run, once per provider.
+    live = result["upstream_live_messages"]
+    activation = live["activation_of_policy"]
+    assert activation["upstream_messages"] == 2 * activation["upstream_provider_repeats"] > 0
+    assert activation["upstream_not_due"] > activation["engine_queued"]
+    assert all(counts["upstream_not_due"] <= counts["upstream_messages"] for counts in live.values())
 
 
 @pytest.mark.django_db

@@ -133,3 +133,37 @@ def test_it_holds_the_rate_limit_across_two_worker_processes(settings: Any) -> N
         in_window = [at for at in admissions[index:] if at < start + 1]
         assert len(in_window) <= per_second, f"{len(in_window)} admissions within one second from {start}"
     coordination.reset()
+
+
+def test_it_admits_through_breaker_and_rate_limit_in_one_call(backend: str) -> None:
+    """Issue 15: one Redis round trip per message for the breaker check and the rate slot."""
+    with time_machine.travel(T0, tick=False) as clock:
+        admitted = [coordination.admit(3, 2, max_wait=0) for _ in range(3)]
+        assert [(a.ok, a.probe, a.reason) for a in admitted] == [
+            (True, False, ""),
+            (True, False, ""),
+            (False, False, "rate"),
+        ]
+        for _ in range(3):
+            coordination.record_failure(3)
+        refused = coordination.admit(3, 1000, max_wait=0)
+        assert (refused.ok, refused.reason) == (False, "breaker")
+        assert refused.wait == pytest.approx(30.0), "the rest of the cooldown"
+        clock.shift(31)
+        probe = coordination.admit(3, 1000, max_wait=0)
+        assert (probe.ok, probe.probe) == (True, True), "the first caller after the cooldown probes"
+        other = coordination.admit(3, 1000, max_wait=0)
+        assert (other.ok, other.reason) == (False, "breaker"), "only one probe at a time"
+        coordination.record_success(3)
+        assert coordination.breaker_state(3) == "closed"
+
+
+def test_it_keeps_the_probe_for_a_caller_that_gets_a_rate_slot(backend: str) -> None:
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(3):
+            coordination.record_failure(4)
+        clock.shift(31)
+        assert coordination.acquire_rate_slot(4, 1, max_wait=0) is not None  # the only slot of this second
+        saturated = coordination.admit(4, 1, max_wait=0)
+        assert (saturated.ok, saturated.reason) == (False, "rate")
+        assert coordination.store().breaker_times(4)[1] is None, "no probe handed out without a slot"
