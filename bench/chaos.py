@@ -683,6 +683,10 @@ def table(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Delivery under failures, with servers of its own.")
     parser.add_argument("--quick", action="store_true", help="every scenario at small size (a few minutes)")
@@ -698,6 +702,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     load_before = os.getloadavg()
     outcomes: list[Outcome] = []
+    # Stopped from outside (a test's timeout, Ctrl-C from a shell that sends TERM): still stop the servers and
+    # workers it started, through the `finally` below.
+    signal.signal(signal.SIGTERM, _terminated)
     with tempfile.TemporaryDirectory(prefix="notifier-chaos-") as directory:
         chaos = Chaos(Path(directory), rows, timeout)
         try:
