@@ -94,6 +94,31 @@ def test_changing_the_http_json_url_with_the_token_masked_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("provider", "config", "secret", "address"),
+    [
+        ("HttpProvider", {"url": "https://sms.example.org/send", "auth": "header", "token": "t0k"}, "token", "url"),
+        ("AfricasTalking", {"username": "sandbox", "api_key": "at-key"}, "api_key", "base_url"),
+        (
+            "Twilio",
+            {"account_sid": "AC1", "auth_token": "tw-token", "from_number": "+15005550006"},
+            "auth_token",
+            "base_url",
+        ),
+        ("Infobip", {"base_url": "https://abc.api.infobip.com", "api_key": "ib-key"}, "api_key", "base_url"),
+    ],
+)
+def test_the_general_provider_and_presets_need_their_secret_again_for_a_new_address(
+    admin_client: Client, provider: str, config: dict[str, Any], secret: str, address: str
+) -> None:
+    account = ProviderAccount.objects.create(name="gw", provider=provider, priority=10, config=config)
+    response = change(admin_client, account, {**config, secret: MASK, address: "https://collector.example.net"})
+    assert response.status_code == 200
+    assert f"{secret}: re-enter the secret — {address} changed" in response.content.decode()
+    account.refresh_from_db()
+    assert account.config == config  # nothing saved
+
+
+@pytest.mark.parametrize(
     ("provider", "config", "error"),
     [
         ("eGASMSGateway", {"GateUrl": "http://"}, "GateUrl: must name a host"),
@@ -104,6 +129,8 @@ def test_changing_the_http_json_url_with_the_token_masked_is_refused(
         ("eGASMSGateway", {"SmsResource": "/send\n"}, "SmsResource: must not contain spaces or control characters"),
         ("HttpJsonProvider", {"url": "https:///sms"}, "url: must name a host"),
         ("HttpJsonProvider", {"url": "javascript:alert(1)"}, "url: must start with http:// or https://"),
+        ("HttpProvider", {"url": "https:///send"}, "url: must name a host"),
+        ("Infobip", {"base_url": "https://ib example.com", "api_key": "k"}, "base_url: must not contain spaces"),
     ],
 )
 def test_an_unusable_url_is_refused_on_save_naming_the_field(

@@ -15,7 +15,6 @@ import base64
 import hashlib
 import hmac
 import json
-import string
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -30,6 +29,7 @@ from notifier.providers.base import (
     body_excerpt,
     classify_status,
     http_request,
+    http_url_problem,
 )
 from notifier.providers.callbacks import (
     CallbackError,
@@ -39,42 +39,12 @@ from notifier.providers.callbacks import (
     ReceiptOutcome,
     lookup,
 )
+from notifier.providers.templating import check_placeholders, fill
 
 PLACEHOLDERS = frozenset(
     {"recipient", "recipient_digits", "text", "reference", "sender", "username", "token", "receipt_url"}
 )
 Scalar = str | int | bool
-
-
-def _check_placeholders(value: Any, where: str) -> None:
-    if isinstance(value, str):
-        try:
-            parsed = list(string.Formatter().parse(value))
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-        for _literal, name, spec, conversion in parsed:
-            if name is None:
-                continue
-            if spec or conversion:
-                raise ValueError(f"{where}: placeholder {{{name}}} may not carry a format or conversion")
-            if name not in PLACEHOLDERS:
-                raise ValueError(f"{where}: unknown placeholder {{{name}}} (known: {', '.join(sorted(PLACEHOLDERS))})")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_placeholders(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_placeholders(item, f"{where}[{index}]")
-
-
-def _fill(value: Any, values: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        return value.format(**values)
-    if isinstance(value, dict):
-        return {key: _fill(item, values) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_fill(item, values) for item in value]
-    return value
 
 
 def _same(found: Any, expected: Scalar) -> bool:
@@ -115,15 +85,15 @@ class HttpConfig(ProviderConfig):
     inbound_text_field: str = "text"
 
     secret_fields: ClassVar[tuple[str, ...]] = ("password", "token")
+    address_fields: ClassVar[tuple[str, ...]] = ("url",)
 
     @model_validator(mode="after")
     def _check(self) -> HttpConfig:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError("url: must start with http:// or https://")
-        _check_placeholders(self.url, "url")
-        _check_placeholders(self.query, "query")
-        _check_placeholders(self.headers, "headers")
-        _check_placeholders(self.body, "body")
+        problem = http_url_problem(self.url)
+        if problem is not None:
+            raise ValueError(f"url: {problem}")
+        for value, where in ((self.url, "url"), (self.query, "query"), (self.headers, "headers"), (self.body, "body")):
+            check_placeholders(value, where, PLACEHOLDERS)
         if self.method == "GET" and self.body_format != "none":
             raise ValueError("body_format: a GET request has no body (use 'none' and put the fields in query)")
         if self.method != "GET" and self.body_format == "none" and self.body:
@@ -158,17 +128,17 @@ def http_send(
     url = config.url.format(**values)
     if config.query:
         split = urlsplit(url)
-        extra = urlencode(_fill(config.query, values))
+        extra = urlencode(fill(config.query, values))
         url = urlunsplit(split._replace(query=f"{split.query}&{extra}" if split.query else extra))
     headers = {"Accept": "application/json"}
     headers.update({name: value.format(**values) for name, value in config.headers.items()})
     body: bytes | None = None
     if config.body_format == "json":
-        body = json.dumps(_fill(config.body, values)).encode("utf-8")
+        body = json.dumps(fill(config.body, values)).encode("utf-8")
         headers.setdefault("Content-Type", "application/json")
     elif config.body_format == "form":
         # A field whose template filled to nothing (an optional sender, no receipt URL) is left out.
-        fields = {key: value for key, value in _fill(config.body, values).items() if value != ""}
+        fields = {key: value for key, value in fill(config.body, values).items() if value != ""}
         body = urlencode(fields).encode("ascii")
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
     if config.auth == "basic":
@@ -285,8 +255,9 @@ class _Preset(HttpProvider):
 
 
 def _https(value: str, field: str) -> None:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError(f"{field}: must start with http:// or https://")
+    problem = http_url_problem(value)
+    if problem is not None:
+        raise ValueError(f"{field}: {problem}")
 
 
 class AfricasTalkingConfig(ProviderConfig):
@@ -296,6 +267,7 @@ class AfricasTalkingConfig(ProviderConfig):
     base_url: str = "https://api.africastalking.com"  # sandbox: https://api.sandbox.africastalking.com
 
     secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
+    address_fields: ClassVar[tuple[str, ...]] = ("base_url",)
 
     @model_validator(mode="after")
     def _check(self) -> AfricasTalkingConfig:
@@ -382,6 +354,7 @@ class TwilioConfig(ProviderConfig):
     base_url: str = "https://api.twilio.com"
 
     secret_fields: ClassVar[tuple[str, ...]] = ("auth_token",)
+    address_fields: ClassVar[tuple[str, ...]] = ("base_url",)
 
     @model_validator(mode="after")
     def _check(self) -> TwilioConfig:
@@ -488,6 +461,7 @@ class InfobipConfig(ProviderConfig):
     sender: str = ""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
+    address_fields: ClassVar[tuple[str, ...]] = ("base_url",)
 
     @model_validator(mode="after")
     def _check(self) -> InfobipConfig:

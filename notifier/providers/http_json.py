@@ -7,7 +7,6 @@ The body is a JSON template whose string values may hold placeholders ({recipien
 from __future__ import annotations
 
 import json
-import string
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -23,50 +22,10 @@ from notifier.providers.base import (
     http_request,
     http_url_problem,
 )
+from notifier.providers.callbacks import lookup
+from notifier.providers.templating import check_placeholders, fill
 
 PLACEHOLDERS = frozenset({"recipient", "recipient_digits", "text", "reference", "token"})
-
-
-def _placeholders(value: Any, where: str) -> list[tuple[str, str]]:
-    """(location, placeholder) for every placeholder in the string leaves of `value`."""
-    found: list[tuple[str, str]] = []
-    if isinstance(value, str):
-        try:
-            parsed = list(string.Formatter().parse(value))
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-        for _literal, field, spec, conversion in parsed:
-            if field is None:
-                continue
-            if spec or conversion:
-                raise ValueError(f"{where}: placeholder {{{field}}} may not carry a format or conversion")
-            found.append((where, field))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            found.extend(_placeholders(item, f"{where}.{key}"))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(_placeholders(item, f"{where}[{index}]"))
-    return found
-
-
-def _fill(value: Any, values: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        return value.format(**values)
-    if isinstance(value, dict):
-        return {key: _fill(item, values) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_fill(item, values) for item in value]
-    return value
-
-
-def _lookup(answer: Any, path: str) -> Any:
-    current = answer
-    for part in path.split("."):
-        if not isinstance(current, dict) or part not in current:
-            return None
-        current = current[part]
-    return current
 
 
 class HttpJsonConfig(ProviderConfig):
@@ -89,9 +48,8 @@ class HttpJsonConfig(ProviderConfig):
         problem = http_url_problem(self.url)
         if problem is not None:
             raise ValueError(f"url: {problem}")
-        for where, name in _placeholders(self.headers, "headers") + _placeholders(self.body_template, "body_template"):
-            if name not in PLACEHOLDERS:
-                raise ValueError(f"{where}: unknown placeholder {{{name}}} (known: {', '.join(sorted(PLACEHOLDERS))})")
+        check_placeholders(self.headers, "headers", PLACEHOLDERS)
+        check_placeholders(self.body_template, "body_template", PLACEHOLDERS)
         if not self.success_status or any(not 200 <= code < 300 for code in self.success_status):
             raise ValueError("success_status: list of 2xx codes expected")
         return self
@@ -113,7 +71,7 @@ class HttpJsonProvider(Provider):
             "token": config.token,
         }
         headers = {name: value.format(**values) for name, value in config.headers.items()}
-        body = json.dumps(_fill(config.body_template, values)).encode("utf-8")
+        body = json.dumps(fill(config.body_template, values)).encode("utf-8")
         response = http_request(
             config.method, config.url, body=body, headers=headers, timeouts=self.timeouts, session=self.http_session()
         )
@@ -130,17 +88,17 @@ class HttpJsonProvider(Provider):
                     http_status=response.status_code,
                 ) from None
             answer = None
-        if config.error_field and _lookup(answer, config.error_field):
+        if config.error_field and lookup(answer, config.error_field):
             raise PermanentError(f"gateway error: {body_excerpt(response)}", http_status=response.status_code)
         if config.success_field:
-            outcome = _lookup(answer, config.success_field)
+            outcome = lookup(answer, config.success_field)
             ok = bool(outcome) if config.success_value is None else outcome == config.success_value
             if not ok:
                 raise PermanentError(
                     f"gateway did not confirm ({config.success_field}={outcome!r})", http_status=response.status_code
                 )
         if config.reference_field:
-            found = _lookup(answer, config.reference_field)
+            found = lookup(answer, config.reference_field)
             if found not in (None, ""):
                 return str(found)
         return reference
