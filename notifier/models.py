@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import uuid
 from typing import Any
@@ -402,16 +401,6 @@ class DispatcherRun(models.Model):
     def __str__(self) -> str:
         state = f"completed {self.completed_at:%Y-%m-%d %H:%M}" if self.completed_at else "not completed"
         return f"Dispatcher run {self.run_date} ({state})"
-
-    @classmethod
-    def begin(cls, run_date: dt.date, notification_types: list[str] | None = None) -> DispatcherRun:
-        """Record a run that holds the dispatcher lock, after catching up the derived family phones with insuree
-        changes made since the previous run (detection reads them)."""
-        from notifier.phones import refresh_changed_family_phones
-
-        previous = cls.objects.order_by("-started_at").values_list("started_at", flat=True).first()
-        refresh_changed_family_phones(previous)
-        return cls.objects.create(run_date=run_date, notification_types=notification_types or [])
 
 
 class ForecastDay(models.Model):

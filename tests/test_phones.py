@@ -8,7 +8,8 @@ import time_machine
 from django.utils import timezone
 
 from notifier import services
-from notifier.models import DispatcherRun, Family, FamilyPhone, Insuree
+from notifier.dispatch import dispatch
+from notifier.models import Family, FamilyPhone, Insuree
 from notifier.phones import family_phone, normalize_phone, pick_family_phone, refresh_family_phones
 
 
@@ -106,7 +107,7 @@ def test_it_catches_up_phones_changed_outside_the_service_at_the_next_dispatcher
         silent = make_family(head_phone=None)
         retired = make_family(head_phone="0712345678")
         untouched = make_family(head_phone="0754111222")
-        DispatcherRun.begin(timezone.localdate())
+        dispatch(timezone.localdate())  # no type enabled: the lock, the catch-up, the run
     with time_machine.travel(start + dt.timedelta(hours=1), tick=False):
         head = Insuree.objects.get(pk=silent.head_insuree_id or 0)
         head.save_history()
@@ -116,7 +117,7 @@ def test_it_catches_up_phones_changed_outside_the_service_at_the_next_dispatcher
         retired.retire()
         assert family_phone(silent) is None and family_phone(retired) == "+255712345678"  # stale until the run
     with time_machine.travel(start + dt.timedelta(hours=2), tick=False):
-        DispatcherRun.begin(timezone.localdate())
+        dispatch(timezone.localdate())  # no type enabled: the lock, the catch-up, the run
     assert family_phone(silent) == "+255765432100"
     assert family_phone(retired) is None
     assert family_phone(untouched) == "+255754111222"
