@@ -5,7 +5,7 @@
 The areas are picked from the database: for JSON and CSV the region or district whose number of current
 families is closest to --families (default 100,000), for PDF the one closest to --pdf-families (default 10,000).
 Each format runs in its own child process, so its peak RSS is its own: Django set-up, then exactly what the
-endpoint does (notifier.report_views): ReportParams.from_query, build_report (one query), then the JSON response
+endpoint does (notifier.report.views): ReportParams.from_query, build_report (one query), then the JSON response
 (JsonResponse of report_json), report_csv or render_report_pdf. Reported per format: seconds, SQL statements,
 rows, output bytes, peak RSS, and the RSS before the report (Django loaded) for reference.
 """
@@ -62,9 +62,9 @@ def run_case(area: dict[str, Any], output: str) -> dict[str, Any]:
     from django.utils import timezone
 
     from bench.detect import count_queries
-    from notifier.report import ReportParams, build_report
-    from notifier.report_pdf import render_report_pdf
-    from notifier.report_views import report_csv, report_json
+    from notifier.report.pdf import render_report_pdf
+    from notifier.report.query import ReportParams, build_report
+    from notifier.report.views import report_csv, report_json
 
     rss_before = peak_rss_mb()
     key = "districtUuid" if area["type"] == "D" else "regionUuid"

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.report import area_sizes, pick_area
     from notifier.models import ReportFile
-    from notifier.report_files import file_path
+    from notifier.report.files import file_path
 
     area = pick_area(area_sizes(), options.families)
     key = "districtUuid" if area["type"] == "D" else "regionUuid"

@@ -905,7 +905,7 @@ class ReportFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return format_html('<a href="{}">{}</a>', url, label)
 
 
-from notifier import report_admin  # noqa: E402, F401 - registers the report page
+from notifier.report import admin as report_admin  # noqa: E402, F401 - registers the report page
 
 
 @admin.register(ApiToken)

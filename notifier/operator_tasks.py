@@ -25,7 +25,7 @@ def refresh_forecast(days: int = FORECAST_DAYS) -> dict[str, Any]:
 
 @shared_task(name="notifier.tasks.build_report_file", acks_late=True)
 def build_report_file(report_id: int) -> dict[str, Any]:
-    from notifier.report_files import produce
+    from notifier.report.files import produce
 
     report = produce(report_id)
     return {"status": report.status, "families": report.families}
@@ -34,6 +34,6 @@ def build_report_file(report_id: int) -> dict[str, Any]:
 @shared_task(name="notifier.tasks.operator_housekeeping")
 def operator_housekeeping() -> dict[str, Any]:
     """Hourly: delete report files past their keeping time."""
-    from notifier.report_files import clean_expired
+    from notifier.report.files import clean_expired
 
     return {"report_files_deleted": clean_expired()}

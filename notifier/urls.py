@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from notifier import callback_views, report_auth, report_views, views
+from notifier import callback_views, views
 from notifier.health import health
 from notifier.metrics import metrics
+from notifier.report import views as report_views
 
 app_name = "notifier"
 
@@ -17,9 +18,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="communication_by_notification_report",
     ),
     path("test_sms/", views.test_sms, name="test_sms"),
-    path("login/", report_auth.ReportLoginView.as_view(), name="report_login"),
-    path("logout/", report_auth.report_logout, name="report_logout"),
-    path("report/", report_auth.report_page, name="report_page"),
+    path("login/", report_views.ReportLoginView.as_view(), name="report_login"),
+    path("logout/", report_views.report_logout, name="report_logout"),
+    path("report/", report_views.report_page, name="report_page"),
     path("receipts/<str:token>/", callback_views.receipt, name="receipt"),
     path("inbound/<str:token>/", callback_views.inbound_message, name="inbound"),
     path("report_files/<uuid:key>/", report_views.report_file, name="report_file"),

@@ -33,7 +33,7 @@ from notifier.models import Decision, FamilyPhone, Outbox  # noqa: E402
 from notifier.openimis import consent  # noqa: E402
 from notifier.openimis.mode import family_sms_spelling  # noqa: E402
 from notifier.phones import refresh_family_phones  # noqa: E402
-from notifier.report import ReportParams, build_report  # noqa: E402
+from notifier.report.query import ReportParams, build_report  # noqa: E402
 from tests.openimis_db import FAMILY_UUIDS  # noqa: E402
 
 

@@ -19,7 +19,7 @@ import django
 django.setup()
 
 from notifier import services  # noqa: E402
-from notifier.report import ReportParams, build_report  # noqa: E402
+from notifier.report.query import ReportParams, build_report  # noqa: E402
 
 
 def consent(family_uuid: str) -> dict[str, Any]:

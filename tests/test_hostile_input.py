@@ -24,7 +24,7 @@ from notifier.models import (
     NotificationTemplate,
     ProviderAccount,
 )
-from notifier.report_access import REPORT_GROUP
+from notifier.report.access import REPORT_GROUP
 from tests.report_helpers import Tree, build_tree
 
 API = "/api/policy_notification"

@@ -1,4 +1,4 @@
-"""The report query and its parameters (notifier.report), against the real PostgreSQL."""
+"""The report query and its parameters (notifier.report.query), against the real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.utils import timezone
 from notifier import services
 from notifier.eligibility import Mode
 from notifier.models import Family, Policy, Product
-from notifier.report import UNKNOWN, ReportParamError, ReportParams, ReportRow, build_report
+from notifier.report.query import UNKNOWN, ReportParamError, ReportParams, ReportRow, build_report
 from tests.report_helpers import (
     INVALID_PHONE,
     OTHER_VALID_PHONE,

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from notifier.models import ApiToken
-from notifier.report_access import REPORT_GROUP
+from notifier.report.access import REPORT_GROUP
 from tests.report_helpers import Tree, build_tree
 
 REPORT = "/api/policy_notification/communication_by_notification_report/"

@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django import Settings
 
-from notifier.report import FIELDS, ReportRow
-from notifier.report_access import REPORT_GROUP
+from notifier.report.access import REPORT_GROUP
+from notifier.report.query import FIELDS, ReportRow
 from tests.report_helpers import INVALID_PHONE, VALID_PHONE, Tree, add_family, add_officer, build_tree, bulk_families
 
 URL = "/api/policy_notification/communication_by_notification_report/"
@@ -312,7 +312,7 @@ def test_it_hides_the_admin_report_from_staff_without_the_right(tree: Tree) -> N
 def test_no_header_word_of_the_pdf_is_split():
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
-    from notifier.report_pdf import _COLUMNS, _WIDTHS, CELL_PADDING
+    from notifier.report.pdf import _COLUMNS, _WIDTHS, CELL_PADDING
 
     for title, width in zip(_COLUMNS, _WIDTHS, strict=True):
         for word in title.split():
@@ -363,7 +363,7 @@ def test_expired_report_files_are_deleted(tree: Tree, viewer: Client, django_cap
 
     from notifier.models import ReportFile
     from notifier.operator_tasks import operator_housekeeping
-    from notifier.report_files import file_path
+    from notifier.report.files import file_path
 
     with django_capture_on_commit_callbacks(execute=True):
         _get(viewer, districtUuid=str(tree.d1.uuid), format="pdf")

@@ -7,8 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifier.models import ApiToken
-from notifier.report_access import missing_rights
-from notifier.report_auth import create_token, find_user
+from notifier.report.access import create_token, find_user, missing_rights
 
 
 class Command(BaseCommand):

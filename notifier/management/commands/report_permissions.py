@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from notifier.report_access import REPORT_GROUP, ensure_report_permissions
+from notifier.report.access import REPORT_GROUP, ensure_report_permissions
 
 
 class Command(BaseCommand):

@@ -37,6 +37,7 @@ from notifier.eligibility import MODE_LABELS, Mode, filter_by_mode, parse_mode
 from notifier.models import Family, Location, Officer, Policy
 
 UNKNOWN = "unknown"
+FORMATS = ("json", "csv", "pdf")
 
 # Levels of the location tree below a family's own location that can name its district, ward or village.
 _FAMILY_CHAIN = ("location", "location__parent", "location__parent__parent")

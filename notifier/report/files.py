@@ -20,7 +20,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from notifier.models import ReportFile
-from notifier.report import ReportParams, build_report
+from notifier.report.pdf import render_report_pdf
+from notifier.report.query import ReportParams, build_report
 
 logger = logging.getLogger(__name__)
 CONTENT_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8", "json": "application/json"}
@@ -67,8 +68,7 @@ class _Progress:
 
 def produce(report_id: int) -> ReportFile:
     """Build the report's file. Idempotent: a file already done or failed is left as it is."""
-    from notifier.report_pdf import render_report_pdf
-    from notifier.report_views import report_csv, report_json
+    from notifier.report.views import report_csv, report_json
 
     report = ReportFile.objects.get(pk=report_id)
     if report.status in {ReportFile.Status.DONE, ReportFile.Status.FAILED}:

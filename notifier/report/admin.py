@@ -14,8 +14,8 @@ from django.urls import reverse
 
 from notifier.eligibility import MODE_LABELS, Mode
 from notifier.models import Location, NotificationReport, Officer
-from notifier.report_access import missing_rights
-from notifier.report_views import FORMATS
+from notifier.report.access import missing_rights
+from notifier.report.query import FORMATS
 
 
 class ReportForm(forms.Form):

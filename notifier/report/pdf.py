@@ -18,7 +18,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from notifier.report import ReportParams, ReportRow
+from notifier.report.query import ReportParams, ReportRow
 
 TITLE = "Family policy notification report"
 _MARGIN = 15 * mm

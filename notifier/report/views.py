@@ -1,7 +1,7 @@
 """GET /api/policy_notification/communication_by_notification_report/ — the report as JSON, CSV or PDF.
 
-Anonymous callers are redirected to the report sign-in page (notifier.report_auth; it lets non-staff users in,
-and browsers come back here); API clients send `Authorization: Token <key>` (401 when it is wrong). A user
+Anonymous callers are redirected to the report sign-in page (below; it lets non-staff users in, and browsers
+come back here); API clients send `Authorization: Token <key>` (401 when it is wrong). A user
 without every configured right gets 403; bad parameters get 400 with the parameter named.
 """
 
@@ -13,7 +13,9 @@ import io
 import re
 from typing import Any
 
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
@@ -21,14 +23,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from notifier import report_files
 from notifier.models import ReportFile
-from notifier.report import FIELDS, ReportParamError, ReportParams, ReportRow, build_report, report_queryset
-from notifier.report_access import missing_rights
-from notifier.report_auth import report_user_required
-from notifier.report_pdf import render_report_pdf
-
-FORMATS = ("json", "csv", "pdf")
+from notifier.report import files as report_files
+from notifier.report.access import missing_rights, report_user_required
+from notifier.report.admin import ReportForm
+from notifier.report.pdf import render_report_pdf
+from notifier.report.query import (
+    FIELDS,
+    FORMATS,
+    ReportParamError,
+    ReportParams,
+    ReportRow,
+    build_report,
+    report_queryset,
+)
 
 
 def _error(status: int, message: str, param: str | None = None) -> JsonResponse:
@@ -174,3 +182,40 @@ def report_file_download(request: HttpRequest, key: str) -> HttpResponse | FileR
         filename=report.file_name,
         content_type=report_files.CONTENT_TYPES[report.format],
     )
+
+
+# --- people: sign in, sign out, the report form outside the admin ---------------------------------------------
+
+
+class ReportLoginView(LoginView):
+    """The admin's sign-in form without its staff-only rule: any active user may sign in here."""
+
+    template_name = "notifier/report_login.html"
+    redirect_authenticated_user = True
+    next_page = "notifier:report_page"
+    extra_context = {"title": "Sign in: family policy notification report"}
+
+
+def report_logout(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponse(
+            "Sign out with POST (the button on the report page).", status=405, headers={"Allow": "POST"}
+        )
+    logout(request)
+    return HttpResponseRedirect(reverse("notifier:report_login"))
+
+
+@require_GET
+@report_user_required
+def report_page(request: HttpRequest) -> HttpResponse:
+    """The report form for signed-in users, staff or not; it hands over to the report endpoint."""
+    lacking = missing_rights(request.user)
+    if lacking:
+        context: dict[str, Any] = {"title": "Report", "lacking": lacking, "user": request.user}
+        return TemplateResponse(request, "notifier/report_page.html", context, status=403)
+    form = ReportForm(request.GET if "mode" in request.GET else None)
+    if form.is_bound and form.is_valid():
+        url = reverse("notifier:communication_by_notification_report")
+        return HttpResponseRedirect(f"{url}?{form.report_query()}")
+    context = {"title": "Family policy notification report", "form": form, "user": request.user}
+    return TemplateResponse(request, "notifier/report_page.html", context)
