@@ -19,8 +19,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from notifier import coordination, delivery, humanize, rendering, services, sms
+from notifier import coordination, humanize, rendering, services, sms
 from notifier.consent_log import consent_source
+from notifier.delivery import operator
 from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode, parse_mode
 from notifier.models import (
     ApiToken,
@@ -660,7 +661,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             raise PermissionDenied
         form = SendTestForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            outcome = delivery.send_test_message(account, form.cleaned_data["phone"], form.cleaned_data["text"])
+            outcome = operator.send_test_message(account, form.cleaned_data["phone"], form.cleaned_data["text"])
             self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.ERROR)
             if outcome.ok:
                 return redirect("admin:notifier_provideraccount_change", account.pk)
@@ -761,12 +762,12 @@ class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Resend (failed, unknown or cancelled)")
     def resend_selected(self, request: HttpRequest, queryset: QuerySet[Outbox]) -> None:
-        count = delivery.resend(list(queryset.values_list("id", flat=True)))
+        count = operator.resend(list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{count} message(s) queued again; the sweeper sends them shortly.")
 
     @admin.action(description="Cancel (not yet sent)")
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Outbox]) -> None:
-        count = delivery.cancel(list(queryset.values_list("id", flat=True)))
+        count = operator.cancel(list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{count} message(s) cancelled.")
 
 

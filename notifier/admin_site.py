@@ -13,6 +13,8 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path, reverse
 
+from notifier.delivery import operator
+
 # Section title → model class names (object_name), in the order shown. Grouped by model name rather than app, so
 # a model moving between apps keeps its place. Models not listed go to "Other".
 SECTIONS: list[tuple[str, str, list[str]]] = [
@@ -86,18 +88,16 @@ class NotifierAdminSite(admin.AdminSite):
 
     def outbox_action_view(self, request: HttpRequest, outbox_id: int) -> HttpResponse:
         """The dashboard's one-click resend / cancel of a failed or unknown message."""
-        from notifier import delivery
-
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not request.user.has_perm("notifier.change_outbox"):
             raise PermissionDenied
         action = request.POST.get("action", "")
         if action == "resend":
-            done = delivery.resend([outbox_id])
+            done = operator.resend([outbox_id])
             text = f"Message #{outbox_id} queued again; the sweeper sends it shortly." if done else ""
         elif action == "cancel":
-            done = delivery.cancel([outbox_id])
+            done = operator.cancel([outbox_id])
             text = f"Message #{outbox_id} cancelled." if done else ""
         else:
             messages.error(request, f"action: unknown action {action!r}; expected resend or cancel")

@@ -33,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
-from notifier.delivery import deliver_chunk
+from notifier.delivery.runner import deliver_chunk
 from notifier.detection import DetectionResult, Observer, run_detection, scheme_today
 from notifier.locks import dispatcher_lock
 from notifier.models import DispatcherRun

@@ -22,6 +22,8 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from notifier.config import NOTIFICATION_TYPES
+from notifier.delivery.runner import deliver_chunk
+from notifier.delivery.store import hand_out_due, reclaim_expired
 from notifier.locks import NonBlockingLock
 
 logger = logging.getLogger(__name__)
@@ -108,8 +110,6 @@ def detect_notifications(notification_type: str, run_date_iso: str) -> dict[str,
 def deliver_outbox_chunk(outbox_ids: list[int]) -> dict[str, int]:
     """Deliver the rows as one chunk; a row another worker already claimed comes back "skipped", so a redelivered
     chunk is safe."""
-    from notifier.delivery import deliver_chunk
-
     return dict(Counter(deliver_chunk([int(outbox_id) for outbox_id in outbox_ids]).values()))
 
 
@@ -118,8 +118,6 @@ def sweep_outbox() -> dict[str, Any]:
     """Rows whose delivery lease expired (their run died, was paused or hung) become `unknown` when their send had
     started (the gateway may have them: never resent automatically) and pending when it had not; then the rows that
     are due and that no delivery task carries are enqueued (within a sweep interval of their due time)."""
-    from notifier.leases import hand_out_due, reclaim_expired
-
     lock = NonBlockingLock("sweeper", _setting("NOTIFIER_SWEEP_LOCK_SECONDS", 120))
     if not lock.acquire():
         return {"skipped": True}

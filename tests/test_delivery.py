@@ -15,22 +15,21 @@ import time_machine
 from django.utils import timezone
 
 from notifier import coordination
-from notifier.delivery import (
-    cancel,
-    claim_chunk,
-    deliver,
-    deliver_chunk,
-    due_outbox_ids,
-    outbox_reference,
-    resend,
-)
-from notifier.leases import reclaim_expired
+from notifier.delivery.operator import cancel, resend
+from notifier.delivery.runner import deliver, deliver_chunk, outbox_reference
+from notifier.delivery.store import claim_chunk, hand_out_due, reclaim_expired
 from notifier.models import DeliveryAttempt, Family, NotificationTemplate, Outbox, Policy, ProviderAccount
 from tests.gateway import GatewayServer, Reply, closed_port_url
 from tests.outbox_helpers import bare_outbox, bare_outboxes
 
 Outcome = DeliveryAttempt.Outcome
 T0 = dt.datetime(2026, 11, 28, 7, 0, tzinfo=dt.UTC)
+SWEEP_GRACE = dt.timedelta(seconds=600)  # NOTIFIER_SWEEP_GRACE_SECONDS
+
+
+def swept(now: dt.datetime | None = None) -> list[int]:
+    """What the sweeper hands out now (and marks as handed out): due pending rows that no delivery task carries."""
+    return hand_out_due(100, SWEEP_GRACE, now)
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +178,7 @@ def test_it_fails_at_once_when_every_provider_refuses_permanently(
     outbox.refresh_from_db()
     assert outbox.status == Outbox.Status.FAILED
     assert "Invalid mobile number" in outbox.last_error
-    assert outbox.pk not in due_outbox_ids(100)
+    assert outbox.pk not in swept()
 
 
 def test_it_backs_off_and_stops_at_max_attempts(gateway: GatewayServer, make_outbox: Callable[..., Outbox]) -> None:
@@ -201,7 +200,7 @@ def test_it_backs_off_and_stops_at_max_attempts(gateway: GatewayServer, make_out
         assert outbox.attempts == 3
         assert "gave up after 3 attempts" in outbox.last_error
         clock.shift(dt.timedelta(days=30))
-        assert outbox.pk not in due_outbox_ids(100)
+        assert outbox.pk not in swept()
         assert deliver(outbox.pk) == "skipped"
     assert len(gateway.received) == 3
     assert 30 <= delays[0] <= 60 and 60 <= delays[1] <= 120, delays
@@ -221,7 +220,7 @@ def test_it_marks_an_unknown_outcome_and_never_resends_it(
     assert second_gateway.received == [], "no fallback: the first gateway may have sent it"
     assert attempts(outbox) == [("first", Outcome.UNKNOWN, None)]
     with time_machine.travel(timezone.now() + dt.timedelta(days=1)):
-        assert outbox.pk not in due_outbox_ids(100)
+        assert outbox.pk not in swept()
         assert deliver(outbox.pk) == "skipped"
     assert len(gateway.received) == 1
 
@@ -363,14 +362,17 @@ def test_it_seeds_provider_accounts_when_there_are_none(
     assert gateway.received[0].path == "/api/policy_notification/test_sms/"
 
 
-def test_it_lists_due_pending_rows_oldest_first(make_outbox: Callable[..., Outbox]) -> None:
+def test_it_hands_out_due_retries_oldest_first_and_once(make_outbox: Callable[..., Outbox]) -> None:
     now = timezone.now()
-    late = make_outbox(next_attempt_at=now - dt.timedelta(minutes=1))
-    early = make_outbox(next_attempt_at=now - dt.timedelta(minutes=5))
-    make_outbox(next_attempt_at=now + dt.timedelta(minutes=5))
-    make_outbox(status=Outbox.Status.FAILED, next_attempt_at=now - dt.timedelta(minutes=9))
-    assert due_outbox_ids(10, now=now) == [early.pk, late.pk]
-    assert due_outbox_ids(1, now=now) == [early.pk]
+    retried = {"claimed_at": now - dt.timedelta(hours=1), "attempts": 1}
+    late = make_outbox(**retried, next_attempt_at=now - dt.timedelta(minutes=1))
+    early = make_outbox(**retried, next_attempt_at=now - dt.timedelta(minutes=5))
+    make_outbox(**retried, next_attempt_at=now + dt.timedelta(minutes=5))
+    make_outbox(**retried, status=Outbox.Status.FAILED, next_attempt_at=now - dt.timedelta(minutes=9))
+    make_outbox(next_attempt_at=now - dt.timedelta(minutes=1))  # fresh from detection: its own task carries it
+    assert hand_out_due(1, SWEEP_GRACE, now) == [early.pk]
+    assert hand_out_due(10, SWEEP_GRACE, now) == [late.pk]
+    assert hand_out_due(10, SWEEP_GRACE, now) == [], "handed out once"
 
 
 def test_it_resends_a_failed_row_trying_a_provider_that_refused_it_before(
@@ -413,7 +415,7 @@ def test_it_marks_rows_a_dead_worker_was_sending_unknown_and_queues_the_untried_
     assert Outbox.objects.get(pk=started.pk).lease_owner == "dead", "kept: the run may still write the outcome"
     assert Outbox.objects.filter(pk=untried.pk).values_list("status", "lease_owner").get() == ("pending", "")
     assert Outbox.objects.get(pk=alive.pk).status == Outbox.Status.SENDING
-    assert due_outbox_ids(10, now=now) == [untried.pk]
+    assert swept(now) == [untried.pk]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -605,7 +607,7 @@ def test_it_records_a_provider_bug_mid_chunk_as_unknown_and_goes_on(settings: An
     assert "RuntimeError: provider bug after 2 sends" in Outbox.objects.get(pk=ids[2]).last_error
     assert received_recipients(gateway) == [rows[0].recipient, rows[1].recipient]
     with time_machine.travel(timezone.now() + dt.timedelta(days=1)):
-        assert due_outbox_ids(100) == []
+        assert swept() == []
         assert set(deliver_chunk(ids).values()) == {"skipped"}
     assert len(gateway.received) == 2
 
@@ -631,11 +633,11 @@ def _stop_mid_chunk_then_deliver_the_rest(settings: Any, gateway: GatewayServer,
     # Sent: written on the way out. In the provider's hands: unknown. Never tried: pending, after a backoff.
     assert [statuses[pk] for pk in ids] == ["sent", "sent", "unknown", "pending", "pending"]
     assert [attempts(row) for row in rows[:2]] == [[("crashing", Outcome.SUCCESS, None)]] * 2
-    assert due_outbox_ids(100) == []
+    assert swept() == []
     account.config = {**account.config, "crash_after": 100}
     account.save()
     with time_machine.travel(timezone.now() + dt.timedelta(hours=2)):
-        assert sorted(due_outbox_ids(100)) == ids[3:]
+        assert sorted(swept()) == ids[3:]
         assert list(deliver_chunk(ids).values()) == ["skipped", "skipped", "skipped", "sent", "sent"]
     assert received_recipients(gateway) == [row.recipient for row in rows[:2] + rows[3:]]
 
@@ -656,7 +658,7 @@ def test_it_never_resends_what_a_killed_worker_sent(settings: Any, gateway: Gate
         "import django, sys; django.setup()\n"
         "from django.conf import settings\n"
         f"settings.NOTIFIER_PROVIDER_CLASSES = [*settings.NOTIFIER_PROVIDER_CLASSES, {CRASHING_PROVIDER!r}]\n"
-        "from notifier.delivery import deliver_chunk\n"
+        "from notifier.delivery.runner import deliver_chunk\n"
         f"deliver_chunk({ids!r})\n"
     )
     env = {
@@ -679,7 +681,7 @@ def test_it_never_resends_what_a_killed_worker_sent(settings: Any, gateway: Gate
     assert reclaim_expired(now=later) == (2, 4)
     statuses = dict(Outbox.objects.filter(pk__in=ids).values_list("pk", "status"))
     assert [statuses[pk] for pk in ids] == ["unknown"] * 4 + ["pending"] * 2
-    assert sorted(due_outbox_ids(100, now=later)) == ids[4:]
+    assert sorted(swept(later)) == ids[4:]
     Outbox.objects.filter(pk__in=ids[4:]).update(next_attempt_at=timezone.now())
     ProviderAccount.objects.update(config={**account.config, "crash_after": 100})
     settings.NOTIFIER_PROVIDER_CLASSES = [*settings.NOTIFIER_PROVIDER_CLASSES, CRASHING_PROVIDER]

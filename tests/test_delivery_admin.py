@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from notifier import coordination
-from notifier.delivery import deliver
+from notifier.delivery.runner import deliver
 from notifier.models import DeliveryAttempt, Family, Outbox, Policy, ProviderAccount
 from notifier.providers.base import MASK
 from tests.gateway import GatewayServer, Reply

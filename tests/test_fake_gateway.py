@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from notifier import coordination
-from notifier.delivery import deliver
+from notifier.delivery.runner import deliver
 from notifier.models import FakeGatewayMessage, ProviderAccount
 from notifier.providers.ega import EGAConfig, gateway_time, request_body, request_data, request_hash
 from tests.outbox_helpers import bare_outbox

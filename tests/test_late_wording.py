@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from notifier import coordination
-from notifier.delivery import deliver
+from notifier.delivery.runner import deliver
 from notifier.models import Family, NotificationTemplate, Outbox, Policy, ProviderAccount
 from notifier.rendering import render_template
 from tests.gateway import GatewayServer, Reply

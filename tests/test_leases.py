@@ -20,8 +20,9 @@ from django.db import connection
 from django.utils import timezone
 
 from notifier import coordination, tasks
-from notifier.delivery import deliver_chunk
-from notifier.leases import LeaseKeeper, claim_chunk, hand_out_due, reclaim_expired, take_turn
+from notifier.delivery.lease import LeaseKeeper
+from notifier.delivery.runner import deliver_chunk
+from notifier.delivery.store import claim_chunk, hand_out_due, reclaim_expired, take_turn
 from notifier.models import Outbox, ProviderAccount
 from tests.gateway import GatewayServer, Reply
 from tests.outbox_helpers import bare_outboxes

@@ -14,7 +14,8 @@ from django.core.management import call_command
 
 from notifier import coordination
 from notifier.config import QuietHours, parse_config
-from notifier.delivery import deliver, due_outbox_ids
+from notifier.delivery.runner import deliver
+from notifier.delivery.store import hand_out_due
 from notifier.models import Outbox, ProviderAccount
 from notifier.quiet import next_send_time, spread_offset
 from tests.gateway import GatewayServer
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.quiet_hours
 DAR = ZoneInfo("Africa/Dar_es_Salaam")  # UTC+3, no DST
 PARIS = ZoneInfo("Europe/Paris")
 NO_SPREAD = QuietHours(spread_minutes=0)
+GRACE = dt.timedelta(seconds=600)  # NOTIFIER_SWEEP_GRACE_SECONDS
+HOUR = dt.timedelta(hours=1)
 
 
 def local(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int) -> dt.datetime:
@@ -104,9 +107,9 @@ def test_a_retry_due_at_21_goes_out_at_8(settings: Any, gateway: GatewayServer, 
     settings.NOTIFIER = {**settings.NOTIFIER, "quiet_hours": {"start": "20:00", "end": "08:00", "spread_minutes": 0}}
     row = bare_outbox("Your policy expires today.")
     retry_at = local(DAR, 2026, 11, 28, 21, 0)
-    Outbox.objects.filter(pk=row.pk).update(attempts=1, next_attempt_at=retry_at)
+    Outbox.objects.filter(pk=row.pk).update(attempts=1, next_attempt_at=retry_at, claimed_at=retry_at - HOUR)
     with time_machine.travel(retry_at, tick=False):
-        assert row.pk in due_outbox_ids(10)
+        assert hand_out_due(10, GRACE) == [row.pk]
         assert deliver(row.pk) == "pending"
     assert gateway.received == []
     row.refresh_from_db()
@@ -114,10 +117,10 @@ def test_a_retry_due_at_21_goes_out_at_8(settings: Any, gateway: GatewayServer, 
     assert row.attempts == 1  # waiting is no attempt
     assert row.last_error == "quiet hours: waits until 2026-11-29 08:00"
     with time_machine.travel(local(DAR, 2026, 11, 29, 7, 59), tick=False):
-        assert due_outbox_ids(10) == []
+        assert hand_out_due(10, GRACE) == []
         assert deliver(row.pk) == "skipped"
     with time_machine.travel(local(DAR, 2026, 11, 29, 8, 0), tick=False):
-        assert due_outbox_ids(10) == [row.pk]
+        assert hand_out_due(10, GRACE) == [row.pk]
         assert deliver(row.pk) == "sent"
     assert len(gateway.received) == 1
 

@@ -4,6 +4,7 @@ receipt format is posted to the account's callback URL as its gateway would."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,7 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifier import coordination
-from notifier.delivery import deliver, due_outbox_ids
+from notifier.delivery.runner import deliver
+from notifier.delivery.store import hand_out_due
 from notifier.models import Family, FamilyNotification, Outbox, ProviderAccount
 from notifier.providers.http_generic import twilio_signature
 from tests import fake_gateways as fake
@@ -172,7 +174,7 @@ def test_twilio_accepted_callback_resolves_an_unknown_row_to_sent(client: Client
     assert post_form(client, url, fields, X_Twilio_Signature=signature).json()["changes"] == {"sent": 1}
     row.refresh_from_db()
     assert (row.status, row.provider_reference, row.receipt_status) == ("sent", "SM77", "sent")
-    assert row.pk not in due_outbox_ids(100)
+    assert row.pk not in hand_out_due(100, dt.timedelta(0))
 
 
 @pytest.mark.django_db

@@ -1,12 +1,14 @@
-"""Who may send an outbox row: a lease, not the age of a claim.
+"""All of delivery's SQL: who may send an outbox row (a lease, not the age of a claim), what a run loads, and the
+outcomes it writes.
 
 A delivery run claims rows (pending → sending) under a random owner token and an expiry (`lease_expires_at`).
 Only that owner sends them, and only after one conditional statement per provider call has proved that it still
-owns the row (`take_turn`); its outcome writes are conditional on the token too. While the run works, a keeper
-thread extends the leases of its rows; a run that is killed, paused (SIGSTOP) or hung stops extending them, and
-once they have expired the sweeper takes the rows back (`reclaim_expired`): a row whose send had started becomes
-`unknown` (never resent automatically), an untried one pending again. A paused run that wakes up finds its rows
-gone and sends nothing: a slow gateway or a long chunk can delay messages, never duplicate them.
+owns the row (`take_turn`); its outcome writes (`write_rows`) are conditional on the token too. While the run
+works, a keeper thread (notifier.delivery.lease) extends the leases of its rows; a run that is killed, paused
+(SIGSTOP) or hung stops extending them, and once they have expired the sweeper takes the rows back
+(`reclaim_expired`): a row whose send had started becomes `unknown` (never resent automatically), an untried one
+pending again. A paused run that wakes up finds its rows gone and sends nothing: a slow gateway or a long chunk can
+delay messages, never duplicate them.
 
 All times are the application's clock (`timezone.now()`), as every other outbox timestamp.
 """
@@ -16,24 +18,24 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
-import threading
-import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connections, router, transaction
-from django.db.models import F, Q
+from django.db import connections, router, transaction
+from django.db.models import F, Field, Q
 from django.utils import timezone
 
-from notifier.models import Outbox
+from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE_SECONDS = 60  # NOTIFIER_DELIVERY_LEASE_SECONDS
 _CLAIM_BATCH = 500
+_WRITE_BATCH = 100
+INCREMENT = object()  # an outcome's "attempts + 1"
 Status = Outbox.Status
 
 
@@ -186,53 +188,6 @@ def extend(owner: str, outbox_ids: Sequence[int]) -> int:
         return int(cursor.rowcount)
 
 
-class LeaseKeeper:
-    """Extends a delivery run's leases every third of the lease from a thread of its own, so that a slow provider
-    call (or a long chunk) never lets them lapse while the run is alive.
-
-    A run that makes no progress for `stall_seconds` (a call hanging past every timeout) is no longer vouched
-    for: the keeper stops and lets the leases expire, so that the sweeper can take the rows back. A paused or
-    killed process extends nothing either.
-    """
-
-    def __init__(self, owner: str, outbox_ids: Sequence[int], stall_seconds: float) -> None:
-        self.owner = owner
-        self.outbox_ids = list(outbox_ids)
-        self.interval = lease_seconds() / 3
-        self.stall_seconds = stall_seconds
-        self.progress_at = time.monotonic()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{owner[:8]}", daemon=True)
-
-    def start(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def progress(self) -> None:
-        self.progress_at = time.monotonic()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        try:
-            while not self._stopped.wait(self.interval):
-                stalled = time.monotonic() - self.progress_at
-                if stalled > self.stall_seconds:
-                    logger.warning(
-                        "lease %s: no progress for %.0f s; leases left to expire for the sweeper", self.owner, stalled
-                    )
-                    return
-                try:
-                    extend(self.owner, self.outbox_ids)
-                except DatabaseError as exc:
-                    logger.warning("lease %s: could not extend (%s); trying again", self.owner, exc)
-                    connections[router.db_for_write(Outbox)].close()
-        finally:
-            connections.close_all()  # this thread's connections only
-
-
 # --- the sweeper's side ------------------------------------------------------------------------------------------
 
 
@@ -286,3 +241,99 @@ def hand_out_due(limit: int, grace: timedelta, now: datetime | None = None) -> l
         ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
         Outbox.objects.filter(pk__in=ids).update(enqueued_at=now)
     return ids
+
+
+# --- what a run loads ---------------------------------------------------------------------------------------------
+
+
+def claimed_rows(outbox_ids: Sequence[int]) -> list[Outbox]:
+    """The claimed rows, in the order of `outbox_ids`, with what rendering reads."""
+    position = {outbox_id: index for index, outbox_id in enumerate(outbox_ids)}
+    rows = Outbox.objects.filter(pk__in=list(outbox_ids)).select_related("policy__product", "family__head_insuree")
+    return sorted(rows, key=lambda row: position[row.pk])
+
+
+def enabled_accounts() -> list[ProviderAccount]:
+    return list(ProviderAccount.objects.filter(enabled=True).order_by("priority", "id"))
+
+
+def refused_accounts(requeued: dict[int, datetime | None]) -> dict[int, set[int]]:
+    """outbox id -> accounts that failed it permanently since it was last resent (`requeued`: id -> resent at)."""
+    refused: dict[int, set[int]] = {}
+    permanent = DeliveryAttempt.objects.filter(
+        outbox_id__in=list(requeued), outcome=DeliveryAttempt.Outcome.PERMANENT
+    ).values_list("outbox_id", "provider_account_id", "started_at")
+    for outbox_id, account_id, started_at in permanent:
+        since = requeued[outbox_id]
+        if account_id is not None and (since is None or started_at >= since):
+            refused.setdefault(outbox_id, set()).add(account_id)
+    return refused
+
+
+# --- what a run writes --------------------------------------------------------------------------------------------
+
+
+def release(outbox_ids: Sequence[int], owner: str, retry_at: datetime, error: str) -> None:
+    """Claimed rows of a run that failed before anything was tried: back to pending, due at `retry_at`."""
+    Outbox.objects.filter(pk__in=list(outbox_ids), status=Status.SENDING, lease_owner=owner).update(
+        status=Status.PENDING,
+        lease_owner="",
+        lease_expires_at=None,
+        last_error=error,
+        next_attempt_at=retry_at,
+        updated_at=timezone.now(),
+    )
+
+
+def add_attempts(attempts: list[DeliveryAttempt]) -> None:
+    if attempts:
+        DeliveryAttempt.objects.bulk_create(attempts)
+
+
+def write_rows(writes: dict[int, dict[str, Any]], owner: str) -> None:
+    """One UPDATE per 100 rows, each column a CASE over the row ids; only rows still ours change: leased to `owner`
+    and `sending`, or `unknown` because the sweeper gave up on us while a call was in flight (its real outcome is
+    better than a guess; a row taken back untried has lost its owner and is left alone).
+
+    Written as SQL rather than with Case/When: resolving ~10 ORM expressions per row cost more CPU than the
+    delivery itself (profile: ~1.5 ms per message).
+    """
+    if not writes:
+        return
+    connection = connections[router.db_for_write(Outbox)]
+    quote = connection.ops.quote_name
+    table, id_column = quote(Outbox._meta.db_table), quote(Outbox._meta.pk.column)
+    status_column = quote(Outbox._meta.get_field("status").column)
+    owner_column = quote(Outbox._meta.get_field("lease_owner").column)
+    items = list(writes.items())
+    for start in range(0, len(items), _WRITE_BATCH):
+        part = items[start : start + _WRITE_BATCH]
+        assignments: list[str] = []
+        params: list[Any] = []
+        for name in sorted({name for _outbox_id, values in part for name in values}):
+            model_field = Outbox._meta.get_field(name)
+            assert isinstance(model_field, Field)
+            column = quote(model_field.column)
+            # PostgreSQL types CASE branches from their parameters: say what each one is.
+            placeholder = (
+                f"CAST(%s AS {model_field.db_type(connection)})" if connection.vendor == "postgresql" else "%s"
+            )
+            branches: list[str] = []
+            for outbox_id, values in part:
+                if name not in values:
+                    continue
+                if values[name] is INCREMENT:
+                    branches.append(f"WHEN %s THEN {column} + 1")
+                    params.append(outbox_id)
+                else:
+                    branches.append(f"WHEN %s THEN {placeholder}")
+                    params += [outbox_id, model_field.get_db_prep_save(values[name], connection)]
+            assignments.append(f"{column} = CASE {id_column} {' '.join(branches)} ELSE {column} END")
+        ids = [outbox_id for outbox_id, _values in part]
+        sql = (
+            f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608 (names from the model, values as parameters)
+            f"WHERE {id_column} IN ({', '.join(['%s'] * len(ids))}) AND {owner_column} = %s "
+            f"AND {status_column} IN (%s, %s)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *ids, owner, Status.SENDING.value, Status.UNKNOWN.value])

@@ -1,0 +1,197 @@
+"""What a delivery run loads once per chunk, and the outcomes it has decided and not written yet."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connections, router
+from django.utils import timezone
+
+from notifier.conf import get_config
+from notifier.config import NotifierConfig
+from notifier.delivery import policy, store
+from notifier.delivery.lease import LeaseKeeper
+from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
+from notifier.providers import account_provider, seed_provider_accounts
+from notifier.providers.base import Provider, ProviderConfigError
+from notifier.providers.registry import UnknownProviderError, get_provider
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE_SECONDS = 60  # NOTIFIER_RETRY_BASE_SECONDS: the first retry comes after half to all of it
+RATE_LIMIT_MAX_WAIT_SECONDS = 5.0
+DEFAULT_FLUSH_SECONDS = 2.0  # NOTIFIER_DELIVERY_FLUSH_SECONDS: longest a chunk keeps outcomes before writing them
+Status = Outbox.Status
+
+
+def positive_setting(name: str, default: float) -> float:
+    value = getattr(settings, name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{name}: expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def retry_delay(attempt: int) -> timedelta:
+    base = positive_setting("NOTIFIER_RETRY_BASE_SECONDS", BACKOFF_BASE_SECONDS)
+    return policy.retry_delay(attempt, base, random.random())
+
+
+@dataclass
+class Chunk:
+    """What a chunk loads once, and the outcomes it has not written yet.
+
+    Outcomes are written in one UPDATE (and the attempts in one INSERT) at the end of the chunk, and every
+    `flush_seconds` on the way. Until then a row that was sent stays `sending` in the database, leased to this
+    run, which no other run ever sends: if this process dies before the write, the lease expires and the sweeper
+    makes the row `unknown`, never pending.
+    """
+
+    owner: str  # the lease token of this delivery run
+    config: NotifierConfig
+    rules: policy.Rules
+    accounts: dict[int, ProviderAccount]  # enabled, in priority order
+    providers: dict[int, Provider | ProviderConfigError | UnknownProviderError]
+    sms: dict[int, bool]  # account id -> delivers SMS (False: records only)
+    refused: dict[int, set[int]]  # outbox id -> accounts that refused it permanently (since its last resend)
+    flush_seconds: float
+    writes: dict[int, dict[str, Any]] = field(default_factory=dict)  # outbox id -> final values
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
+    flushed_at: float = field(default_factory=time.monotonic)
+    keeper: LeaseKeeper | None = None
+    lost: set[int] = field(default_factory=set)  # rows whose lease this run lost before sending them
+    in_flight: tuple[int, int] | None = None  # (outbox id, account id) of a call that may have sent the SMS
+    skips: Counter[tuple[str, str]] = field(default_factory=Counter)  # (account, reason) -> messages
+
+    def flush(self) -> None:
+        writes, self.writes = self.writes, {}
+        attempts, self.attempts = self.attempts, []
+        self.flushed_at = time.monotonic()
+        store.write_rows(writes, self.owner)
+        store.add_attempts(attempts)
+
+    def flush_if_due(self) -> None:
+        if time.monotonic() - self.flushed_at >= self.flush_seconds:
+            self.flush()
+
+
+def flush_patiently(chunk: Chunk) -> None:
+    """The chunk's last write. When the database is briefly away (a restart), try again for a third of the lease
+    (the rows are still ours meanwhile): what this run sent should be `sent`, not `unknown` by the sweeper."""
+    connection = connections[router.db_for_write(Outbox)]
+    deadline = time.monotonic() + store.lease_seconds() / 3
+    writes, attempts = dict(chunk.writes), list(chunk.attempts)
+    while True:
+        try:
+            chunk.flush()
+            return
+        except DatabaseError:
+            if connection.in_atomic_block or time.monotonic() > deadline:
+                raise
+            logger.warning("outbox chunk: could not write its outcomes, trying again", exc_info=True)
+            connection.close()
+            chunk.writes, chunk.attempts = dict(writes), list(attempts)
+            time.sleep(1.0)
+
+
+def stall_seconds(chunk: Chunk) -> float:
+    """How long one message may take before the lease keeper stops vouching for the run: every account's
+    connect and read timeouts plus the rate-limit wait, and a lease's worth of slack."""
+    config = chunk.config
+    per_call = config.http_connect_timeout_seconds + config.http_read_timeout_seconds + RATE_LIMIT_MAX_WAIT_SECONDS
+    return max(1, len(chunk.accounts)) * per_call + store.lease_seconds()
+
+
+def load_chunk(rows: list[Outbox], owner: str) -> Chunk:
+    """Accounts, their providers and the rows' earlier permanent failures: once per chunk."""
+    accounts = store.enabled_accounts()
+    if not accounts and seed_provider_accounts():
+        accounts = store.enabled_accounts()
+    providers: dict[int, Provider | ProviderConfigError | UnknownProviderError] = {}
+    sms: dict[int, bool] = {}
+    for account in accounts:
+        try:
+            providers[account.pk] = account_provider(account)
+        except (ProviderConfigError, UnknownProviderError) as exc:
+            providers[account.pk] = exc
+        try:
+            sms[account.pk] = get_provider(account.provider).delivers_sms
+        except UnknownProviderError:
+            sms[account.pk] = True
+    config = get_config()
+    rules = policy.Rules(
+        max_attempts=config.max_attempts,
+        backoff_base=positive_setting("NOTIFIER_RETRY_BASE_SECONDS", BACKOFF_BASE_SECONDS),
+        cooldown=float(config.circuit_breaker.cooldown_seconds),
+    )
+    return Chunk(
+        owner=owner,
+        config=config,
+        rules=rules,
+        accounts={account.pk: account for account in accounts},
+        providers=providers,
+        sms=sms,
+        refused=store.refused_accounts({row.pk: row.requeued_at for row in rows}),
+        flush_seconds=positive_setting("NOTIFIER_DELIVERY_FLUSH_SECONDS", DEFAULT_FLUSH_SECONDS),
+    )
+
+
+def attempt(
+    chunk: Chunk,
+    row: Outbox,
+    account: ProviderAccount,
+    outcome: str,
+    started_at: datetime,
+    clock: float | None = None,
+    error: str = "",
+    http_status: int | None = None,
+) -> None:
+    duration = time.monotonic() - clock if clock is not None else 0.0
+    chunk.attempts.append(
+        DeliveryAttempt(
+            outbox=row,
+            provider_account=account,
+            provider=account.provider,
+            started_at=started_at,
+            duration_ms=round(duration * 1000),
+            outcome=outcome,
+            http_status=http_status,
+            error=error,
+        )
+    )
+
+
+def finish(
+    chunk: Chunk,
+    row: Outbox,
+    status: str,
+    *,
+    error: str = "",
+    account: int | None = None,
+    reference: str = "",
+    next_at: datetime | None = None,
+    count_attempt: bool = False,
+) -> str:
+    """Note how a claimed row leaves `sending`; written with the chunk's next flush, which ends its lease."""
+    now = timezone.now()
+    values: dict[str, Any] = {"status": status, "last_error": error[:2000], "updated_at": now}
+    values["lease_expires_at"] = None
+    if status == Status.PENDING:
+        values["lease_owner"] = ""
+    if count_attempt:
+        values["attempts"] = store.INCREMENT
+    if account is not None:
+        values["provider_account"] = account
+    if status == Status.SENT:
+        values["provider_reference"] = reference
+        values["sent_at"] = now
+    if next_at is not None:
+        values["next_attempt_at"] = next_at
+    chunk.writes[row.pk] = values
+    return str(status)
