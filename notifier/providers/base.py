@@ -22,7 +22,14 @@ from urllib.parse import urlsplit
 import urllib3
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from notifier.providers.callbacks import CallbackError, CallbackRequest, InboundMessage, Receipt
+from notifier.providers.callbacks import (
+    CallbackAnswer,
+    CallbackError,
+    CallbackKind,
+    CallbackRequest,
+    InboundMessage,
+    Receipt,
+)
 
 MASK = "********"
 _BODY_EXCERPT = 300
@@ -121,6 +128,12 @@ class Provider:
     def http_session(self) -> PooledSession | None:
         return pooled_session(self.session_key) if self.session_key is not None else None
 
+    def request(self, method: str, url: str, *, body: bytes | None, headers: Mapping[str, str]) -> HttpResponse:
+        """`http_request` with this provider's timeouts and keep-alive session."""
+        return http_request(
+            method, url, body=body, headers=headers, timeouts=self.timeouts, session=self.http_session()
+        )
+
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any]) -> ProviderConfig:
         """Validated config or ProviderConfigError naming the field(s)."""
@@ -165,6 +178,10 @@ class Provider:
     def parse_inbound(self, request: CallbackRequest) -> list[InboundMessage]:
         """The messages families sent to us in a callback; CallbackError when it cannot be read."""
         raise CallbackError(f"{self.slug} gateways forward no inbound messages")
+
+    def callback_answer(self, kind: CallbackKind) -> CallbackAnswer | None:
+        """The answer this gateway expects to a handled callback; None: our JSON summary."""
+        return None
 
     def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
         """Send `text` to `recipient` (E.164). Returns the provider's reference for the message.
