@@ -14,6 +14,7 @@ from django.urls import URLPattern, path
 from notifier import rendering, sms
 from notifier.models import Language, NotificationTemplate
 from notifier.safe_input import check_text, first_message
+from notifier.template_syntax import TemplateError, validate_template
 
 PREVIEW_TEXT_MAX = 2000
 
@@ -120,7 +121,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         replace = request.GET.get("replace_lookalikes", "") in {"1", "true", "on"}
         answer: dict[str, Any] = {"family": "", "error": ""}
         try:
-            rendering.validate_template(text)
+            validate_template(text)
             family = rendering.find_family(reference)
             if reference.strip() and family is None:
                 raise rendering.RenderError(f"family: no current family with head CHFID or id {reference.strip()!r}")
@@ -131,8 +132,8 @@ class NotificationTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             late_text = request.GET.get("late_text", "")
             if late_text.strip():
                 try:
-                    rendering.validate_template(late_text)
-                except rendering.TemplateError as exc:
+                    validate_template(late_text)
+                except TemplateError as exc:
                     raise rendering.RenderError(f"late_text: {exc}") from None
             late = rendering.fill(late_text, values, language) if late_text.strip() else message
             answer["late_text"] = sms.replace_lookalikes(late) if replace else late
