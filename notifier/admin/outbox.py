@@ -85,10 +85,6 @@ class OutboxAdmin(RefusedActionsMixin, admin.ModelAdmin):  # type: ignore[type-a
     def error_excerpt(self, outbox: Outbox) -> str:
         return humanize.plain_excerpt(outbox.last_error, 40) or "—"
 
-    @admin.display(description="Tries", ordering="attempts")
-    def tries(self, outbox: Outbox) -> int:
-        return outbox.attempts
-
     @admin.display(description="Queued", ordering="created_at")
     def queued(self, outbox: Outbox) -> str:
         return timezone.localtime(outbox.created_at).strftime("%Y-%m-%d %H:%M")
