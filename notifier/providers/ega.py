@@ -124,8 +124,7 @@ class EGASMSGateway(Provider):
     config_class = EGAConfig
 
     def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
-        config = self.config
-        assert isinstance(config, EGAConfig)
+        config = self.config_as(EGAConfig)
         sent_at = gateway_time()
         data = request_data(config, recipient, text, sent_at)
         headers = request_headers(config, request_hash(config.PrivateKey, data))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from typing import Any
+from urllib.parse import urlsplit
 
 from notifier.providers.base import (
     HttpResponse,
@@ -13,11 +14,26 @@ from notifier.providers.base import (
     UnknownOutcomeError,
     body_excerpt,
     classify_status,
-    http_url_problem,
 )
 from notifier.providers.callbacks import lookup
 
 Scalar = str | int | bool
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why `url` cannot be called (scheme other than http/https, no host, spaces or control characters), or None."""
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return f"not a usable URL ({exc})"
+    if parts.scheme not in {"http", "https"}:
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "must name a host, e.g. https://sms.example.org"
+    return None
 
 
 def check_url(value: str, field: str) -> None:

@@ -53,9 +53,7 @@ class HttpProvider(Provider):
     config_class: ClassVar[type[ProviderConfig]] = HttpConfig
 
     def http_config(self) -> HttpConfig:
-        config = self.config
-        assert isinstance(config, HttpConfig)
-        return config
+        return self.config_as(HttpConfig)
 
     def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
         return http_send(self, self.http_config(), recipient, text, reference, self.receipt_url_for(reference))
@@ -122,8 +120,7 @@ class AfricasTalkingProvider(_Preset):
     config_class = AfricasTalkingConfig
 
     def request_shape(self) -> dict[str, Any]:
-        config = self.config
-        assert isinstance(config, AfricasTalkingConfig)
+        config = self.config_as(AfricasTalkingConfig)
         return {
             "url": config.base_url.rstrip("/") + "/version1/messaging",
             "method": "POST",
@@ -185,8 +182,7 @@ class TwilioProvider(_Preset):
     config_class = TwilioConfig
 
     def request_shape(self) -> dict[str, Any]:
-        config = self.config
-        assert isinstance(config, TwilioConfig)
+        config = self.config_as(TwilioConfig)
         body = {"To": "{recipient}", "Body": "{text}", "StatusCallback": "{receipt_url}"}
         if config.messaging_service_sid:
             body["MessagingServiceSid"] = config.messaging_service_sid
@@ -207,8 +203,7 @@ class TwilioProvider(_Preset):
         }
 
     def verify_callback(self, request: CallbackRequest) -> bool:
-        config = self.config
-        assert isinstance(config, TwilioConfig)
+        config = self.config_as(TwilioConfig)
         given = request.header("X-Twilio-Signature")
         expected = twilio_signature(config.auth_token, request.url, request.form)
         return bool(given) and hmac.compare_digest(given, expected)
@@ -259,8 +254,7 @@ class InfobipProvider(_Preset):
     config_class = InfobipConfig
 
     def request_shape(self) -> dict[str, Any]:
-        config = self.config
-        assert isinstance(config, InfobipConfig)
+        config = self.config_as(InfobipConfig)
         message: dict[str, Any] = {
             "destinations": [{"to": "{recipient_digits}", "messageId": "{reference}"}],
             "text": "{text}",

@@ -50,8 +50,7 @@ class HttpJsonProvider(Provider):
     config_class = HttpJsonConfig
 
     def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
-        config = self.config
-        assert isinstance(config, HttpJsonConfig)
+        config = self.config_as(HttpJsonConfig)
         values = {
             "recipient": recipient,
             "recipient_digits": recipient.lstrip("+"),
