@@ -13,7 +13,9 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path, reverse
 
+from notifier.dashboard import dashboard_context
 from notifier.delivery import operator
+from notifier.operator_tasks import refresh_forecast
 
 # Section title → model class names (object_name), in the order shown. Grouped by model name rather than app, so
 # a model moving between apps keeps its place. Models not listed go to "Other".
@@ -109,8 +111,6 @@ class NotifierAdminSite(admin.AdminSite):
         return redirect("admin:index")
 
     def forecast_view(self, request: HttpRequest) -> HttpResponse:
-        from notifier.operator_tasks import refresh_forecast
-
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not request.user.is_staff:
@@ -123,7 +123,5 @@ class NotifierAdminSite(admin.AdminSite):
         return redirect("admin:index")
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        from notifier.dashboard import dashboard_context
-
         context = {**(extra_context or {}), **dashboard_context(request)}
         return super().index(request, context)  # type: ignore[return-value]

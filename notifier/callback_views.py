@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +24,7 @@ from notifier.inbound import handle_inbound
 from notifier.models import ProviderAccount
 from notifier.providers import account_provider
 from notifier.providers.base import Provider, ProviderConfigError
-from notifier.providers.callbacks import CallbackError, CallbackRequest
+from notifier.providers.callbacks import CallbackError, CallbackKind, CallbackRequest
 from notifier.providers.registry import UnknownProviderError
 
 logger = logging.getLogger(__name__)
@@ -80,31 +81,46 @@ def _account_and_request(
     return account, provider, parsed
 
 
-@csrf_exempt
-def receipt(request: HttpRequest, token: str) -> HttpResponse:
+def _receipts(account: ProviderAccount, provider: Provider, parsed: CallbackRequest) -> dict[str, Any]:
+    items = provider.parse_receipts(parsed)
+    changes = receipts.apply_receipts(account, items)
+    return {"received": len(items), "changes": dict(changes)}
+
+
+def _inbound(account: ProviderAccount, provider: Provider, parsed: CallbackRequest) -> dict[str, Any]:
+    items = provider.parse_inbound(parsed)
+    outcomes = [handle_inbound(account, provider, item) for item in items]
+    return {"received": len(items), "outcomes": [outcome.summary for outcome in outcomes]}
+
+
+HANDLERS: dict[CallbackKind, Callable[[ProviderAccount, Provider, CallbackRequest], dict[str, Any]]] = {
+    "receipt": _receipts,
+    "inbound": _inbound,
+}
+
+
+def _callback(request: HttpRequest, token: str, kind: CallbackKind) -> HttpResponse:
+    """Account, signature, then the provider parses the callback and we act on it; the answer is our JSON summary
+    unless the provider's gateway expects its own format (`Provider.callback_answer`)."""
     found = _account_and_request(request, token)
     if isinstance(found, HttpResponse):
         return found
     account, provider, parsed = found
     try:
-        items = provider.parse_receipts(parsed)
-    except CallbackError as exc:
+        summary = HANDLERS[kind](account, provider, parsed)
+    except CallbackError as exc:  # the callback could not be read (raised by the provider's parse, before any change)
         return JsonResponse({"error": str(exc)}, status=400)
-    changes = receipts.apply_receipts(account, items)
-    return JsonResponse({"received": len(items), "changes": dict(changes)})
+    answer = provider.callback_answer(kind)
+    if answer is not None:
+        return HttpResponse(answer.body, content_type=answer.content_type)
+    return JsonResponse(summary)
+
+
+@csrf_exempt
+def receipt(request: HttpRequest, token: str) -> HttpResponse:
+    return _callback(request, token, "receipt")
 
 
 @csrf_exempt
 def inbound_message(request: HttpRequest, token: str) -> HttpResponse:
-    found = _account_and_request(request, token)
-    if isinstance(found, HttpResponse):
-        return found
-    account, provider, parsed = found
-    try:
-        items = provider.parse_inbound(parsed)
-    except CallbackError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    outcomes = [handle_inbound(account, provider, item) for item in items]
-    if provider.slug == "Twilio":  # Twilio reads the answer as TwiML: an empty Response sends nothing back
-        return HttpResponse("<Response/>", content_type="text/xml")
-    return JsonResponse({"received": len(items), "outcomes": [outcome.summary for outcome in outcomes]})
+    return _callback(request, token, "inbound")

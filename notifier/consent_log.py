@@ -62,9 +62,3 @@ def record(family_id: int, *, action: str, approval: bool, language: str) -> Con
         text=provenance.text,
         detail=provenance.detail,
     )
-
-
-def latest_is_opt_out(family_id: int) -> bool:
-    """Did the family's last consent change come from the family itself saying STOP?"""
-    latest = ConsentChange.objects.filter(family_id=family_id).order_by("-changed_at", "-id").first()
-    return latest is not None and latest.action == Action.WITHDRAWN and latest.source == Source.INBOUND_SMS

@@ -77,10 +77,6 @@ class DispatchOutcome:
     def errors(self) -> dict[str, str]:
         return {item.notification_type: item.error for item in self.types if item.error}
 
-    @property
-    def detections(self) -> list[DetectionResult]:
-        return [item.detection for item in self.types if item.detection is not None]
-
 
 def enabled_types() -> list[str]:
     config = get_config()

@@ -18,10 +18,6 @@ class Mode(enum.IntEnum):
     PHONE_NO_APPROVAL = 3
     NEITHER = 4
 
-    @property
-    def label(self) -> str:
-        return MODE_LABELS[self]
-
 
 MODE_LABELS = {
     Mode.ALL: "All",

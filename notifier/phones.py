@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 
 import phonenumbers
 from django.conf import settings
@@ -78,8 +80,9 @@ def pick_family_phone(members: Iterable[tuple[int, bool, str | None]]) -> tuple[
 def refresh_family_phones(family_ids: Iterable[int] | None = None) -> int:
     """Recompute FamilyPhone for the given families (all current families when None). Returns rows written.
 
-    One streamed query over current insurees with a non-blank phone, grouped by family in Python (the phone
-    rule is phonenumbers', which SQL cannot express), then one delete and bulk inserts in one transaction.
+    One streamed query over current insurees with a non-blank phone, grouped by family in Python and chosen by
+    `pick_family_phone` (the phone rule is phonenumbers', which SQL cannot express), then one delete and bulk
+    inserts in one transaction.
     """
     scope = None if family_ids is None else sorted(set(family_ids))
     insurees = Insuree.objects.current().filter(family__validity_to__isnull=True, phone__isnull=False)
@@ -94,17 +97,11 @@ def refresh_family_phones(family_ids: Iterable[int] | None = None) -> int:
         stale = FamilyPhone.objects.all() if scope is None else FamilyPhone.objects.filter(family_id__in=scope)
         stale.delete()
         batch: list[FamilyPhone] = []
-        current_family: int | None = None
-        found = False
-        for family_id, insuree_id, _head, raw in rows.iterator(chunk_size=_REFRESH_BATCH):
-            if family_id != current_family:
-                current_family, found = family_id, False
-            if found:
+        for family_id, members in groupby(rows.iterator(chunk_size=_REFRESH_BATCH), key=itemgetter(0)):
+            chosen = pick_family_phone((insuree_id, head, raw) for _family, insuree_id, head, raw in members)
+            if chosen is None:
                 continue
-            phone = normalize_phone(raw)
-            if phone is None:
-                continue
-            found = True
+            insuree_id, phone = chosen
             batch.append(FamilyPhone(family_id=family_id, insuree_id=insuree_id, phone=phone, refreshed_at=now))
             if len(batch) >= _REFRESH_BATCH:
                 FamilyPhone.objects.bulk_create(batch)

@@ -1,9 +1,5 @@
-"""What the family reads: the template for (type, language), its placeholders filled, counted as the network will.
-
-Templates are plain text with `{Placeholder}` fields from a fixed list; `{{` and `}}` stand for literal braces.
-The parser here is the only thing that reads them: no str.format (attribute/index access), no template engine,
-so an operator's text can neither run code nor reach data beyond the six values below.
-"""
+"""What the family reads: the template for (type, language), its placeholders filled (the template language is
+`template_syntax.py`), counted as the network will."""
 
 from __future__ import annotations
 
@@ -15,19 +11,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from notifier import sms
+from notifier.amounts import amount_to_be_paid, format_amount
+from notifier.conf import get_config
 from notifier.models import Family, Insuree, NotificationTemplate, Outbox, Policy
-
-PLACEHOLDERS: tuple[str, ...] = (
-    "InsuranceID",
-    "Name",
-    "ProductCode",
-    "ProductName",
-    "EffectiveDate",
-    "ExpiryDate",
-    "AmountToBePaid",
+from notifier.template_syntax import (
+    AMOUNT_TYPES,
+    TemplateError,
+    parse_template,
 )
-# {AmountToBePaid} has a meaning only where a renewal is asked for or was entered.
-AMOUNT_TYPES = frozenset({"need_for_renewal", "expiration_of_policy", "reminder_after_expiration", "renewal_of_policy"})
+
 DATE_PLACEHOLDERS = frozenset({"EffectiveDate", "ExpiryDate"})
 FALLBACK_LANGUAGE = "en"
 
@@ -48,14 +40,6 @@ LONG_SAMPLE_VALUES: dict[str, str | dt.date] = {
 }
 
 
-class TemplateError(ValueError):
-    """A template text is not valid; the message names the placeholder or the position of the broken brace."""
-
-    def __init__(self, message: str, placeholder: str | None = None) -> None:
-        super().__init__(message)
-        self.placeholder = placeholder
-
-
 class RenderError(ValueError):
     """A message cannot be rendered (no template, missing value); the message names the template or the field."""
 
@@ -66,57 +50,6 @@ class RenderedMessage:
     language: str
     encoding: str
     segments: int
-
-
-@dataclass(frozen=True)
-class Placeholder:
-    name: str
-
-
-def parse_template(text: str) -> list[str | Placeholder]:
-    """Split a template into literal text and placeholders; raise TemplateError on anything else."""
-    pieces: list[str | Placeholder] = []
-    literal: list[str] = []
-    index, end = 0, len(text)
-    while index < end:
-        char = text[index]
-        if char == "{" and text.startswith("{{", index):
-            literal.append("{")
-            index += 2
-        elif char == "}" and text.startswith("}}", index):
-            literal.append("}")
-            index += 2
-        elif char == "}":
-            raise TemplateError(f"unmatched '}}' at position {index + 1} (write '}}}}' for a literal brace)")
-        elif char == "{":
-            close = text.find("}", index + 1)
-            opening = text.find("{", index + 1)
-            if close == -1 or (opening != -1 and opening < close):
-                raise TemplateError(f"unclosed '{{' at position {index + 1} (write '{{{{' for a literal brace)")
-            name = text[index + 1 : close]
-            if name not in PLACEHOLDERS:
-                raise TemplateError(
-                    f"unknown placeholder {{{name}}}; allowed: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}",
-                    placeholder=name,
-                )
-            if literal:
-                pieces.append("".join(literal))
-                literal = []
-            pieces.append(Placeholder(name))
-            index = close + 1
-        else:
-            literal.append(char)
-            index += 1
-    if literal:
-        pieces.append("".join(literal))
-    return pieces
-
-
-def validate_template(text: str) -> None:
-    """Raise TemplateError unless `text` is a usable template (parses, and is not blank)."""
-    if not text.strip():
-        raise TemplateError("the template is empty")
-    parse_template(text)
 
 
 def format_date(value: dt.date, language: str) -> str:
@@ -268,9 +201,6 @@ def _amount_function(policy: Policy, notification_type: str, send_date: dt.date)
         return None
 
     def amount_for(language: str) -> str:
-        from notifier.amounts import amount_to_be_paid, format_amount
-        from notifier.conf import get_config
-
         config = get_config()
         value = amount_to_be_paid(policy, notification_type, send_date, config.age_of_majority)
         return format_amount(value, language, config.currency, config.currency_decimals)

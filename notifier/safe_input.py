@@ -9,6 +9,7 @@ The functions here return a message or raise ValidationError({field: message}) b
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +41,18 @@ def check_text(field: str, value: Any, max_length: int | None = None) -> None:
     problem = text_problem(value, max_length)
     if problem is not None:
         raise ValidationError({field: problem})
+
+
+def parse_uuid(value: Any) -> uuid.UUID | None:
+    """A UUID from user input (a UUID, or its text in any case with blanks around it); None for anything else."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        return None
 
 
 def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:

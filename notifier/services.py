@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid as uuid_module
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +22,7 @@ from notifier import consent_log, signals
 from notifier.models import Family, FamilyNotification, Insuree, Language, Location
 from notifier.openimis import consent
 from notifier.openimis.mode import is_attached
-from notifier.safe_input import check_text
+from notifier.safe_input import check_text, parse_uuid
 
 NOTIFICATION_KEYS = {"approvalOfNotification", "languageOfNotification"}
 CONTRIBUTION_KEY = "PolicyNotification"
@@ -80,14 +80,10 @@ def _printable(key: str) -> str:
 def _uuid_text(value: Any, field: str) -> str:
     """A UUID parameter (a UUID or its text) as openIMIS stores it, varchar(36): compare with iexact, rows may be
     upper case. Anything else is a ValidationError naming `field`."""
-    if isinstance(value, uuid_module.UUID):
-        return str(value)
-    try:
-        if not isinstance(value, str):
-            raise TypeError
-        return str(uuid_module.UUID(value.strip()))
-    except (TypeError, ValueError):
-        raise ValidationError({field: f"not a valid UUID: {_shown(value)}"}) from None
+    key = parse_uuid(value)
+    if key is None:
+        raise ValidationError({field: f"not a valid UUID: {_shown(value)}"})
+    return str(key)
 
 
 def _current_family(family_uuid: Any) -> Family:
@@ -192,7 +188,6 @@ class MemberData:
     phone: str | None = None
     dob: dt.date | None = None
     head: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _clean_member(member: MemberData, prefix: str) -> None:

@@ -14,14 +14,12 @@ from notifier.demo import load_demo
 from notifier.models import Family, FamilyNotification, Language, NotificationTemplate, Outbox, Policy, Product
 from notifier.rendering import (
     LONG_SAMPLE_VALUES,
-    PLACEHOLDERS,
     RenderError,
-    TemplateError,
     language_candidates,
-    parse_template,
     render_outbox,
     template_report,
 )
+from notifier.template_syntax import PLACEHOLDERS, TemplateError, parse_template
 
 SHIPPED_LANGUAGES = ("en", "fr", "sw")
 

@@ -16,15 +16,23 @@ import time
 import urllib.request
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from notifier.providers.callbacks import CallbackError, CallbackRequest, InboundMessage, Receipt
+from notifier.providers.callbacks import (
+    CallbackAnswer,
+    CallbackError,
+    CallbackKind,
+    CallbackRequest,
+    InboundMessage,
+    Receipt,
+)
 
 MASK = "********"
+_C = TypeVar("_C", bound="ProviderConfig")
 _BODY_EXCERPT = 300
 
 
@@ -51,22 +59,6 @@ class UnknownOutcomeError(ProviderError):
 
 class ProviderConfigError(ValueError):
     """A provider config is invalid; the message names the field."""
-
-
-def http_url_problem(url: str) -> str | None:
-    """Why `url` cannot be called (scheme other than http/https, no host, spaces or control characters), or None."""
-    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
-        return "must not contain spaces or control characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError as exc:
-        return f"not a usable URL ({exc})"
-    if parts.scheme not in {"http", "https"}:
-        return "must start with http:// or https://"
-    if not parts.hostname:
-        return "must name a host, e.g. https://sms.example.org"
-    return None
 
 
 class ProviderConfig(BaseModel):
@@ -118,8 +110,20 @@ class Provider:
         # With a key, HTTP calls reuse this process's and thread's keep-alive connections for that key (an account).
         self.session_key = session_key
 
+    def config_as(self, kind: type[_C]) -> _C:
+        """This provider's config as its own config class (the one `config_class` validated)."""
+        config = self.config
+        assert isinstance(config, kind)
+        return config
+
     def http_session(self) -> PooledSession | None:
         return pooled_session(self.session_key) if self.session_key is not None else None
+
+    def request(self, method: str, url: str, *, body: bytes | None, headers: Mapping[str, str]) -> HttpResponse:
+        """`http_request` with this provider's timeouts and keep-alive session."""
+        return http_request(
+            method, url, body=body, headers=headers, timeouts=self.timeouts, session=self.http_session()
+        )
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any]) -> ProviderConfig:
@@ -165,6 +169,10 @@ class Provider:
     def parse_inbound(self, request: CallbackRequest) -> list[InboundMessage]:
         """The messages families sent to us in a callback; CallbackError when it cannot be read."""
         raise CallbackError(f"{self.slug} gateways forward no inbound messages")
+
+    def callback_answer(self, kind: CallbackKind) -> CallbackAnswer | None:
+        """The answer this gateway expects to a handled callback; None: our JSON summary."""
+        return None
 
     def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
         """Send `text` to `recipient` (E.164). Returns the provider's reference for the message.

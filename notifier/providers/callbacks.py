@@ -6,13 +6,14 @@ on them. Nothing here touches the database.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # delivered / undelivered are final; accepted means the gateway took the message (an `unknown` row was sent);
 # pending is an intermediate report that changes nothing but is noted.
 ReceiptOutcome = Literal["delivered", "undelivered", "accepted", "pending"]
+CallbackKind = Literal["receipt", "inbound"]
 
 
 class CallbackError(ValueError):
@@ -51,6 +52,27 @@ class InboundMessage:
     sender: str  # the phone number that wrote to us, as the gateway gives it
     text: str
     provider_id: str = ""
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """What to answer a gateway that expects its own format back (Twilio reads TwiML) instead of our JSON summary."""
+
+    body: str
+    content_type: str
+
+
+def receipt_outcome(
+    status: str, *, delivered: Collection[str], undelivered: Collection[str], accepted: Collection[str] = ()
+) -> ReceiptOutcome:
+    """A gateway's status word in our terms; a word in none of the gateway's lists is an intermediate report."""
+    if status in delivered:
+        return "delivered"
+    if status in undelivered:
+        return "undelivered"
+    if status in accepted:
+        return "accepted"
+    return "pending"
 
 
 def lookup(answer: Any, path: str) -> Any:

@@ -8,7 +8,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import model_validator
 
@@ -19,9 +19,8 @@ from notifier.providers.base import (
     UnknownOutcomeError,
     body_excerpt,
     classify_status,
-    http_request,
-    http_url_problem,
 )
+from notifier.providers.http_answers import check_url, json_answer
 
 EAST_AFRICA = timezone(timedelta(hours=3))
 
@@ -59,12 +58,8 @@ class EGAConfig(ProviderConfig):
 
     @model_validator(mode="after")
     def _headers_pair_up(self) -> EGAConfig:
-        problem = http_url_problem(self.GateUrl)
-        if problem is not None:
-            raise ValueError(f"GateUrl: {problem}")
-        problem = http_url_problem(self.url)
-        if problem is not None:
-            raise ValueError(f"SmsResource: {problem}")
+        check_url(self.GateUrl, "GateUrl")
+        check_url(self.url, "SmsResource")
         keys, values = _split(self.HeaderKeys), _split(self.HeaderValues)
         if len(keys) != len(values):
             raise ValueError(f"HeaderValues: {len(values)} values for {len(keys)} HeaderKeys")
@@ -129,27 +124,13 @@ class EGASMSGateway(Provider):
     config_class = EGAConfig
 
     def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
-        config = self.config
-        assert isinstance(config, EGAConfig)
+        config = self.config_as(EGAConfig)
         sent_at = gateway_time()
         data = request_data(config, recipient, text, sent_at)
         headers = request_headers(config, request_hash(config.PrivateKey, data))
-        response = http_request(
-            "POST",
-            config.url,
-            body=request_body(data, sent_at),
-            headers=headers,
-            timeouts=self.timeouts,
-            session=self.http_session(),
-        )
+        response = self.request("POST", config.url, body=request_body(data, sent_at), headers=headers)
         classify_status(response)
-        try:
-            answer: Any = response.json()
-        except ValueError:
-            raise UnknownOutcomeError(
-                f"HTTP {response.status_code} without a JSON body: {body_excerpt(response)}",
-                http_status=response.status_code,
-            ) from None
+        answer = json_answer(response, required=True, empty_is_none=False)
         if isinstance(answer, dict) and answer.get("error"):
             raise PermanentError(f"gateway error: {body_excerpt(response)}", http_status=response.status_code)
         if response.status_code != 200:

@@ -12,17 +12,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from notifier.providers.base import (
-    PermanentError,
-    Provider,
-    ProviderConfig,
-    UnknownOutcomeError,
-    body_excerpt,
-    classify_status,
-    http_request,
-    http_url_problem,
-)
-from notifier.providers.callbacks import lookup
+from notifier.providers.base import Provider, ProviderConfig
+from notifier.providers.http_answers import check_url, read_answer
 from notifier.providers.templating import check_placeholders, fill
 
 PLACEHOLDERS = frozenset({"recipient", "recipient_digits", "text", "reference", "token"})
@@ -45,9 +36,7 @@ class HttpJsonConfig(ProviderConfig):
 
     @model_validator(mode="after")
     def _check(self) -> HttpJsonConfig:
-        problem = http_url_problem(self.url)
-        if problem is not None:
-            raise ValueError(f"url: {problem}")
+        check_url(self.url, "url")
         check_placeholders(self.headers, "headers", PLACEHOLDERS)
         check_placeholders(self.body_template, "body_template", PLACEHOLDERS)
         if not self.success_status or any(not 200 <= code < 300 for code in self.success_status):
@@ -61,8 +50,7 @@ class HttpJsonProvider(Provider):
     config_class = HttpJsonConfig
 
     def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
-        config = self.config
-        assert isinstance(config, HttpJsonConfig)
+        config = self.config_as(HttpJsonConfig)
         values = {
             "recipient": recipient,
             "recipient_digits": recipient.lstrip("+"),
@@ -72,33 +60,14 @@ class HttpJsonProvider(Provider):
         }
         headers = {name: value.format(**values) for name, value in config.headers.items()}
         body = json.dumps(fill(config.body_template, values)).encode("utf-8")
-        response = http_request(
-            config.method, config.url, body=body, headers=headers, timeouts=self.timeouts, session=self.http_session()
+        response = self.request(config.method, config.url, body=body, headers=headers)
+        return read_answer(
+            response,
+            reference,
+            success_status=config.success_status,
+            json_required=bool(config.success_field or config.reference_field),
+            error_field=config.error_field,
+            success_field=config.success_field,
+            success_values=() if config.success_value is None else (config.success_value,),
+            reference_field=config.reference_field,
         )
-        classify_status(response)
-        if response.status_code not in config.success_status:
-            raise UnknownOutcomeError(f"unexpected HTTP {response.status_code}", http_status=response.status_code)
-        needs_json = bool(config.success_field or config.reference_field)
-        try:
-            answer: Any = response.json() if response.content else None
-        except ValueError:
-            if needs_json:
-                raise UnknownOutcomeError(
-                    f"HTTP {response.status_code} without a JSON body: {body_excerpt(response)}",
-                    http_status=response.status_code,
-                ) from None
-            answer = None
-        if config.error_field and lookup(answer, config.error_field):
-            raise PermanentError(f"gateway error: {body_excerpt(response)}", http_status=response.status_code)
-        if config.success_field:
-            outcome = lookup(answer, config.success_field)
-            ok = bool(outcome) if config.success_value is None else outcome == config.success_value
-            if not ok:
-                raise PermanentError(
-                    f"gateway did not confirm ({config.success_field}={outcome!r})", http_status=response.status_code
-                )
-        if config.reference_field:
-            found = lookup(answer, config.reference_field)
-            if found not in (None, ""):
-                return str(found)
-        return reference

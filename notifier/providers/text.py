@@ -39,8 +39,7 @@ class TextNotificationProvider(Provider):
     delivers_sms = False
 
     def send(self, recipient: str, text: str, reference: str, *, metadata: Mapping[str, str] | None = None) -> str:
-        config = self.config
-        assert isinstance(config, TextConfig)
+        config = self.config_as(TextConfig)
         metadata = metadata or {}
         target = message_path(config.DestinationFolder, reference)
         header = [

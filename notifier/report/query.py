@@ -35,6 +35,7 @@ from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Que
 
 from notifier.eligibility import MODE_LABELS, Mode, filter_by_mode, parse_mode
 from notifier.models import Family, Location, Officer, Policy
+from notifier.safe_input import parse_uuid
 
 UNKNOWN = "unknown"
 FORMATS = ("json", "csv", "pdf")
@@ -97,10 +98,10 @@ def _uuid_param(query: Mapping[str, str], name: str) -> uuid.UUID | None:
     raw = query.get(name)
     if raw is None or not str(raw).strip():
         return None
-    try:
-        return uuid.UUID(str(raw).strip())
-    except ValueError:
-        raise ReportParamError(name, f"not a valid UUID: {raw!r}") from None
+    key = parse_uuid(str(raw))
+    if key is None:
+        raise ReportParamError(name, f"not a valid UUID: {raw!r}")
+    return key
 
 
 def _mode_param(query: Mapping[str, str]) -> Mode:

@@ -10,7 +10,7 @@ from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import scheme_today
 from notifier.forecast import forecast
-from notifier.management.commands.send_notifications import NO_TYPE_ENABLED, parse_date
+from notifier.management.options import NO_TYPE_ENABLED, parse_date
 from notifier.schedule import derive_schedule
 
 SHORT_NAMES = {

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifier.demo import load_demo
 from notifier.eligibility import MODE_LABELS, filter_by_mode
+from notifier.management.options import parse_date
 from notifier.models import Family
 
 
@@ -19,12 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=20261128)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        today = None
-        if options["date"]:
-            try:
-                today = dt.date.fromisoformat(options["date"])
-            except ValueError:
-                raise CommandError(f"--date: expected YYYY-MM-DD, got {options['date']!r}") from None
+        today = parse_date(options["date"])
         if options["families"] < 1:
             raise CommandError("--families: must be at least 1")
         summary = load_demo(today=today, families=options["families"], seed=options["seed"])

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -10,22 +9,8 @@ from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import cycle_table
 from notifier.detection import CandidateDecision, DetectionResult
 from notifier.dispatch import DispatchSkipped, TypeDispatch, dispatch
+from notifier.management.options import NO_TYPE_ENABLED, parse_date
 from notifier.models import Outbox
-
-NO_TYPE_ENABLED = (
-    "No notification type is enabled (eligibleNotificationTypes); nothing to do. Enable some with e.g. "
-    'NOTIFIER_CONFIG=\'{"eligibleNotificationTypes":{"expiration_of_policy":true}}\' (`manage.py demo` prints the '
-    "line for all six), or --type TYPE for one run."
-)
-
-
-def parse_date(value: str | None, option: str = "--date") -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"{option}: expected YYYY-MM-DD, got {value!r}") from None
 
 
 def mask_phone(phone: str | None) -> str:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from notifier.management.commands.demo import aim_fake_gateway_accounts
+from notifier.management.fake_gateway import aim_fake_gateway_accounts
+from notifier.management.options import parse_base_url
 
 
 class Command(BaseCommand):
@@ -19,10 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("base_url", help="The web server's base URL, e.g. http://127.0.0.1:8000")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        base_url: str = options["base_url"].rstrip("/")
-        parts = urlsplit(base_url)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise CommandError(f"base_url: expected http://host:port, got {options['base_url']!r}")
+        base_url = parse_base_url(options["base_url"])
         accounts = aim_fake_gateway_accounts(base_url)
         names = ", ".join(account.name for account in accounts) or "none"
         self.stdout.write(f"Fake eGA gateway accounts now sending to {base_url}: {names}")
