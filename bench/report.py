@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,7 @@ def run_case(area: dict[str, Any], output: str) -> dict[str, Any]:
     rss_before = peak_rss_mb()
     key = "districtUuid" if area["type"] == "D" else "regionUuid"
     with tempfile.TemporaryFile() as sink:
+        cpu_before = _cpu_seconds()
         started = time.perf_counter()
         with count_queries() as queries:
             params = ReportParams.from_query({key: area["uuid"], "mode": "0"})
@@ -84,6 +86,7 @@ def run_case(area: dict[str, Any], output: str) -> dict[str, Any]:
                 chunks = json_chunks(params, report, today) if output == "json" else csv_chunks(report.rows)
                 sink.writelines(StreamingHttpResponse(chunks))
         finished = time.perf_counter()
+        cpu = _cpu_seconds() - cpu_before
         peak = peak_rss_mb()
         size = sink.tell()
         sink.seek(0)
@@ -96,11 +99,17 @@ def run_case(area: dict[str, Any], output: str) -> dict[str, Any]:
         "seconds": round(finished - started, 3),
         "query_seconds": round(first_byte - started, 3),  # the query ran, its first rows read
         "render_seconds": round(finished - first_byte, 3),
+        "cpu_seconds": round(cpu, 3),  # this process only (PostgreSQL's share is not in it): load-independent
         "queries": queries["total"],
         "rss_before_mb": round(rss_before, 1),
         "peak_rss_mb": round(peak, 1),
         "valid": _looks_valid(output, content, report.count),
     }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _looks_valid(output: str, content: bytes, rows: int) -> bool:
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{case['format']:>4}: {case['rows']:,} families ({area['type']} {area['code']}), {case['seconds']:.2f} s "
             f"(to the first byte {case['query_seconds']:.2f} s, then {case['render_seconds']:.2f} s), "
-            f"{case['queries']} queries, "
+            f"CPU here {case['cpu_seconds']:.2f} s, {case['queries']} queries, "
             f"{case['bytes'] / 1e6:.1f} MB, peak RSS {case['peak_rss_mb']:.0f} MiB "
             f"(Django loaded: {case['rss_before_mb']:.0f} MiB), valid output: {case['valid']}"
         )

@@ -44,7 +44,7 @@ def csv_chunks(rows: Iterable[ReportRow]) -> Iterator[str]:
     for batch in _batches(rows):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([_csv_value(getattr(row, name)) for name in FIELDS] for row in batch)
+        writer.writerows([_csv_value(value) for value in row] for row in batch)
         yield buffer.getvalue()
 
 
@@ -75,6 +75,6 @@ def json_chunks(params: ReportParams, report: OpenReport, generated_on: dt.date)
     separator = ""
     for batch in _batches(report.rows):
         # A list's encoding without its brackets: the rows joined by ", ", as json.dumps writes a list.
-        yield separator + _encoder.encode([row.as_dict() for row in batch])[1:-1]
+        yield separator + _encoder.encode([dict(zip(FIELDS, row, strict=True)) for row in batch])[1:-1]
         separator = ", "
     yield "]}"

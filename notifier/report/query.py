@@ -30,7 +30,7 @@ import itertools
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db.models import Case, Count, Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Value, When, Window
@@ -125,8 +125,9 @@ def _area(key: uuid.UUID, location_type: str, param: str) -> Location:
     return area
 
 
-@dataclass(frozen=True)
-class ReportRow:
+class ReportRow(NamedTuple):
+    """One family of the report (a tuple: cheap to make 100,000 of, read field by field or in FIELDS order)."""
+
     district: str
     ward: str
     village: str
@@ -143,11 +144,10 @@ class ReportRow:
     sms_phone: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it deep-copies every value and took ~40 % of a 100,000-family JSON report.
-        return {name: getattr(self, name) for name in FIELDS}
+        return dict(zip(FIELDS, self, strict=True))
 
 
-FIELDS: tuple[str, ...] = tuple(ReportRow.__dataclass_fields__)
+FIELDS: tuple[str, ...] = ReportRow._fields
 
 
 def _within(area_id: int, chain_start: str) -> Q:
