@@ -1,4 +1,4 @@
-"""Celery tasks behind the operator's pages: the dashboard's forecast (and, later, big reports)."""
+"""Celery tasks behind the operator's pages: the dashboard's forecast, PDF reports."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from notifier.conf import get_config
 from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import scheme_today
 from notifier.forecast import forecast, store_forecast
+from notifier.report.files import clean_expired, produce
 
 FORECAST_DAYS = 30
 
@@ -25,8 +26,6 @@ def refresh_forecast(days: int = FORECAST_DAYS) -> dict[str, Any]:
 
 @shared_task(name="notifier.tasks.build_report_file", acks_late=True)
 def build_report_file(report_id: int) -> dict[str, Any]:
-    from notifier.report.files import produce
-
     report = produce(report_id)
     return {"status": report.status, "families": report.families}
 
@@ -34,6 +33,4 @@ def build_report_file(report_id: int) -> dict[str, Any]:
 @shared_task(name="notifier.tasks.operator_housekeeping")
 def operator_housekeeping() -> dict[str, Any]:
     """Hourly: delete report files past their keeping time."""
-    from notifier.report.files import clean_expired
-
     return {"report_files_deleted": clean_expired()}

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from dataclasses import dataclass
+from typing import Any
 
+from django.http import HttpResponseBase
 from django.utils import timezone
 
 from notifier import services
@@ -36,6 +39,25 @@ class Tree:
     d3: Location
     w4: Location
     v5: Location
+
+
+class Answer:
+    """A response read whole, streamed (a JSON or CSV report, a file download) or not (errors, redirects, 202)."""
+
+    def __init__(self, response: HttpResponseBase) -> None:
+        self.response = response
+        self.status_code = response.status_code
+        self.streamed = bool(response.streaming)
+        if response.streaming:
+            self.content = b"".join(response.streaming_content)  # type: ignore[attr-defined]
+        else:
+            self.content = response.content  # type: ignore[attr-defined]
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def __getitem__(self, header: str) -> str:
+        return str(self.response[header])
 
 
 def _location(code: str, name: str, kind: str, parent: Location | None = None) -> Location:

@@ -15,7 +15,7 @@ from django.test import Client
 
 from notifier.models import ApiToken
 from notifier.report.access import REPORT_GROUP
-from tests.report_helpers import Tree, build_tree
+from tests.report_helpers import Answer, Tree, build_tree
 
 REPORT = "/api/policy_notification/communication_by_notification_report/"
 LOGIN = "/api/policy_notification/login/"
@@ -55,7 +55,7 @@ def test_a_non_staff_report_viewer_signs_in_and_gets_the_report(tree: Tree) -> N
     signed_in = client.post(LOGIN, {"username": "amina", "password": "correct horse", "next": f"{REPORT}?{query}"})
     assert signed_in.status_code == 302
     assert signed_in["Location"] == f"{REPORT}?{query}"
-    report = client.get(signed_in["Location"])
+    report = Answer(client.get(signed_in["Location"]))
     assert report.status_code == 200
     assert report.json()["location"]["code"] == tree.d1.code
     # The admin still refuses this user: it is for staff only.
@@ -94,8 +94,10 @@ def test_an_api_client_authenticates_with_its_token(tree: Tree) -> None:
     assert key.startswith("ntf_") and len(key) > 40
     token = ApiToken.objects.get()
     assert token.digest != key and key not in token.digest  # only a digest is stored
-    response = Client().get(
-        REPORT, {"districtUuid": str(tree.d1.uuid), "format": "json"}, headers={"Authorization": f"Token {key}"}
+    response = Answer(
+        Client().get(
+            REPORT, {"districtUuid": str(tree.d1.uuid), "format": "json"}, headers={"Authorization": f"Token {key}"}
+        )
     )
     assert response.status_code == 200
     assert response.json()["location"]["code"] == tree.d1.code

@@ -23,7 +23,7 @@ from django.contrib.auth.models import AnonymousUser, Group, Permission, Permiss
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -76,7 +76,7 @@ def ensure_report_permissions() -> list[Permission]:
 TOKEN_PREFIX = "ntf_"  # noqa: S105 - a marker at the start of every key, not a secret
 _MAX_KEY_LENGTH = 100
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def _digest(key: str) -> str:
@@ -114,7 +114,7 @@ def report_user_required(view: View) -> View:
     to the report sign-in page, which lets non-staff users in."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         header = request.headers.get("Authorization", "")
         if header.lower().startswith("token"):
             try:

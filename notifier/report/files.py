@@ -1,9 +1,11 @@
-"""Big reports never time out: a PDF (always) or a JSON/CSV report of more than NOTIFIER_REPORT_ASYNC_FAMILIES
-families is produced by a Celery task into a file under VAR_DIR/reports, with its progress in the database.
+"""PDF reports never time out: a Celery task lays the PDF out into a file under VAR_DIR/reports, with its
+progress in the database, a village at a time as the rows come from the cursor (memory does not grow with the
+area). JSON and CSV stream straight from the endpoint at any size; a JSON/CSV row queued here by an earlier
+version (which sent those above NOTIFIER_REPORT_ASYNC_FAMILIES families to a worker) is still written, streamed.
 
 The endpoint answers 202 with a status URL (API clients poll it); the admin shows a progress page that reloads
 itself and offers the download when ready. Files are kept NOTIFIER_REPORT_KEEP_HOURS (24), then housekeeping
-(`notifier.tasks.operator_housekeeping`, hourly) deletes them. Small JSON/CSV reports stay synchronous.
+(`notifier.tasks.operator_housekeeping`, hourly) deletes them.
 """
 
 from __future__ import annotations
@@ -20,15 +22,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from notifier.models import ReportFile
+from notifier.report.formats import csv_chunks, json_chunks
 from notifier.report.pdf import render_report_pdf
-from notifier.report.query import ReportParams, build_report
+from notifier.report.query import ReportParams, open_report
 
 logger = logging.getLogger(__name__)
 CONTENT_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8", "json": "application/json"}
-
-
-def async_threshold() -> int:
-    return int(getattr(settings, "NOTIFIER_REPORT_ASYNC_FAMILIES", 20_000))
 
 
 def keep_for() -> dt.timedelta:
@@ -68,8 +67,6 @@ class _Progress:
 
 def produce(report_id: int) -> ReportFile:
     """Build the report's file. Idempotent: a file already done or failed is left as it is."""
-    from notifier.report.views import report_csv, report_json
-
     report = ReportFile.objects.get(pk=report_id)
     if report.status in {ReportFile.Status.DONE, ReportFile.Status.FAILED}:
         return report
@@ -78,18 +75,15 @@ def produce(report_id: int) -> ReportFile:
     partial = target.with_suffix(target.suffix + ".part")
     try:
         params = ReportParams.from_query(report.query)
-        rows = build_report(params)
-        ReportFile.objects.filter(pk=report.pk).update(progress=10, families=len(rows))
+        opened = open_report(params)
+        ReportFile.objects.filter(pk=report.pk).update(progress=10, families=opened.count)
         today = timezone.localdate()
         with partial.open("wb") as handle:
             if report.format == "pdf":
-                render_report_pdf(params, rows, today, output=handle, progress=_Progress(report, 10, 99))
-            elif report.format == "csv":
-                handle.write(report_csv(rows).encode("utf-8"))
+                render_report_pdf(params, opened, today, output=handle, progress=_Progress(report, 10, 99))
             else:
-                import json
-
-                handle.write(json.dumps(report_json(params, rows, today)).encode("utf-8"))
+                chunks = csv_chunks(opened.rows) if report.format == "csv" else json_chunks(params, opened, today)
+                handle.writelines(chunk.encode("utf-8") for chunk in chunks)
         partial.replace(target)
     except Exception as exc:
         partial.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
 from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
@@ -15,10 +15,21 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfdoc import PDFArray, PDFName, PDFStream, PDFZCompress
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    Frame,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
-from notifier.report.query import ReportParams, ReportRow
+from notifier.report.query import OpenReport, ReportParams, ReportRow
 
 TITLE = "Family policy notification report"
 _MARGIN = 15 * mm
@@ -34,29 +45,39 @@ _COLUMNS = (
     "Member phone",
     "SMS to",
 )
-_WIDTHS = (20 * mm, 33 * mm, 21 * mm, 16 * mm, 18 * mm, 26 * mm, 21 * mm, 25 * mm)
-CELL_PADDING = 6  # points, left and right: reportlab's Table default
+# With 3 points of padding an 11-digit CHFID and a spaced phone number ("+255 62113 2442") fit on one line.
+_WIDTHS = (20 * mm, 33 * mm, 23 * mm, 14 * mm, 16 * mm, 26 * mm, 23 * mm, 25 * mm)
+CELL_PADDING = 3  # points, left and right
+_CELL_FONT, _CELL_SIZE = "Helvetica", 7.5
+_FOOTER_Y = 8 * mm
 
 
-class _PageCountingCanvas(Canvas):  # type: ignore[misc]
-    """Holds every finished page until save(), when the total is known, then stamps "Page n of m" on each."""
+class _NumberedCanvas(Canvas):  # type: ignore[misc]
+    """Stamps "Page n of m" on each page as it is finished. m is known only after the last page, so each page
+    draws a form (a PDF XObject) named after its number, and the forms are written at the end, when m is known.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._finished_pages: list[dict[str, Any]] = []
+    reportlab keeps every finished page's content stream, as text, until save() (~35 KB a page here): each is
+    compressed as soon as the page is shown (~4 KB), so a 2,500-page report does not hold ~90 MB of page text."""
 
     def showPage(self) -> None:
-        self._finished_pages.append(dict(self.__dict__))
-        self._startPage()
+        self.saveState()
+        self.setFont("Helvetica", 8)
+        self.drawString(_MARGIN, _FOOTER_Y, TITLE)
+        self.doForm(f"page_{self.getPageNumber()}")
+        self.restoreState()
+        super().showPage()
+        page = self._doc.Pages.pages[-1]
+        contents = PDFStream(content=PDFZCompress.encode(page.stream))
+        contents.dictionary["Filter"] = PDFArray([PDFName(PDFZCompress.pdfname)])  # already applied: not again
+        page.Contents, page.stream = contents, None
 
     def save(self) -> None:
-        total = len(self._finished_pages)
-        for number, state in enumerate(self._finished_pages, start=1):
-            self.__dict__.update(state)
+        total = self.getPageNumber() - 1
+        for number in range(1, total + 1):
+            self.beginForm(f"page_{number}")
             self.setFont("Helvetica", 8)
-            self.drawRightString(A4[0] - _MARGIN, 8 * mm, f"Page {number} of {total}")
-            self.drawString(_MARGIN, 8 * mm, TITLE)
-            super().showPage()
+            self.drawRightString(A4[0] - _MARGIN, _FOOTER_Y, f"Page {number} of {total}")
+            self.endForm()
         super().save()
 
 
@@ -68,82 +89,113 @@ def _styles() -> dict[str, ParagraphStyle]:
         "district": ParagraphStyle("district", parent=sheet["Heading2"], keepWithNext=1, spaceBefore=8),
         "ward": ParagraphStyle("ward", parent=sheet["Heading3"], keepWithNext=1, leftIndent=4 * mm),
         "village": ParagraphStyle("village", parent=sheet["Heading4"], keepWithNext=1, leftIndent=8 * mm),
-        "cell": ParagraphStyle("cell", parent=sheet["Normal"], fontSize=7.5, leading=9),
+        "cell": ParagraphStyle("cell", parent=sheet["Normal"], fontName=_CELL_FONT, fontSize=_CELL_SIZE, leading=9),
         "head_cell": ParagraphStyle(
             "head_cell", parent=sheet["Normal"], fontSize=7.5, leading=9, fontName="Helvetica-Bold", splitLongWords=0
         ),
     }
 
 
-def _text(value: str | None) -> str:
-    return escape(value) if value else ""
-
-
 def _joined(*parts: str | None) -> str:
     return " ".join(part for part in parts if part)
+
+
+def _cell(value: str | None, width: float, style: ParagraphStyle) -> str | Paragraph:
+    """A plain string when it fits on one line (most cells: cheap to lay out), else a Paragraph that wraps."""
+    if not value:
+        return ""
+    if stringWidth(value, _CELL_FONT, _CELL_SIZE) <= width - 2 * CELL_PADDING:
+        return value
+    return Paragraph(escape(value), style)
+
+
+_TABLE_STYLE = TableStyle(
+    [
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde4ee")),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f5f5f5")]),
+        ("FONT", (0, 1), (-1, -1), _CELL_FONT, _CELL_SIZE, 9),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
+        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
+    ]
+)
 
 
 def _village_table(rows: Iterable[ReportRow], styles: dict[str, ParagraphStyle]) -> Table:
     cell = styles["cell"]
     data: list[list[Any]] = [[Paragraph(title, styles["head_cell"]) for title in _COLUMNS]]
     for row in rows:
-        data.append(
-            [
-                Paragraph(_text(row.head_chf_id), cell),
-                Paragraph(_text(_joined(row.head_other_names, row.head_last_name)), cell),
-                Paragraph(_text(row.head_phone), cell),
-                Paragraph("yes" if row.approval else "no", cell),
-                Paragraph(_text(row.language), cell),
-                Paragraph(_text(_joined(row.member_other_names, row.member_last_name)), cell),
-                Paragraph(_text(row.member_phone), cell),
-                Paragraph(_text(row.sms_phone), cell),
-            ]
+        texts = (
+            row.head_chf_id,
+            _joined(row.head_other_names, row.head_last_name),
+            row.head_phone,
+            "yes" if row.approval else "no",
+            row.language,
+            _joined(row.member_other_names, row.member_last_name),
+            row.member_phone,
+            row.sms_phone,
         )
+        data.append([_cell(text, width, cell) for text, width in zip(texts, _WIDTHS, strict=True)])
     table = Table(data, colWidths=_WIDTHS, repeatRows=1)
-    table.setStyle(
-        TableStyle(
-            [
-                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde4ee")),
-                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f5f5f5")]),
-            ]
-        )
-    )
+    table.setStyle(_TABLE_STYLE)
     return table
+
+
+def _header(
+    params: ReportParams, families: int, generated_on: dt.date, styles: dict[str, ParagraphStyle]
+) -> list[Flowable]:
+    story: list[Flowable] = [
+        Paragraph(TITLE, styles["title"]),
+        Paragraph(f"<b>Location:</b> {escape(params.area_label)}", styles["header"]),
+        Paragraph(f"<b>Mode:</b> {escape(params.mode_label)}", styles["header"]),
+        Paragraph(f"<b>Enrolment officer:</b> {escape(params.officer_label)}", styles["header"]),
+        Paragraph(f"<b>Date:</b> {generated_on.isoformat()}", styles["header"]),
+        Paragraph(f"<b>Families:</b> {families}", styles["header"]),
+        Spacer(1, 4 * mm),
+    ]
+    if not families:
+        story.append(Paragraph("No family matches these parameters.", styles["header"]))
+    return story
+
+
+def _villages(rows: Iterator[ReportRow], styles: dict[str, ParagraphStyle]) -> Iterator[tuple[int, list[Flowable]]]:
+    """Per village, in order: (families so far, its headings and table), the district and ward headings going
+    with the first village under them."""
+    done = 0
+    district = ward = None
+    for (village_district, village_ward, village), village_rows in groupby(
+        rows, key=lambda row: (row.district, row.ward, row.village)
+    ):
+        families = list(village_rows)
+        done += len(families)
+        piece: list[Flowable] = []
+        if village_district != district:
+            piece.append(Paragraph(f"District: {escape(village_district)}", styles["district"]))
+            district, ward = village_district, None
+        if village_ward != ward:
+            piece.append(Paragraph(f"Ward: {escape(village_ward)}", styles["ward"]))
+            ward = village_ward
+        piece.append(Paragraph(f"Village: {escape(village)} ({len(families)})", styles["village"]))
+        piece.append(_village_table(families, styles))
+        yield done, piece
 
 
 def render_report_pdf(
     params: ReportParams,
-    rows: list[ReportRow],
+    report: OpenReport,
     generated_on: dt.date,
     output: BinaryIO | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> bytes:
-    """The PDF's bytes, or, with `output`, written there (b"" returned). `progress` gets 0..1 while the pages are
-    laid out (reportlab's progress events), for the admin's progress bar."""
+    """The PDF's bytes, or, with `output`, written there (b"" returned). `progress` gets 0..1 as the families are
+    laid out, for the admin's progress bar.
+
+    The document is laid out a village at a time as the rows come from the cursor (reportlab's build loop, fed
+    piece by piece instead of with the whole story), so only one village's rows and flowables are held."""
     styles = _styles()
-    story: list[Flowable] = [
-        Paragraph(TITLE, styles["title"]),
-        Paragraph(f"<b>Location:</b> {_text(params.area_label)}", styles["header"]),
-        Paragraph(f"<b>Mode:</b> {_text(params.mode_label)}", styles["header"]),
-        Paragraph(f"<b>Enrolment officer:</b> {_text(params.officer_label)}", styles["header"]),
-        Paragraph(f"<b>Date:</b> {generated_on.isoformat()}", styles["header"]),
-        Paragraph(f"<b>Families:</b> {len(rows)}", styles["header"]),
-        Spacer(1, 4 * mm),
-    ]
-    if not rows:
-        story.append(Paragraph("No family matches these parameters.", styles["header"]))
-    for district, district_rows in groupby(rows, key=lambda row: row.district):
-        story.append(Paragraph(f"District: {_text(district)}", styles["district"]))
-        for ward, ward_rows in groupby(district_rows, key=lambda row: row.ward):
-            story.append(Paragraph(f"Ward: {_text(ward)}", styles["ward"]))
-            for village, village_rows in groupby(ward_rows, key=lambda row: row.village):
-                families = list(village_rows)
-                story.append(Paragraph(f"Village: {_text(village)} ({len(families)})", styles["village"]))
-                story.append(_village_table(families, styles))
     buffer = output if output is not None else io.BytesIO()
-    document = SimpleDocTemplate(
+    document = BaseDocTemplate(
         buffer,
         pagesize=A4,
         leftMargin=_MARGIN,
@@ -153,15 +205,25 @@ def render_report_pdf(
         title=TITLE,
         author="Policy notification service",
     )
-    if progress is not None:
-        total = [max(len(story), 1)]
-
-        def on_progress(kind: str, value: int) -> None:
-            if kind == "SIZE_EST":
-                total[0] = max(int(value), 1)
-            elif kind == "PROGRESS":
-                progress(min(int(value) / total[0], 1.0))
-
-        document.setProgressCallBack(on_progress)
-    document.build(story, canvasmaker=_PageCountingCanvas)
+    frame = Frame(document.leftMargin, document.bottomMargin, document.width, document.height, id="normal")
+    document.addPageTemplates([PageTemplate(id="page", frames=frame, pagesize=A4)])
+    # BaseDocTemplate.build's loop, fed a village at a time instead of with the whole story.
+    document._startBuild(canvasmaker=_NumberedCanvas)
+    document.canv._doctemplate = document  # as build() does: KeepTogether asks the template for the next frame
+    pending = _header(params, report.count, generated_on, styles)
+    _lay_out(document, pending)
+    for done, piece in _villages(report.rows, styles):
+        pending.extend(piece)
+        _lay_out(document, pending)
+        if progress is not None:
+            progress(done / max(report.count, 1))
+    del document.canv._doctemplate
+    document._endBuild()
     return buffer.getvalue() if output is None and isinstance(buffer, io.BytesIO) else b""
+
+
+def _lay_out(document: BaseDocTemplate, pending: list[Flowable]) -> None:
+    """Place the pending flowables on pages (a split table puts its rest back at the front of the list)."""
+    while pending:
+        document.clean_hanging()
+        document.handle_flowable(pending)

@@ -7,9 +7,6 @@ without every configured right gets 403; bad parameters get 400 with the paramet
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
 import re
 from typing import Any
 
@@ -17,26 +14,28 @@ from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from notifier.models import ReportFile
+from notifier.operator_tasks import build_report_file
 from notifier.report import files as report_files
 from notifier.report.access import missing_rights, report_user_required
 from notifier.report.admin import ReportForm
-from notifier.report.pdf import render_report_pdf
-from notifier.report.query import (
-    FIELDS,
-    FORMATS,
-    ReportParamError,
-    ReportParams,
-    ReportRow,
-    build_report,
-    report_queryset,
-)
+from notifier.report.formats import csv_chunks, json_chunks
+from notifier.report.query import FORMATS, ReportParamError, ReportParams, open_report
 
 
 def _error(status: int, message: str, param: str | None = None) -> JsonResponse:
@@ -46,53 +45,11 @@ def _error(status: int, message: str, param: str | None = None) -> JsonResponse:
     return JsonResponse(body, status=status)
 
 
-def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def report_csv(rows: list[ReportRow]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(FIELDS)
-    for row in rows:
-        values = row.as_dict()
-        writer.writerow([_csv_value(values[name]) for name in FIELDS])
-    return buffer.getvalue()
-
-
-def report_json(params: ReportParams, rows: list[ReportRow], generated_on: dt.date) -> dict[str, Any]:
-    officer = params.officer
-    return {
-        "location": {
-            "uuid": str(params.area.uuid),
-            "type": params.area.type,
-            "code": params.area.code,
-            "name": params.area.name,
-        },
-        "officer": None
-        if officer is None
-        else {"uuid": str(officer.uuid), "code": officer.code, "name": f"{officer.other_names} {officer.last_name}"},
-        "mode": int(params.mode),
-        "modeLabel": params.mode_label,
-        "date": generated_on.isoformat(),
-        "count": len(rows),
-        "rows": [row.as_dict() for row in rows],
-    }
-
-
-def _attachment(content: bytes | str, content_type: str, filename: str) -> HttpResponse:
-    response = HttpResponse(content, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 @require_GET
 @report_user_required
-def communication_by_notification_report(request: HttpRequest) -> HttpResponse:
+def communication_by_notification_report(request: HttpRequest) -> HttpResponseBase:
+    """JSON and CSV stream at any size: the query runs (and fails, with a 500) before the response starts, then
+    the rows go out as the server-side cursor yields them. A PDF is laid out by a worker (202, files.py)."""
     lacking = missing_rights(request.user)
     if lacking:
         return _error(403, f"missing report right(s): {', '.join(lacking)}")
@@ -103,17 +60,18 @@ def communication_by_notification_report(request: HttpRequest) -> HttpResponse:
         params = ReportParams.from_query(request.GET)
     except ReportParamError as exc:
         return _error(400, str(exc), exc.param)
-    if output == "pdf" or report_queryset(params).count() > report_files.async_threshold():
-        return _start_report_file(request, output)
-    rows = build_report(params)
-    today = timezone.localdate()
-    area_code = re.sub(r"[^A-Za-z0-9_-]", "_", params.area.code or str(params.area.pk))
-    filename = f"family_policy_notification_report_{area_code}_{today.isoformat()}"
-    if output == "csv":
-        return _attachment(report_csv(rows), "text/csv; charset=utf-8", f"{filename}.csv")
     if output == "pdf":
-        return _attachment(render_report_pdf(params, rows, today), "application/pdf", f"{filename}.pdf")
-    return JsonResponse(report_json(params, rows, today))
+        return _start_report_file(request, output)
+    report = open_report(params)
+    today = timezone.localdate()
+    if output == "csv":
+        area_code = re.sub(r"[^A-Za-z0-9_-]", "_", params.area.code or str(params.area.pk))
+        response = StreamingHttpResponse(csv_chunks(report.rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="family_policy_notification_report_{area_code}_{today.isoformat()}.csv"'
+        )
+        return response
+    return StreamingHttpResponse(json_chunks(params, report, today), content_type="application/json")
 
 
 # --- big reports: produced by a worker ------------------------------------------------------------------------
@@ -130,8 +88,6 @@ def _urls(report: ReportFile) -> tuple[str, str]:
 
 
 def _start_report_file(request: HttpRequest, output: str) -> HttpResponse:
-    from notifier.operator_tasks import build_report_file
-
     report = ReportFile.objects.create(
         requested_by=request.user if request.user.is_authenticated else None,
         query={key: value for key, value in request.GET.items() if key != "format"},

@@ -1,0 +1,45 @@
+"""The report streamed by a real WSGI server, outside a test transaction: as in production the server-side cursor is
+declared in autocommit (WITH HOLD), and the rows are read after the view has returned, while the server writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+import requests
+from django.contrib.auth.models import Group, User
+
+from notifier.report.access import REPORT_GROUP, create_token, ensure_report_permissions
+from notifier.report.query import FETCH_ROWS, FIELDS
+from tests.report_helpers import build_tree, bulk_families
+
+URL = "/api/policy_notification/communication_by_notification_report/"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_server_streams_a_report_bigger_than_one_fetch_whole_and_in_order(live_server: Any) -> None:
+    ensure_report_permissions()
+    user = User.objects.create_user("api-client")
+    user.groups.add(Group.objects.get(name=REPORT_GROUP))
+    _, key = create_token(user)
+    tree = build_tree()
+    families = bulk_families(tree.v1, FETCH_ROWS + 5)
+    expected = [str(family.uuid) for family in families]  # Bulk00000, Bulk00001, ...: the order of head names
+    headers = {"Authorization": f"Token {key}"}
+    query = {"districtUuid": str(tree.d1.uuid)}
+
+    answer = requests.get(f"{live_server.url}{URL}", params=query, headers=headers, timeout=60)
+    assert answer.status_code == 200
+    assert "Content-Length" not in answer.headers  # streamed: the size is not known when the answer starts
+    body = answer.json()
+    assert body["count"] == len(body["rows"]) == FETCH_ROWS + 5
+    assert [row["family_uuid"] for row in body["rows"]] == expected
+
+    answer = requests.get(f"{live_server.url}{URL}", params={**query, "format": "csv"}, headers=headers, timeout=60)
+    assert answer.status_code == 200
+    assert "Content-Length" not in answer.headers
+    records = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8"))))
+    assert [record["family_uuid"] for record in records] == expected
+    assert tuple(records[-1]) == FIELDS
