@@ -8,7 +8,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connections, router
@@ -18,7 +17,8 @@ from notifier.conf import get_config
 from notifier.config import NotifierConfig
 from notifier.delivery import policy, store
 from notifier.delivery.lease import LeaseKeeper
-from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
+from notifier.delivery.outcomes import Attempt, RowOutcome, add_attempts, write_outcomes
+from notifier.models import Outbox, ProviderAccount
 from notifier.providers import account_provider, seed_provider_accounts
 from notifier.providers.base import Provider, ProviderConfigError
 from notifier.providers.registry import UnknownProviderError, get_provider
@@ -61,8 +61,8 @@ class Chunk:
     sms: dict[int, bool]  # account id -> delivers SMS (False: records only)
     refused: dict[int, set[int]]  # outbox id -> accounts that refused it permanently (since its last resend)
     flush_seconds: float
-    writes: dict[int, dict[str, Any]] = field(default_factory=dict)  # outbox id -> final values
-    attempts: list[DeliveryAttempt] = field(default_factory=list)
+    writes: dict[int, RowOutcome] = field(default_factory=dict)  # outbox id -> how it leaves `sending`
+    attempts: list[Attempt] = field(default_factory=list)
     flushed_at: float = field(default_factory=time.monotonic)
     keeper: LeaseKeeper | None = None
     lost: set[int] = field(default_factory=set)  # rows whose lease this run lost before sending them
@@ -73,8 +73,8 @@ class Chunk:
         writes, self.writes = self.writes, {}
         attempts, self.attempts = self.attempts, []
         self.flushed_at = time.monotonic()
-        store.write_rows(writes, self.owner)
-        store.add_attempts(attempts)
+        write_outcomes(writes, self.owner)
+        add_attempts(attempts)
 
     def flush_if_due(self) -> None:
         if time.monotonic() - self.flushed_at >= self.flush_seconds:
@@ -154,16 +154,7 @@ def attempt(
 ) -> None:
     duration = time.monotonic() - clock if clock is not None else 0.0
     chunk.attempts.append(
-        DeliveryAttempt(
-            outbox=row,
-            provider_account=account,
-            provider=account.provider,
-            started_at=started_at,
-            duration_ms=round(duration * 1000),
-            outcome=outcome,
-            http_status=http_status,
-            error=error,
-        )
+        Attempt(row.pk, account.pk, account.provider, started_at, round(duration * 1000), outcome, http_status, error)
     )
 
 
@@ -179,19 +170,8 @@ def finish(
     count_attempt: bool = False,
 ) -> str:
     """Note how a claimed row leaves `sending`; written with the chunk's next flush, which ends its lease."""
-    now = timezone.now()
-    values: dict[str, Any] = {"status": status, "last_error": error[:2000], "updated_at": now}
-    values["lease_expires_at"] = None
-    if status == Status.PENDING:
-        values["lease_owner"] = ""
-    if count_attempt:
-        values["attempts"] = store.INCREMENT
-    if account is not None:
-        values["provider_account"] = account
-    if status == Status.SENT:
-        values["provider_reference"] = reference
-        values["sent_at"] = now
-    if next_at is not None:
-        values["next_attempt_at"] = next_at
-    chunk.writes[row.pk] = values
+    sent = status == Status.SENT
+    chunk.writes[row.pk] = RowOutcome(
+        status, error, timezone.now(), count_attempt, account, reference if sent else None, next_at
+    )
     return str(status)

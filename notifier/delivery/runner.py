@@ -35,6 +35,7 @@ from notifier.delivery.chunk import (
     stall_seconds,
 )
 from notifier.delivery.lease import LeaseKeeper
+from notifier.delivery.outcomes import write_texts
 from notifier.delivery.policy import Result, Step, Turn
 from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
 from notifier.phones import recipient_problem
@@ -118,11 +119,11 @@ def _deliver_rows(chunk: Chunk, rows: list[Outbox], statuses: dict[int, str]) ->
     # Kept before anything is sent, so every retry (and an operator looking at an unknown outcome after a killed
     # worker) sees the words that may have gone out.
     texts = {
-        outbox_id: {"text": message.text, "encoding": message.encoding, "segments": message.segments}
+        outbox_id: (message.text, message.encoding, message.segments)
         for outbox_id, message in rendered.items()
         if not isinstance(message, RenderError)
     }
-    store.write_rows(texts, chunk.owner)
+    write_texts(texts, chunk.owner)
     for row in rows:
         assert chunk.keeper is not None
         chunk.keeper.progress()

@@ -1,10 +1,10 @@
-"""All of delivery's SQL: who may send an outbox row (a lease, not the age of a claim), what a run loads, and the
-outcomes it writes.
+"""Delivery's SQL but its writes of outcomes: who may send an outbox row (a lease, not the age of a claim), and
+what a run loads.
 
 A delivery run claims rows (pending → sending) under a random owner token and an expiry (`lease_expires_at`).
 Only that owner sends them, and only after one conditional statement per provider call has proved that it still
-owns the row (`take_turn`); its outcome writes (`write_rows`) are conditional on the token too. While the run
-works, a keeper thread (notifier.delivery.lease) extends the leases of its rows; a run that is killed, paused
+owns the row (`take_turn`); its writes (notifier.delivery.outcomes) are conditional on the token too. While the
+run works, a keeper thread (notifier.delivery.lease) extends the leases of its rows; a run that is killed, paused
 (SIGSTOP) or hung stops extending them, and once they have expired the sweeper takes the rows back
 (`reclaim_expired`): a row whose send had started becomes `unknown` (never resent automatically), an untried one
 pending again. A paused run that wakes up finds its rows gone and sends nothing: a slow gateway or a long chunk can
@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import connections, router, transaction
-from django.db.models import F, Field, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
@@ -34,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE_SECONDS = 60  # NOTIFIER_DELIVERY_LEASE_SECONDS
 _CLAIM_BATCH = 500
-_WRITE_BATCH = 100
-INCREMENT = object()  # an outcome's "attempts + 1"
 Status = Outbox.Status
 
 
@@ -133,14 +131,8 @@ def take_turn(outbox_id: int, owner: str) -> bool:
     connection, table = _sql()
     expires = now + timedelta(seconds=lease_seconds())
     if connection.vendor == "postgresql":
-        connection.ensure_connection()
         params: list[Any] = [now, expires, outbox_id, Status.SENDING.value, owner, now]
-        raw = _PreparedCursor(connection.connection)
-        # Django's wrapper around it: its exceptions, execute wrappers and query log, as for any other statement.
-        wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
-        with wrapped as cursor:
-            cursor.execute(_take_turn_sql(table, "%s"), params)
-            return bool(cursor.rowcount == 1)
+        return run_prepared(connection, _take_turn_sql(table, "%s"), params) == 1
     params = [_stamp(connection, now), _stamp(connection, expires), outbox_id, Status.SENDING.value, owner]
     with connection.cursor() as cursor:
         cursor.execute(_take_turn_sql(table, "%s"), [*params, _stamp(connection, now)])
@@ -155,6 +147,17 @@ class _PreparedCursor(psycopg.Cursor[Any]):
         self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
     ) -> Any:
         return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+
+
+def run_prepared(connection: Any, sql: str, params: list[Any]) -> int:
+    """Run a statement of a fixed text as a prepared one (PostgreSQL); returns the row count."""
+    connection.ensure_connection()
+    raw = _PreparedCursor(connection.connection)
+    # Django's wrapper around it: its exceptions, execute wrappers and query log, as for any other statement.
+    wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with wrapped as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
 
 
 def _take_turn_sql(table: str, mark: str) -> str:
@@ -283,57 +286,3 @@ def release(outbox_ids: Sequence[int], owner: str, retry_at: datetime, error: st
         next_attempt_at=retry_at,
         updated_at=timezone.now(),
     )
-
-
-def add_attempts(attempts: list[DeliveryAttempt]) -> None:
-    if attempts:
-        DeliveryAttempt.objects.bulk_create(attempts)
-
-
-def write_rows(writes: dict[int, dict[str, Any]], owner: str) -> None:
-    """One UPDATE per 100 rows, each column a CASE over the row ids; only rows still ours change: leased to `owner`
-    and `sending`, or `unknown` because the sweeper gave up on us while a call was in flight (its real outcome is
-    better than a guess; a row taken back untried has lost its owner and is left alone).
-
-    Written as SQL rather than with Case/When: resolving ~10 ORM expressions per row cost more CPU than the
-    delivery itself (profile: ~1.5 ms per message).
-    """
-    if not writes:
-        return
-    connection = connections[router.db_for_write(Outbox)]
-    quote = connection.ops.quote_name
-    table, id_column = quote(Outbox._meta.db_table), quote(Outbox._meta.pk.column)
-    status_column = quote(Outbox._meta.get_field("status").column)
-    owner_column = quote(Outbox._meta.get_field("lease_owner").column)
-    items = list(writes.items())
-    for start in range(0, len(items), _WRITE_BATCH):
-        part = items[start : start + _WRITE_BATCH]
-        assignments: list[str] = []
-        params: list[Any] = []
-        for name in sorted({name for _outbox_id, values in part for name in values}):
-            model_field = Outbox._meta.get_field(name)
-            assert isinstance(model_field, Field)
-            column = quote(model_field.column)
-            # PostgreSQL types CASE branches from their parameters: say what each one is.
-            placeholder = (
-                f"CAST(%s AS {model_field.db_type(connection)})" if connection.vendor == "postgresql" else "%s"
-            )
-            branches: list[str] = []
-            for outbox_id, values in part:
-                if name not in values:
-                    continue
-                if values[name] is INCREMENT:
-                    branches.append(f"WHEN %s THEN {column} + 1")
-                    params.append(outbox_id)
-                else:
-                    branches.append(f"WHEN %s THEN {placeholder}")
-                    params += [outbox_id, model_field.get_db_prep_save(values[name], connection)]
-            assignments.append(f"{column} = CASE {id_column} {' '.join(branches)} ELSE {column} END")
-        ids = [outbox_id for outbox_id, _values in part]
-        sql = (
-            f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608 (names from the model, values as parameters)
-            f"WHERE {id_column} IN ({', '.join(['%s'] * len(ids))}) AND {owner_column} = %s "
-            f"AND {status_column} IN (%s, %s)"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, *ids, owner, Status.SENDING.value, Status.UNKNOWN.value])

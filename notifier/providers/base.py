@@ -30,6 +30,7 @@ from notifier.providers.callbacks import (
     InboundMessage,
     Receipt,
 )
+from notifier.providers.one_write import ONE_WRITE_POOLS
 
 MASK = "********"
 _C = TypeVar("_C", bound="ProviderConfig")
@@ -250,6 +251,7 @@ class PooledSession:
     def __init__(self) -> None:
         self._ca = _ca_bundle()
         self._direct = urllib3.PoolManager(num_pools=4, maxsize=1, retries=False, ca_certs=self._ca)
+        self._direct.pool_classes_by_scheme = ONE_WRITE_POOLS
         self._proxied: dict[str, urllib3.ProxyManager] = {}
         self._routes: dict[str, tuple[urllib3.PoolManager, dict[str, str]]] = {}
 
@@ -269,6 +271,7 @@ class PooledSession:
                 self._proxied[proxy] = urllib3.ProxyManager(
                     proxy, num_pools=4, maxsize=1, retries=False, ca_certs=self._ca
                 )
+                self._proxied[proxy].pool_classes_by_scheme = ONE_WRITE_POOLS
             manager = self._proxied[proxy]
         self._routes[url] = (manager, extra)
         return manager, extra
