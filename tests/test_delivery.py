@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,16 @@ from notifier.delivery import (
     resend,
 )
 from notifier.leases import reclaim_expired
-from notifier.models import DeliveryAttempt, Family, NotificationTemplate, Outbox, Policy, ProviderAccount
+from notifier.models import DeliveryAttempt, NotificationTemplate, Outbox, ProviderAccount
+from tests.factories import bare_outbox, bare_outboxes, ega_account
 from tests.gateway import GatewayServer, Reply, closed_port_url
-from tests.outbox_helpers import bare_outbox, bare_outboxes
 
 Outcome = DeliveryAttempt.Outcome
 T0 = dt.datetime(2026, 11, 28, 7, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(autouse=True)
-def quick_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
+def quick_settings(settings: Any, tmp_path: Path) -> None:
     settings.VAR_DIR = tmp_path
     settings.NOTIFIER = {
         **settings.NOTIFIER,
@@ -43,44 +43,6 @@ def quick_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
         "max_attempts": 3,
         "circuit_breaker": {"failure_threshold": 10, "window_seconds": 60, "cooldown_seconds": 30},
     }
-    coordination.reset()
-    yield
-    coordination.reset()
-
-
-@pytest.fixture
-def second_gateway() -> Iterator[GatewayServer]:
-    server = GatewayServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def make_outbox(make_family: Callable[..., Family], make_policy: Callable[..., Policy]) -> Callable[..., Outbox]:
-    def make(**fields: Any) -> Outbox:
-        family = make_family(consent={"approvalOfNotification": True, "languageOfNotification": "en"})
-        policy = make_policy(family)
-        values: dict[str, Any] = {
-            "policy": policy,
-            "family": family,
-            "notification_type": "expiration_of_policy",
-            "event_date": policy.expiry_date,
-            "recipient": "+255712345678",
-            "language": "en",
-        }
-        values.update(fields)
-        return Outbox.objects.create(**values)
-
-    return make
-
-
-def ega_account(
-    name: str, url: str, priority: int, *, enabled: bool = True, key: str = "s3cr3t-key"
-) -> ProviderAccount:
-    config = {"GateUrl": url, "SmsResource": "/send", "PrivateKey": key, "SenderId": "CHF", "ServiceId": "42"}
-    return ProviderAccount.objects.create(
-        name=name, provider="eGASMSGateway", priority=priority, enabled=enabled, config=config
-    )
 
 
 def text_account(folder: Path, priority: int) -> ProviderAccount:

@@ -11,10 +11,7 @@ from django.core.management.base import CommandError
 
 from notifier.conf import get_config
 from notifier.models import Decision, DetectionRun, Outbox, ProviderAccount
-from tests.detection_factories import DAY
-from tests.test_detection import APPROVED, TODAY, clock, due, enable
-
-__all__ = ["clock", "due", "enable"]  # fixtures shared with test_detection
+from tests.factories import APPROVED, DAY, TODAY
 
 pytestmark = pytest.mark.django_db
 

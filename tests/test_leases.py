@@ -11,7 +11,6 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +18,12 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from notifier import coordination, tasks
+from notifier import tasks
 from notifier.delivery import deliver_chunk
 from notifier.leases import LeaseKeeper, claim_chunk, hand_out_due, reclaim_expired, take_turn
 from notifier.models import Outbox, ProviderAccount
+from tests.factories import bare_outboxes
 from tests.gateway import GatewayServer, Reply
-from tests.outbox_helpers import bare_outboxes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = dt.datetime(2026, 11, 28, 7, 0, tzinfo=dt.UTC)
@@ -32,7 +31,7 @@ GRACE = dt.timedelta(minutes=10)
 
 
 @pytest.fixture(autouse=True)
-def quick_settings(settings: Any) -> Iterator[None]:
+def quick_settings(settings: Any) -> None:
     settings.NOTIFIER = {
         **settings.NOTIFIER,
         "http_connect_timeout_seconds": 1.0,
@@ -40,9 +39,6 @@ def quick_settings(settings: Any) -> Iterator[None]:
         "rate_limit_per_second": 1000.0,
         "circuit_breaker": {"failure_threshold": 3, "window_seconds": 60, "cooldown_seconds": 30},
     }
-    coordination.reset()
-    yield
-    coordination.reset()
 
 
 def json_account(gateway: GatewayServer) -> ProviderAccount:

@@ -22,14 +22,10 @@ from pytest_django import Settings
 
 from notifier.report import FIELDS, ReportRow
 from notifier.report_access import REPORT_GROUP
-from tests.report_helpers import INVALID_PHONE, VALID_PHONE, Tree, add_family, add_officer, build_tree, bulk_families
+from tests.factories import bulk_families
+from tests.report_helpers import INVALID_PHONE, VALID_PHONE, Tree, add_family, add_officer
 
 URL = "/api/policy_notification/communication_by_notification_report/"
-
-
-@pytest.fixture
-def tree(db: None) -> Tree:
-    return build_tree()
 
 
 def _user(username: str, *, group: str | None = None, staff: bool = False) -> User:
