@@ -105,10 +105,10 @@ class GatewayServer:
     replies: deque[Reply] = field(default_factory=deque)
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    arrived: threading.Condition = field(default_factory=threading.Condition)  # notified on each request
 
     def __post_init__(self) -> None:
         gateway = self
-        lock = threading.Lock()
         ids = itertools.count(1)
 
         class Handler(BaseHTTPRequestHandler):
@@ -122,8 +122,9 @@ class GatewayServer:
                 vendor = request.vendor
                 if not vendor and gateway.ega_key is not None and not _ega_signed(request, gateway.ega_key):
                     request = replace(request, refused=True)
-                with lock:
+                with gateway.arrived:
                     gateway.received.append(request)
+                    gateway.arrived.notify_all()
                     number = next(ids)
                     queued = gateway.replies.popleft() if gateway.replies and not request.refused else None
                     hold = gateway.hold_first and not request.refused and not gateway.holding.is_set()
@@ -171,6 +172,11 @@ class GatewayServer:
 
     def queue(self, *replies: Reply) -> None:
         self.replies.extend(replies)
+
+    def wait_for_requests(self, count: int, timeout: float = 30) -> bool:
+        """Block until `count` requests have arrived (answered or not yet); False after `timeout` seconds."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.received) >= count, timeout)
 
     def counts(self) -> Counter[tuple[str, str]]:
         """How often each (recipients, message) reached the gateway in an eGA request it accepted."""

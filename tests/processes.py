@@ -9,6 +9,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from urllib.parse import quote
+
+from django.db import connection
 
 
 def free_port() -> int:
@@ -56,10 +59,6 @@ def kill_group(process: subprocess.Popen[bytes], grace: float = 10) -> None:
 
 def subprocess_database_url() -> str:
     """A DATABASE_URL for pytest-django's test database, so a subprocess works on the same rows as the test."""
-    from urllib.parse import quote
-
-    from django.db import connection
-
     database = connection.settings_dict
     credentials = quote(database["USER"] or "", safe="")
     if database.get("PASSWORD"):
