@@ -201,7 +201,7 @@ def bare_outbox(text: str, recipient: str = "+255712345678") -> Outbox:
 # --- provider accounts ----------------------------------------------------------------------------------------
 
 
-def ega_config(url: str, **overrides: str) -> dict[str, str]:
+def ega_config(url: str, **overrides: Any) -> dict[str, Any]:
     """An eGA configuration (the values of the upstream hash vectors in tests/test_providers.py)."""
     return {
         "GateUrl": url,
@@ -261,15 +261,18 @@ def change_form_data(client: Client, url: str) -> dict[str, Any]:
     return data
 
 
-def in_threads(work: Callable[[], None], count: int = 2, timeout: float = 30) -> None:
-    """Run `work` in `count` threads started together (a barrier), each with its own database connection; fail if
-    one of them is still running after `timeout` seconds."""
+def in_threads(work: Callable[[], object], count: int = 2, timeout: float = 30) -> None:
+    """Run `work` in `count` threads released together (a barrier), each on its own database connection. Raises what
+    one of them raised; fails if one is still running after `timeout` seconds."""
     start = threading.Barrier(count, timeout=timeout)
+    errors: list[BaseException] = []
 
     def run() -> None:
         try:
             start.wait()
             work()
+        except BaseException as error:  # raised again in the calling thread, below
+            errors.append(error)
         finally:
             connection.close()
 
@@ -279,3 +282,5 @@ def in_threads(work: Callable[[], None], count: int = 2, timeout: float = 30) ->
     for thread in threads:
         thread.join(timeout=timeout)
     assert not any(thread.is_alive() for thread in threads), "a thread is still running"
+    if errors:
+        raise errors[0]

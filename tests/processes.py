@@ -7,11 +7,25 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from urllib.parse import quote
 
 from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(
+    *arguments: str, env: Mapping[str, str], timeout: float = 300, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """`python <arguments>` (a script, `manage.py ...`, `-c ...`) in the checkout, its output captured as text.
+    Never raises on the exit status: the caller asserts on it."""
+    return subprocess.run(
+        [sys.executable, *arguments], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from notifier.delivery import (
 )
 from notifier.leases import reclaim_expired
 from notifier.models import DeliveryAttempt, NotificationTemplate, Outbox, ProviderAccount
-from tests.factories import bare_outbox, bare_outboxes, ega_account
+from tests.factories import bare_outbox, bare_outboxes, ega_account, in_threads
 from tests.gateway import GatewayServer, Reply, closed_port_url
 
 Outcome = DeliveryAttempt.Outcome
@@ -380,26 +380,12 @@ def test_it_marks_rows_a_dead_worker_was_sending_unknown_and_queues_the_untried_
 
 @pytest.mark.django_db(transaction=True)
 def test_it_lets_only_one_of_two_concurrent_workers_send(gateway: GatewayServer) -> None:
-    from django.db import connection
 
     ega_account("ega", gateway.url, 10)
     gateway.default = Reply(delay=0.1)
     outbox = bare_outbox("Your policy expires today.")
     results: list[str] = []
-    barrier = threading.Barrier(2)
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            results.append(deliver(outbox.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    in_threads(lambda: results.append(deliver(outbox.pk)))
     assert sorted(results) == ["sent", "skipped"]
     assert len(gateway.received) == 1
 

@@ -3,7 +3,6 @@ PostgreSQL queue each outbox row exactly once."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from notifier import detection
 from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import DetectionResult, run_detection
 from notifier.models import Decision, DetectionRun, Outbox, Product
-from tests.factories import DAY, TODAY, at, bulk_families, bulk_policies
+from tests.factories import DAY, TODAY, at, bulk_families, bulk_policies, in_threads
 
 
 def _population(product: Product, notification_type: str, event: Any, size: int) -> None:
@@ -59,27 +58,10 @@ def test_it_queues_each_outbox_row_exactly_once_with_two_concurrent_runs(
     time_machine.move_to(at(TODAY, 12), tick=False)
     size = detection.CHUNK_SIZE + 500  # more than one chunk, so the runs interleave chunk by chunk
     bulk_policies(bulk_families(None, size), product, "expiration_of_policy", TODAY)
-    start = threading.Barrier(2, timeout=30)
     results: list[DetectionResult] = []
-    errors: list[BaseException] = []
 
-    def detect() -> None:
-        try:
-            start.wait()
-            results.append(run_detection("expiration_of_policy", TODAY))
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
+    in_threads(lambda: results.append(run_detection("expiration_of_policy", TODAY)), timeout=120)
 
-    threads = [threading.Thread(target=detect) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-
-    assert not errors
-    assert not any(thread.is_alive() for thread in threads)
     first, second = results
     assert first.queued + second.queued == size
     assert not set(first.queued_outbox_ids) & set(second.queued_outbox_ids)

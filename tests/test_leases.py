@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -21,9 +22,10 @@ from django.utils import timezone
 from notifier import tasks
 from notifier.delivery import deliver_chunk
 from notifier.leases import LeaseKeeper, claim_chunk, hand_out_due, reclaim_expired, take_turn
-from notifier.models import Outbox, ProviderAccount
-from tests.factories import bare_outboxes
+from notifier.models import Outbox
+from tests.factories import bare_outboxes, in_threads, json_account
 from tests.gateway import GatewayServer, Reply
+from tests.processes import run_python
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = dt.datetime(2026, 11, 28, 7, 0, tzinfo=dt.UTC)
@@ -39,15 +41,6 @@ def quick_settings(settings: Any) -> None:
         "rate_limit_per_second": 1000.0,
         "circuit_breaker": {"failure_threshold": 3, "window_seconds": 60, "cooldown_seconds": 30},
     }
-
-
-def json_account(gateway: GatewayServer) -> ProviderAccount:
-    return ProviderAccount.objects.create(
-        name="json",
-        provider="HttpJsonProvider",
-        priority=10,
-        config={"url": gateway.url + "/send", "body_template": {"to": "{recipient}", "text": "{text}"}},
-    )
 
 
 def received(gateway: GatewayServer) -> Counter[str]:
@@ -66,7 +59,7 @@ def test_it_sends_each_message_of_a_chunk_slower_than_its_lease_exactly_once(
     them. Here the chunk takes three leases, one call alone outlasts a lease, and a sweeper
     sweeps each time a call reaches the gateway."""
     settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 1.5
-    json_account(gateway)
+    json_account(gateway.url)
     gateway.queue(Reply(delay=2.0), *[Reply(delay=0.5)] * 5)
     rows = bare_outboxes(6)
     sweeps: list[tuple[tuple[int, int], list[int]]] = []
@@ -138,7 +131,7 @@ def test_it_hands_out_a_row_deferred_by_the_breaker_within_a_sweep_of_its_due_ti
 ) -> None:
     """Issue 12: rows an open breaker held back waited for the sweeper's grace (600 s) plus a sweep interval."""
     settings.NOTIFIER_SWEEP_GRACE_SECONDS = 600
-    json_account(gateway)
+    json_account(gateway.url)
     gateway.queue(*[Reply(status=503)] * 3)
     rows = bare_outboxes(4)
     with time_machine.travel(T0, tick=False) as clock:
@@ -175,39 +168,13 @@ def test_it_never_hands_the_same_row_to_two_concurrent_sweeps() -> None:
     rows = bare_outboxes(40)
     Outbox.objects.update(claimed_at=timezone.now() - dt.timedelta(minutes=1))
     handed: list[list[int]] = []
-    barrier = threading.Barrier(2)
-
-    def sweep() -> None:
-        try:
-            barrier.wait()
-            handed.append(hand_out_due(1000, GRACE))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=sweep) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    in_threads(lambda: handed.append(hand_out_due(1000, GRACE)))
     assert sorted(handed[0] + handed[1]) == [row.pk for row in rows]
 
 
 def test_it_refuses_the_setting_the_lease_replaced() -> None:
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "NOTIFIER_SENDING_STALE_SECONDS": "900"}
-    done = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("-c", "import django; django.setup()", env=env, timeout=60)
     assert done.returncode != 0
     assert "NOTIFIER_SENDING_STALE_SECONDS: no longer used" in done.stderr
     assert "NOTIFIER_DELIVERY_LEASE_SECONDS" in done.stderr

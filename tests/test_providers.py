@@ -26,6 +26,7 @@ from notifier.providers.ega import EGASMSGateway, request_data, request_hash
 from notifier.providers.http_json import HttpJsonProvider
 from notifier.providers.registry import UnknownProviderError, find_provider, get_provider, provider_classes
 from notifier.providers.text import TextNotificationProvider
+from tests.factories import ega_config
 from tests.gateway import GatewayServer, Reply, closed_port_url
 
 QUICK = Timeouts(connect=0.5, read=0.3)
@@ -37,17 +38,7 @@ VECTOR_2_HASH = "69Ym6839w6y6ohmyHLSyn91YzzllhwnCDA4PPiSeotM="
 
 
 def ega(gateway_url: str, **overrides: Any) -> Provider:
-    raw = {
-        "GateUrl": gateway_url,
-        "SmsResource": "/api/sms/v1/send",
-        "PrivateKey": "s3cr3t-key",
-        "UserId": "user-7",
-        "SenderId": "CHF",
-        "ServiceId": "42",
-        "RequestType": "api",
-        **overrides,
-    }
-    return EGASMSGateway(EGASMSGateway.parse_config(raw), QUICK)
+    return EGASMSGateway(EGASMSGateway.parse_config(ega_config(gateway_url, **overrides)), QUICK)
 
 
 def test_it_signs_both_spec_test_vectors() -> None:
