@@ -21,7 +21,6 @@ from notifier.delivery import (
     deliver,
     deliver_chunk,
     due_outbox_ids,
-    outbox_reference,
     resend,
 )
 from notifier.leases import reclaim_expired
@@ -70,7 +69,7 @@ def test_it_sends_through_the_first_provider_and_records_the_attempt(
     outbox.refresh_from_db()
     assert outbox.status == Outbox.Status.SENT
     assert outbox.provider_account == account
-    assert outbox.provider_reference == outbox_reference(outbox.pk)
+    assert outbox.provider_reference == f"outbox-{outbox.pk}"
     assert outbox.attempts == 1 and outbox.sent_at is not None
     assert outbox.family.head_insuree is not None and (outbox.family.head_insuree.chf_id or "-") in outbox.text
     assert outbox.encoding == "GSM-7" and outbox.segments >= 1
@@ -256,7 +255,7 @@ def test_it_writes_files_when_only_the_text_provider_is_enabled(
     outbox = make_outbox(language="sw")
     assert deliver(outbox.pk) == "sent"
     outbox.refresh_from_db()
-    written = tmp_path / "files" / f"{outbox_reference(outbox.pk)}.txt"
+    written = tmp_path / "files" / f"outbox-{outbox.pk}.txt"
     assert outbox.provider_reference == str(written)
     content = written.read_text(encoding="utf-8")
     assert outbox.text in content and "language: sw" in content and "type: expiration_of_policy" in content
@@ -272,7 +271,7 @@ def test_it_keeps_an_audit_copy_of_what_a_gateway_delivered(
     outbox.refresh_from_db()
     assert outbox.provider_account is not None and outbox.provider_account.name == "ega"
     assert attempts(outbox) == [("ega", Outcome.SUCCESS, None)]  # a file is no delivery attempt
-    content = (tmp_path / "files" / f"{outbox_reference(outbox.pk)}.txt").read_text(encoding="utf-8")
+    content = (tmp_path / "files" / f"outbox-{outbox.pk}.txt").read_text(encoding="utf-8")
     assert outbox.text in content and "delivered by: ega" in content
     assert len(gateway.received) == 1
 
@@ -448,7 +447,7 @@ def test_it_delivers_a_chunk_mixing_sent_transient_permanent_and_unknown_outcome
     rows = {row.pk: row for row in Outbox.objects.filter(pk__in=ids)}
     assert [rows[pk].status for pk in ids] == ["sent", "pending", "failed", "unknown", "pending"]
     assert [rows[pk].attempts for pk in ids] == [1, 1, 1, 1, 0]
-    assert rows[sent.pk].sent_at is not None and rows[sent.pk].provider_reference == outbox_reference(sent.pk)
+    assert rows[sent.pk].sent_at is not None and rows[sent.pk].provider_reference == f"outbox-{sent.pk}"
     assert rows[transient.pk].next_attempt_at > timezone.now() + dt.timedelta(seconds=29)
     assert "rejected" in rows[permanent.pk].last_error and "HTTP 503" in rows[transient.pk].last_error
     for row in (sent, transient, permanent, unknown):  # rendered once, kept for retries

@@ -99,18 +99,20 @@ def test_it_reads_the_seed_header_values_as_hash_user_and_type_and_never_sends_t
         HeaderKeys="X-Auth-Request-Hash,X-Auth-Request-Id,X-Auth-Request-Type",
         HeaderValues="PrivateKey,UserId,RequestType",
     )
-    provider.send("+255712345678", "Hello", "outbox-2")
+    with time_machine.travel(VECTOR_TIME, tick=False):
+        provider.send("+255712345678", VECTOR_1_TEXT, "outbox-2")
     [request] = gateway.received
-    data = json.loads(request.body)["data"]
-    assert request.header("X-Auth-Request-Hash") == request_hash("s3cr3t-key", data)
+    assert request.header("X-Auth-Request-Hash") == VECTOR_1_HASH
     assert "s3cr3t-key" not in request.body.decode() + repr(request.headers)
 
 
 def test_it_maps_header_names_and_values_from_config(gateway: GatewayServer) -> None:
-    ega(gateway.url, HeaderKeys="X-User, X-Sig", HeaderValues="UserId, Hash").send("+255712345678", "Hi", "r")
+    provider = ega(gateway.url, HeaderKeys="X-User, X-Sig", HeaderValues="UserId, Hash")
+    with time_machine.travel(VECTOR_TIME, tick=False):
+        provider.send("+255712345678", VECTOR_1_TEXT, "r")
     [request] = gateway.received
     assert request.header("X-User") == "user-7"
-    assert request.header("X-Sig") == request_hash("s3cr3t-key", json.loads(request.body)["data"])
+    assert request.header("X-Sig") == VECTOR_1_HASH
     assert request.header("X-Auth-Request-Hash") is None
 
 
