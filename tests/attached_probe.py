@@ -34,6 +34,7 @@ from notifier.openimis import consent  # noqa: E402
 from notifier.openimis.mode import family_sms_spelling  # noqa: E402
 from notifier.phones import refresh_family_phones  # noqa: E402
 from notifier.report.query import ReportParams, build_report  # noqa: E402
+from tests.factories import change_form_data  # noqa: E402
 from tests.openimis_db import FAMILY_UUIDS  # noqa: E402
 
 
@@ -102,24 +103,6 @@ def refused() -> dict[str, Any]:
     return errors
 
 
-def _change_form_data(client: Any, url: str) -> dict[str, Any]:
-    """The POST body of an unchanged change form: the inline management forms and the inline forms' values."""
-    response = client.get(url)
-    assert response.status_code == 200, response.status_code
-    data: dict[str, Any] = {}
-    for inline in response.context["inline_admin_formsets"]:
-        formset = inline.formset
-        for name, value in formset.management_form.initial.items():
-            data[f"{formset.prefix}-{name}"] = value
-        for form in formset.forms:
-            for name, field in form.fields.items():
-                value = form.initial.get(name, field.initial)
-                value = getattr(value, "pk", value)
-                if value is not None and value is not False:
-                    data[form.add_prefix(name)] = value
-    return data
-
-
 def admin_pages() -> dict[str, Any]:
     """The admin, signed in as a superuser: openIMIS rows shown read-only, family 1's consent changed inline."""
     from django.contrib.auth.models import User
@@ -146,7 +129,7 @@ def admin_pages() -> dict[str, Any]:
         "/admin/openimis/policy/101/change/", {"status": "8"}
     ).status_code
     url = "/admin/openimis/family/1/change/"
-    data = _change_form_data(client, url)
+    data = change_form_data(client, url)
     data.pop("notification-0-approval_of_sms", None)  # unticked
     data["notification-0-language_of_sms"] = "sw"
     response = client.post(url, data)

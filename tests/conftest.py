@@ -1,4 +1,5 @@
-"""Shared fixtures: small factories for the openIMIS mirror. Tests run against the real PostgreSQL."""
+"""Shared fixtures: the fake gateway, and fixtures returning the small factories of tests/factories.py. Tests run
+against the real PostgreSQL and Redis."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
-from notifier import services
-from notifier.models import Family, Location, Officer, Policy, Product
+from notifier import coordination, services
+from notifier.models import Family, Location, Officer, Outbox, Policy, Product
 from tests.baseline import restore_migration_data
-from tests.gateway import GatewayServer
+from tests.factories import ALL_TYPES_ON, APPROVED, TODAY, at, due_fields, ega_account, outbox_for
+from tests.gateway import EGA_KEY, GatewayServer
+from tests.report_helpers import Tree, build_tree
 
 _counter = itertools.count(1)
 
@@ -36,8 +40,6 @@ def _no_quiet_hours_unless_asked(settings: Any, request: pytest.FixtureRequest) 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
     """The dashboard keeps its month's aggregates in the cache for a minute: each test starts without them."""
-    from django.core.cache import cache
-
     cache.clear()
     yield
     cache.clear()
@@ -53,10 +55,35 @@ def _migration_data_in_transactional_tests(request: pytest.FixtureRequest) -> No
         restore_migration_data()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_breakers() -> Iterator[None]:
+    """Circuit breakers and rate limits (Redis, or process memory) are keyed by account id: none carries over."""
+    coordination.reset()
+    yield
+    coordination.reset()
+
+
 @pytest.fixture
 def gateway() -> Iterator[GatewayServer]:
-    """A real HTTP server on 127.0.0.1 (port 0) standing in for an SMS gateway."""
+    """A real HTTP server on 127.0.0.1 (port 0) standing in for an SMS gateway (tests/gateway.py)."""
     server = GatewayServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def second_gateway() -> Iterator[GatewayServer]:
+    """Another one: a fallback account's gateway, or the host someone points an account at to collect its secret."""
+    server = GatewayServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ega_gateway(db: None) -> Iterator[GatewayServer]:
+    """A gateway that refuses an eGA request whose signature does not verify, and the one eGA account using it."""
+    server = GatewayServer(ega_key=EGA_KEY)
+    ega_account("e2e eGA", server.url)
     yield server
     server.stop()
 
@@ -122,6 +149,57 @@ def make_policy(db: None, product: Product) -> Callable[..., Policy]:
         }
         values.update(fields)
         return Policy.objects.create(family=family, **values)
+
+    return make
+
+
+@pytest.fixture
+def make_outbox(make_family: Callable[..., Family], make_policy: Callable[..., Policy]) -> Callable[..., Outbox]:
+    """make_outbox(policy=None, notification_type=..., language="en", **fields): a row as detection writes it; without
+    a policy, for a new consenting family's new policy."""
+
+    def make(policy: Policy | None = None, *args: Any, **fields: Any) -> Outbox:
+        if policy is None:
+            policy = make_policy(make_family(consent={"approvalOfNotification": True, "languageOfNotification": "en"}))
+        return outbox_for(policy, *args, **fields)
+
+    return make
+
+
+@pytest.fixture
+def tree(db: None) -> Tree:
+    """R1 Dodoma: D1 Bahi (W1: V1, V2; W2: V3), D2 Kondoa (W3: V4). R2 Kilimanjaro: D3 Moshi (W4: V5)."""
+    return build_tree()
+
+
+# --- detection: a pinned day, the types switched on, policies due ---------------------------------------------
+
+
+@pytest.fixture
+def clock(time_machine: Any) -> Any:
+    """The clock stopped at noon of TODAY; move it with clock.move_to or run_on."""
+    time_machine.move_to(at(TODAY, 12), tick=False)
+    return time_machine
+
+
+@pytest.fixture
+def enable(settings: Any) -> Callable[..., None]:
+    """enable(starting_of_policy=False, ...): all six types on, except those given."""
+
+    def set_types(**flags: bool) -> None:
+        settings.NOTIFIER = {**settings.NOTIFIER, "eligibleNotificationTypes": {**ALL_TYPES_ON, **flags}}
+
+    set_types()
+    return set_types
+
+
+@pytest.fixture
+def due(make_family: Callable[..., Family], make_policy: Callable[..., Policy]) -> Callable[..., Policy]:
+    """due(type, event_date, family=None, **policy fields): a policy whose event date for the type is given."""
+
+    def make(notification_type: str, event: dt.date, family: Family | None = None, **overrides: Any) -> Policy:
+        family = family or make_family(consent=APPROVED)
+        return make_policy(family, **due_fields(notification_type, event, **overrides))
 
     return make
 

@@ -7,8 +7,25 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(
+    *arguments: str, env: Mapping[str, str], timeout: float = 300, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """`python <arguments>` (a script, `manage.py ...`, `-c ...`) in the checkout, its output captured as text.
+    Never raises on the exit status: the caller asserts on it."""
+    return subprocess.run(
+        [sys.executable, *arguments], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def free_port() -> int:
@@ -56,10 +73,6 @@ def kill_group(process: subprocess.Popen[bytes], grace: float = 10) -> None:
 
 def subprocess_database_url() -> str:
     """A DATABASE_URL for pytest-django's test database, so a subprocess works on the same rows as the test."""
-    from urllib.parse import quote
-
-    from django.db import connection
-
     database = connection.settings_dict
     credentials = quote(database["USER"] or "", safe="")
     if database.get("PASSWORD"):

@@ -1,5 +1,5 @@
-"""Builders for the report tests: a two-region location tree, families through the family service, and a fast
-bulk path (bulk_create + refresh_family_phones) for the large-report and query-count tests."""
+"""Builders for the report tests: a two-region location tree, families through the family service (the fast bulk
+path for the large-report and query-count tests is tests/factories.py's bulk_families)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from django.http import HttpResponseBase
 from django.utils import timezone
 
 from notifier import services
-from notifier.models import Family, FamilyNotification, Insuree, Location, Officer, Policy, Product
-from notifier.phones import refresh_family_phones
+from notifier.models import Family, FamilyNotification, Location, Officer, Policy, Product
 
 VALID_PHONE = "0712345678"  # +255712345678
 OTHER_VALID_PHONE = "0754000111"  # +255754000111
@@ -146,40 +145,3 @@ def add_policy(family: Family, product: Product, officer: Officer | None) -> Pol
         effective_date=today - dt.timedelta(days=20),
         expiry_date=today + dt.timedelta(days=345),
     )
-
-
-def bulk_families(
-    location: Location | None,
-    count: int,
-    *,
-    last_names: list[str] | None = None,
-    approval: bool = True,
-    head_phone: str | None = VALID_PHONE,
-) -> list[Family]:
-    """`count` one-person families in a handful of statements (bench-style), with consent rows and phones."""
-    now = timezone.now()
-    names = last_names or [f"Bulk{index:05d}" for index in range(count)]
-    assert len(names) == count
-    families = Family.objects.bulk_create([Family(location=location, validity_from=now) for _ in range(count)])
-    heads = Insuree.objects.bulk_create(
-        [
-            Insuree(
-                chf_id=f"B{next(_numbers):09d}",
-                last_name=name,
-                other_names="Amani",
-                family=family,
-                head=True,
-                phone=head_phone,
-                validity_from=now,
-            )
-            for family, name in zip(families, names, strict=True)
-        ]
-    )
-    for family, head in zip(families, heads, strict=True):
-        family.head_insuree = head
-    Family.objects.bulk_update(families, ["head_insuree"])
-    FamilyNotification.objects.bulk_create(
-        [FamilyNotification(family=family, approval_of_sms=approval, language_of_sms="sw") for family in families]
-    )
-    refresh_family_phones([family.id for family in families])
-    return families

@@ -16,7 +16,7 @@ import pytest
 
 from notifier.detection import run_detection
 from notifier.models import Decision, Family, Outbox, Policy
-from tests.detection_factories import ALL_TYPES_ON, DAY, at, due_fields
+from tests.factories import ALL_TYPES_ON, DAY, at, due_fields
 
 TODAY = dt.date(2026, 3, 20)
 APPROVED = {"approvalOfNotification": True, "languageOfNotification": "sw"}

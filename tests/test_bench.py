@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
+import os
 from typing import Any
 
+import psycopg
 import pytest
 from django.utils import timezone
 
+from bench import attached as attached_bench
+from bench import dashboard as dashboard_bench
+from bench import deliver as deliver_bench
 from bench import detect as detect_bench
 from bench import report as report_bench
 from bench.generate import GenerateError, GenerateOptions, generate, generated_metadata
 from notifier.config import NOTIFICATION_TYPES
-from notifier.models import Family, FamilyPhone, Insuree, Policy
-from notifier.phones import pick_family_phone
+from notifier.models import Decision, Family, FamilyPhone, Insuree, Outbox, Policy
+from notifier.phones import normalize_phone
+from tests.processes import subprocess_database_url
 
 DAY = dt.date(2026, 11, 28)
 
@@ -49,17 +56,20 @@ def test_it_generates_a_consistent_scheme_as_of_the_day() -> None:
     new_policies = Policy.objects.current().filter(stage=Policy.Stage.NEW, expiry_date__isnull=False)
     expiries = [day for day in new_policies.values_list("expiry_date", flat=True) if day is not None]
     assert min(expiries) < DAY < max(expiries)
-    # notifier_family_phone holds what the sender's phone rule picks, family by family.
-    members: dict[int, list[tuple[int, bool, str | None]]] = {}
-    for family_id, insuree_id, head, phone in (
+    # notifier_family_phone holds the sender's pick: the head's number when valid, else the first valid member's by
+    # id; a family with no valid number has no row.
+    expected: dict[int, tuple[int, str]] = {}
+    for family_id, insuree_id, raw in (
         Insuree.objects.current()
         .filter(family__validity_to__isnull=True)
-        .values_list("family_id", "id", "head", "phone")
+        .order_by("family_id", "-head", "id")
+        .values_list("family_id", "id", "phone")
     ):
-        members.setdefault(family_id, []).append((insuree_id, head, phone))
-    expected = {family_id: pick_family_phone(rows) for family_id, rows in members.items()}
+        phone = normalize_phone(raw)
+        if phone is not None:
+            expected.setdefault(family_id, (insuree_id, phone))
     stored = {row.family_id: (row.insuree_id, row.phone) for row in FamilyPhone.objects.all()}
-    assert stored == {family_id: pick for family_id, pick in expected.items() if pick is not None}
+    assert stored == expected
     assert 0 < len(stored) < 400
     # Sequences continue after the loaded ids.
     assert (
@@ -163,8 +173,6 @@ def test_it_builds_the_report_of_the_largest_area(output: str) -> None:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_it_delivers_each_message_exactly_once_through_real_workers(settings: Any) -> None:
-    from bench import deliver as deliver_bench
-
     generate(GenerateOptions(families=300, date=DAY, seed=9, vacuum=False))
 
     result = deliver_bench.benchmark(90, concurrency=2, timeout=90, broker_url=settings.REDIS_URL, day=DAY)
@@ -174,7 +182,7 @@ def test_it_delivers_each_message_exactly_once_through_real_workers(settings: An
     assert result["exactly_once"], ({key: result[key] for key in evidence}, result["worker_log_tail"])
     assert result["gateway_received"] == 90 and result["gateway_duplicates"] == 0
     assert result["outcomes"]["statuses"] == {"sent": 90}
-    assert result["latency_p50_ms"] <= result["latency_p99_ms"] <= result["latency_max_ms"]
+    assert result["latency_p50_ms"] > 0 and result["latency_max_ms"] < 90_000  # measured (not NaN), within the run
     assert result["worker_cpu_ms_per_message"] > 0
 
 
@@ -185,14 +193,6 @@ def test_it_measures_detection_attached_with_and_without_the_indexes(
 ) -> None:
     """bench/attached.py on a small scheme: copied into a real openIMIS schema, detected as the documented role,
     the same decisions without and with the indexes; database and role dropped."""
-    import json
-    import os
-
-    import psycopg
-
-    from bench import attached as attached_bench
-    from tests.processes import subprocess_database_url
-
     generate(GenerateOptions(families=400, date=DAY, seed=7, vacuum=False), log=io.StringIO())
     source = subprocess_database_url()
     monkeypatch.setenv("DATABASE_URL", source)
@@ -223,9 +223,6 @@ def test_it_measures_detection_attached_with_and_without_the_indexes(
 
 @pytest.mark.django_db
 def test_it_fills_a_busy_month_and_measures_the_dashboard() -> None:
-    from bench import dashboard as dashboard_bench
-    from notifier.models import Decision, Outbox
-
     generate(GenerateOptions(families=300, date=DAY, seed=5, vacuum=False))
     filled = dashboard_bench.fill(outbox=200, decisions=250)
     assert filled["rows"]["notifier_outbox"] == 200 == Outbox.objects.count()

@@ -25,7 +25,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from notifier.models import FakeGatewayMessage, NotificationTemplate, Outbox, ProviderAccount
-from tests.outbox_helpers import bare_outboxes
+from tests.factories import bare_outboxes
 from tests.report_helpers import add_family, build_tree
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from django.utils import timezone
 
 from notifier.models import Outbox
 from project.cli_errors import wants_traceback
-from tests.processes import free_port, subprocess_database_url
+from tests.processes import free_port, run_python, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,15 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def manage(*arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key not in {"NOTIFIER_CONFIG", "CELERY_BROKER_URL"}}
     env.update(environment)
-    return subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_python("manage.py", *arguments, env=env, timeout=120)
 
 
 def test_it_knows_when_a_traceback_is_asked_for():

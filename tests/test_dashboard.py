@@ -12,11 +12,10 @@ import pytest
 import time_machine
 from django.test import Client
 
-from notifier import coordination
 from notifier.dashboard import build_dashboard
 from notifier.humanize import plain_excerpt
 from notifier.models import Decision, DeliveryAttempt, DispatcherRun, ForecastDay, Outbox, ProviderAccount
-from tests.outbox_helpers import bare_outboxes
+from tests.factories import bare_outboxes
 
 DAR = ZoneInfo("Africa/Dar_es_Salaam")
 NOW = dt.datetime(2026, 11, 28, 13, 0, tzinfo=DAR)
@@ -26,9 +25,6 @@ NOW = dt.datetime(2026, 11, 28, 13, 0, tzinfo=DAR)
 def _scheme(settings):
     settings.TIME_ZONE = "Africa/Dar_es_Salaam"
     settings.SCHEDULED_TASK = []
-    coordination.reset()
-    yield
-    coordination.reset()
 
 
 @pytest.fixture

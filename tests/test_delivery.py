@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,11 @@ from django.utils import timezone
 
 from notifier import coordination
 from notifier.delivery.operator import cancel, resend
-from notifier.delivery.runner import deliver, deliver_chunk, outbox_reference
+from notifier.delivery.runner import deliver, deliver_chunk
 from notifier.delivery.store import claim_chunk, hand_out_due, reclaim_expired
-from notifier.models import DeliveryAttempt, Family, NotificationTemplate, Outbox, Policy, ProviderAccount
+from notifier.models import DeliveryAttempt, NotificationTemplate, Outbox, ProviderAccount
+from tests.factories import bare_outbox, bare_outboxes, ega_account, in_threads
 from tests.gateway import GatewayServer, Reply, closed_port_url
-from tests.outbox_helpers import bare_outbox, bare_outboxes
 
 Outcome = DeliveryAttempt.Outcome
 T0 = dt.datetime(2026, 11, 28, 7, 0, tzinfo=dt.UTC)
@@ -33,7 +33,7 @@ def swept(now: dt.datetime | None = None) -> list[int]:
 
 
 @pytest.fixture(autouse=True)
-def quick_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
+def quick_settings(settings: Any, tmp_path: Path) -> None:
     settings.VAR_DIR = tmp_path
     settings.NOTIFIER = {
         **settings.NOTIFIER,
@@ -42,44 +42,6 @@ def quick_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
         "max_attempts": 3,
         "circuit_breaker": {"failure_threshold": 10, "window_seconds": 60, "cooldown_seconds": 30},
     }
-    coordination.reset()
-    yield
-    coordination.reset()
-
-
-@pytest.fixture
-def second_gateway() -> Iterator[GatewayServer]:
-    server = GatewayServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def make_outbox(make_family: Callable[..., Family], make_policy: Callable[..., Policy]) -> Callable[..., Outbox]:
-    def make(**fields: Any) -> Outbox:
-        family = make_family(consent={"approvalOfNotification": True, "languageOfNotification": "en"})
-        policy = make_policy(family)
-        values: dict[str, Any] = {
-            "policy": policy,
-            "family": family,
-            "notification_type": "expiration_of_policy",
-            "event_date": policy.expiry_date,
-            "recipient": "+255712345678",
-            "language": "en",
-        }
-        values.update(fields)
-        return Outbox.objects.create(**values)
-
-    return make
-
-
-def ega_account(
-    name: str, url: str, priority: int, *, enabled: bool = True, key: str = "s3cr3t-key"
-) -> ProviderAccount:
-    config = {"GateUrl": url, "SmsResource": "/send", "PrivateKey": key, "SenderId": "CHF", "ServiceId": "42"}
-    return ProviderAccount.objects.create(
-        name=name, provider="eGASMSGateway", priority=priority, enabled=enabled, config=config
-    )
 
 
 def text_account(folder: Path, priority: int) -> ProviderAccount:
@@ -107,7 +69,7 @@ def test_it_sends_through_the_first_provider_and_records_the_attempt(
     outbox.refresh_from_db()
     assert outbox.status == Outbox.Status.SENT
     assert outbox.provider_account == account
-    assert outbox.provider_reference == outbox_reference(outbox.pk)
+    assert outbox.provider_reference == f"outbox-{outbox.pk}"
     assert outbox.attempts == 1 and outbox.sent_at is not None
     assert outbox.family.head_insuree is not None and (outbox.family.head_insuree.chf_id or "-") in outbox.text
     assert outbox.encoding == "GSM-7" and outbox.segments >= 1
@@ -293,7 +255,7 @@ def test_it_writes_files_when_only_the_text_provider_is_enabled(
     outbox = make_outbox(language="sw")
     assert deliver(outbox.pk) == "sent"
     outbox.refresh_from_db()
-    written = tmp_path / "files" / f"{outbox_reference(outbox.pk)}.txt"
+    written = tmp_path / "files" / f"outbox-{outbox.pk}.txt"
     assert outbox.provider_reference == str(written)
     content = written.read_text(encoding="utf-8")
     assert outbox.text in content and "language: sw" in content and "type: expiration_of_policy" in content
@@ -309,7 +271,7 @@ def test_it_keeps_an_audit_copy_of_what_a_gateway_delivered(
     outbox.refresh_from_db()
     assert outbox.provider_account is not None and outbox.provider_account.name == "ega"
     assert attempts(outbox) == [("ega", Outcome.SUCCESS, None)]  # a file is no delivery attempt
-    content = (tmp_path / "files" / f"{outbox_reference(outbox.pk)}.txt").read_text(encoding="utf-8")
+    content = (tmp_path / "files" / f"outbox-{outbox.pk}.txt").read_text(encoding="utf-8")
     assert outbox.text in content and "delivered by: ega" in content
     assert len(gateway.received) == 1
 
@@ -420,26 +382,12 @@ def test_it_marks_rows_a_dead_worker_was_sending_unknown_and_queues_the_untried_
 
 @pytest.mark.django_db(transaction=True)
 def test_it_lets_only_one_of_two_concurrent_workers_send(gateway: GatewayServer) -> None:
-    from django.db import connection
 
     ega_account("ega", gateway.url, 10)
     gateway.default = Reply(delay=0.1)
     outbox = bare_outbox("Your policy expires today.")
     results: list[str] = []
-    barrier = threading.Barrier(2)
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            results.append(deliver(outbox.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    in_threads(lambda: results.append(deliver(outbox.pk)))
     assert sorted(results) == ["sent", "skipped"]
     assert len(gateway.received) == 1
 
@@ -502,7 +450,7 @@ def test_it_delivers_a_chunk_mixing_sent_transient_permanent_and_unknown_outcome
     rows = {row.pk: row for row in Outbox.objects.filter(pk__in=ids)}
     assert [rows[pk].status for pk in ids] == ["sent", "pending", "failed", "unknown", "pending"]
     assert [rows[pk].attempts for pk in ids] == [1, 1, 1, 1, 0]
-    assert rows[sent.pk].sent_at is not None and rows[sent.pk].provider_reference == outbox_reference(sent.pk)
+    assert rows[sent.pk].sent_at is not None and rows[sent.pk].provider_reference == f"outbox-{sent.pk}"
     assert rows[transient.pk].next_attempt_at > timezone.now() + dt.timedelta(seconds=29)
     assert "rejected" in rows[permanent.pk].last_error and "HTTP 503" in rows[transient.pk].last_error
     for row in (sent, transient, permanent, unknown):  # rendered once, kept for retries

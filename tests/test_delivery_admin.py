@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.test import Client
 
-from notifier import coordination
 from notifier.delivery.runner import deliver
 from notifier.models import DeliveryAttempt, Family, Outbox, Policy, ProviderAccount
 from notifier.providers.base import MASK
 from tests.gateway import GatewayServer, Reply
 
 ACCOUNTS = "/admin/notifier/provideraccount/"
-
-
-@pytest.fixture(autouse=True)
-def clean_coordination() -> Iterator[None]:
-    coordination.reset()
-    yield
-    coordination.reset()
 
 
 @pytest.fixture

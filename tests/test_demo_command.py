@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from notifier.config import NOTIFICATION_TYPES
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.factories import FORECAST_HEADER
+from tests.processes import run_python
 
 
 def demo_environment(var_dir: Path) -> dict[str, str]:
@@ -25,32 +23,13 @@ def demo_environment(var_dir: Path) -> dict[str, str]:
 
 
 def run_command(environment: dict[str, str], *arguments: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_python("manage.py", *arguments, env=environment)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
 
 def run_demo(var_dir: Path) -> str:
-    environment = demo_environment(var_dir)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "demo", "--families", "120"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return run_command(demo_environment(var_dir), "demo", "--families", "120")
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
@@ -89,16 +68,7 @@ def test_it_sends_every_enabled_type_on_a_fresh_var_dir_without_postgres_or_redi
     assert "expiration_of_policy" in dry_run
     assert "No notification type is enabled" not in dry_run
     forecast = run_command(environment, "forecast_notifications", "--days", "2").splitlines()
-    assert forecast[0].split() == [
-        "day",
-        "activation",
-        "starting",
-        "renewal_due",
-        "expiration",
-        "reminder",
-        "renewal",
-        "total",
-    ]
+    assert forecast[0].split() == FORECAST_HEADER
     assert len(forecast) == 4  # header, two days, and what the default quiet hours (20:00-08:00) do to the runs
     assert forecast[3].startswith("Quiet hours 20:00-08:00 (Africa/Dar_es_Salaam): nothing is sent then.")
 

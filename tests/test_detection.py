@@ -11,11 +11,10 @@ from django.utils import timezone
 
 from notifier import services
 from notifier.config import NOTIFICATION_TYPES
-from notifier.detection import DetectionResult, run_all_detection, run_detection
-from notifier.models import Decision, DetectionRun, Family, Outbox, Policy, Product
-from tests.detection_factories import ALL_TYPES_ON, DAY, at, due_fields
+from notifier.detection import run_all_detection, run_detection
+from notifier.models import Decision, DetectionRun, Outbox, Policy, Product
+from tests.factories import APPROVED, DAY, TODAY, at, decision_of, due_fields, run_on
 
-TODAY = dt.date(2026, 3, 20)
 MAX_DELAY = {
     "activation_of_policy": 5,
     "starting_of_policy": 2,
@@ -25,47 +24,8 @@ MAX_DELAY = {
     "renewal_of_policy": 5,
 }
 EXPIRY_TYPES = ["need_for_renewal", "expiration_of_policy", "reminder_after_expiration"]
-APPROVED = {"approvalOfNotification": True, "languageOfNotification": "sw"}
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def clock(time_machine: Any) -> Any:
-    time_machine.move_to(at(TODAY, 12), tick=False)
-    return time_machine
-
-
-@pytest.fixture
-def enable(settings: Any) -> Callable[..., None]:
-    """enable(starting_of_policy=False, ...): all six types on, except those given."""
-
-    def set_types(**flags: bool) -> None:
-        settings.NOTIFIER = {**settings.NOTIFIER, "eligibleNotificationTypes": {**ALL_TYPES_ON, **flags}}
-
-    set_types()
-    return set_types
-
-
-@pytest.fixture
-def due(make_family: Callable[..., Family], make_policy: Callable[..., Policy]) -> Callable[..., Policy]:
-    """due(type, event_date, family=None, **policy fields): a policy whose event date for the type is given."""
-
-    def make(notification_type: str, event: dt.date, family: Family | None = None, **overrides: Any) -> Policy:
-        family = family or make_family(consent=APPROVED)
-        return make_policy(family, **due_fields(notification_type, event, **overrides))
-
-    return make
-
-
-def run_on(clock: Any, day: dt.date, notification_type: str, **kwargs: Any) -> DetectionResult:
-    """Move the clock to noon of `day` and run detection the way beat does: no explicit date."""
-    clock.move_to(at(day, 12), tick=False)
-    return run_detection(notification_type, **kwargs)
-
-
-def decision_of(policy: Policy, notification_type: str) -> Decision:
-    return Decision.objects.get(policy=policy, notification_type=notification_type)
 
 
 @pytest.mark.parametrize("notification_type", NOTIFICATION_TYPES)

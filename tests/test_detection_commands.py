@@ -11,10 +11,7 @@ from django.core.management.base import CommandError
 
 from notifier.conf import get_config
 from notifier.models import Decision, DetectionRun, Outbox, ProviderAccount
-from tests.detection_factories import DAY
-from tests.test_detection import APPROVED, TODAY, clock, due, enable
-
-__all__ = ["clock", "due", "enable"]  # fixtures shared with test_detection
+from tests.factories import APPROVED, DAY, FORECAST_HEADER, TODAY
 
 pytestmark = pytest.mark.django_db
 
@@ -92,16 +89,7 @@ def test_it_forecasts_each_day_once_by_type(clock: Any, enable: Any, make_family
     output = call("forecast_notifications", "--days", "5")
 
     header, *rows = output.splitlines()
-    assert header.split() == [
-        "day",
-        "activation",
-        "starting",
-        "renewal_due",
-        "expiration",
-        "reminder",
-        "renewal",
-        "total",
-    ]
+    assert header.split() == FORECAST_HEADER
     table = {row.split()[0]: [int(cell) for cell in row.split()[1:]] for row in rows}
     assert list(table) == [str(TODAY + offset * DAY) for offset in range(5)]
     assert table[str(TODAY)] == [0, 1, 1, 0, 0, 0, 2]

@@ -3,7 +3,6 @@ PostgreSQL queue each outbox row exactly once."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -14,20 +13,14 @@ from notifier import detection
 from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import DetectionResult, run_detection
 from notifier.models import Decision, DetectionRun, Outbox, Product
-from tests.detection_factories import ALL_TYPES_ON, DAY, at, bulk_families, bulk_policies
-from tests.test_detection import TODAY
-
-
-@pytest.fixture
-def all_types_on(settings: Any) -> None:
-    settings.NOTIFIER = {**settings.NOTIFIER, "eligibleNotificationTypes": ALL_TYPES_ON}
+from tests.factories import DAY, TODAY, at, bulk_families, bulk_policies, in_threads
 
 
 def _population(product: Product, notification_type: str, event: Any, size: int) -> None:
     """`size` due policies, a fifth of them in families without consent (so both outcomes are written)."""
     refused = size // 5
-    bulk_policies(bulk_families(size - refused), product, notification_type, event)
-    bulk_policies(bulk_families(refused, approved=False), product, notification_type, event)
+    bulk_policies(bulk_families(None, size - refused), product, notification_type, event)
+    bulk_policies(bulk_families(None, refused, approval=False), product, notification_type, event)
 
 
 def _counted_run(notification_type: str, run_date: Any) -> tuple[int, DetectionResult]:
@@ -39,7 +32,7 @@ def _counted_run(notification_type: str, run_date: Any) -> tuple[int, DetectionR
 @pytest.mark.django_db
 @pytest.mark.parametrize("notification_type", NOTIFICATION_TYPES)
 def test_it_runs_the_same_number_of_queries_for_10_and_1000_policies(
-    time_machine: Any, all_types_on: None, product: Product, notification_type: str
+    time_machine: Any, enable: Any, product: Product, notification_type: str
 ) -> None:
     time_machine.move_to(at(TODAY + 60 * DAY, 12), tick=False)
     warm_up_day, small_day, large_day = TODAY - 10 * DAY, TODAY, TODAY + 30 * DAY
@@ -60,32 +53,15 @@ def test_it_runs_the_same_number_of_queries_for_10_and_1000_policies(
 
 @pytest.mark.django_db(transaction=True)
 def test_it_queues_each_outbox_row_exactly_once_with_two_concurrent_runs(
-    time_machine: Any, all_types_on: None, product: Product
+    time_machine: Any, enable: Any, product: Product
 ) -> None:
     time_machine.move_to(at(TODAY, 12), tick=False)
     size = detection.CHUNK_SIZE + 500  # more than one chunk, so the runs interleave chunk by chunk
-    bulk_policies(bulk_families(size), product, "expiration_of_policy", TODAY)
-    start = threading.Barrier(2, timeout=30)
+    bulk_policies(bulk_families(None, size), product, "expiration_of_policy", TODAY)
     results: list[DetectionResult] = []
-    errors: list[BaseException] = []
 
-    def detect() -> None:
-        try:
-            start.wait()
-            results.append(run_detection("expiration_of_policy", TODAY))
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
+    in_threads(lambda: results.append(run_detection("expiration_of_policy", TODAY)), timeout=120)
 
-    threads = [threading.Thread(target=detect) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-
-    assert not errors
-    assert not any(thread.is_alive() for thread in threads)
     first, second = results
     assert first.queued + second.queued == size
     assert not set(first.queued_outbox_ids) & set(second.queued_outbox_ids)

@@ -8,10 +8,7 @@ import pytest
 
 from notifier.detection import run_all_detection, run_detection
 from notifier.models import Decision, FamilyNotification, FamilyPhone, Outbox, Policy, Product
-from tests.detection_factories import DAY, at, due_fields
-from tests.test_detection import APPROVED, TODAY, clock, decision_of, due, enable, run_on
-
-__all__ = ["clock", "due", "enable"]  # fixtures shared with test_detection
+from tests.factories import APPROVED, DAY, TODAY, at, decision_of, due_fields, run_on
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,8 @@ from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import CycleSkipped, run_cycle
 from notifier.demo import load_demo
 from notifier.models import DispatcherRun, Family, FamilyPhone, Insuree, Outbox
-from tests.fake_ega import FakeEGAGateway, ega_account
+from tests.factories import ega_account
+from tests.gateway import EGA_KEY, GatewayServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,14 +41,6 @@ def scheme(settings: Any) -> dt.date:
     today = timezone.localdate()
     load_demo(today=today, families=30, seed=5)
     return today
-
-
-@pytest.fixture
-def gateway() -> Iterator[FakeEGAGateway]:
-    server = FakeEGAGateway()
-    ega_account(server)
-    yield server
-    server.close()
 
 
 def beat(day: dt.date) -> str:
@@ -89,8 +82,8 @@ def mode(request: pytest.FixtureRequest, settings: Any) -> str:
 def test_the_entry_points_share_one_lock_so_two_at_once_make_one_run(
     first: str, scheme: dt.date, mode: str, settings: Any
 ) -> None:
-    gateway = FakeEGAGateway(hold_first=True)  # the first run stops inside its delivery, holding the lock
-    ega_account(gateway)
+    gateway = GatewayServer(ega_key=EGA_KEY, hold_first=True)  # the first run stops in its delivery, holding the lock
+    ega_account("e2e eGA", gateway.url)
     outcome: list[str] = []
 
     def run_first() -> None:
@@ -111,7 +104,7 @@ def test_the_entry_points_share_one_lock_so_two_at_once_make_one_run(
     finally:
         gateway.release.set()
         thread.join(timeout=120)
-        gateway.close()
+        gateway.stop()
     assert outcome == ["ran"]
     assert DispatcherRun.objects.count() == 1
     assert DispatcherRun.objects.get().completed_at is not None
@@ -130,7 +123,7 @@ def _silently_change_a_head_phone() -> Family:
 
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 def test_every_entry_point_records_its_run_and_catches_up_the_phones(
-    entry: str, scheme: dt.date, mode: str, gateway: FakeEGAGateway
+    entry: str, scheme: dt.date, mode: str, ega_gateway: GatewayServer
 ) -> None:
     previous_start = timezone.now() - dt.timedelta(hours=1)
     DispatcherRun.objects.create(run_date=scheme, started_at=previous_start, completed_at=previous_start)
@@ -150,7 +143,7 @@ def test_every_entry_point_records_its_run_and_catches_up_the_phones(
     assert set(Outbox.objects.values_list("status", flat=True)) == {Outbox.Status.SENT}
 
 
-def test_a_dry_run_takes_no_lock_and_leaves_nothing_behind(scheme: dt.date, gateway: FakeEGAGateway) -> None:
+def test_a_dry_run_takes_no_lock_and_leaves_nothing_behind(scheme: dt.date, ega_gateway: GatewayServer) -> None:
     family = _silently_change_a_head_phone()
     out = io.StringIO()
     call_command("send_notifications", "--dry-run", "--date", scheme.isoformat(), stdout=out)
@@ -192,7 +185,7 @@ def failing_expiration_detection() -> Iterator[None]:
 
 def test_a_failing_detection_turns_health_red_naming_the_type_and_the_others_still_run(
     scheme: dt.date,
-    gateway: FakeEGAGateway,
+    ega_gateway: GatewayServer,
     settings: Any,
     caplog: pytest.LogCaptureFixture,
     failing_expiration_detection: None,
@@ -225,7 +218,7 @@ def test_a_failing_detection_turns_health_red_naming_the_type_and_the_others_sti
 
 
 def test_health_turns_green_again_once_a_complete_run_follows(
-    scheme: dt.date, gateway: FakeEGAGateway, settings: Any
+    scheme: dt.date, ega_gateway: GatewayServer, settings: Any
 ) -> None:
     settings.SCHEDULED_TASK = []
     now = timezone.now()
@@ -237,7 +230,7 @@ def test_health_turns_green_again_once_a_complete_run_follows(
 
 
 def test_a_run_of_some_types_only_does_not_count_as_the_heartbeat(
-    scheme: dt.date, gateway: FakeEGAGateway, settings: Any
+    scheme: dt.date, ega_gateway: GatewayServer, settings: Any
 ) -> None:
     settings.SCHEDULED_TASK = []
     call_command(
@@ -251,7 +244,7 @@ def test_a_run_of_some_types_only_does_not_count_as_the_heartbeat(
 
 
 def test_the_command_fails_naming_the_type_whose_detection_failed(
-    scheme: dt.date, gateway: FakeEGAGateway, failing_expiration_detection: None
+    scheme: dt.date, ega_gateway: GatewayServer, failing_expiration_detection: None
 ) -> None:
     out = io.StringIO()
     with pytest.raises(CommandError, match=r"detection failed for expiration_of_policy \(.*No space left on device"):

@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from notifier import coordination
 from notifier.delivery.runner import deliver
 from notifier.models import FakeGatewayMessage, ProviderAccount
 from notifier.providers.ega import EGAConfig, gateway_time, request_body, request_data, request_hash
-from tests.outbox_helpers import bare_outbox
+from tests.factories import bare_outbox
 
 URL = "/api/policy_notification/test_sms/"
 KEY = "fake-gateway-key"
@@ -86,7 +85,6 @@ def test_it_receives_what_delivery_sends_with_the_seed_default_config(settings: 
         **settings.NOTIFIER,
         "providers": {"eGASMSGateway": {**seed, "GateUrl": live_server.url, "PrivateKey": "local-key"}},
     }
-    coordination.reset()
     outbox = bare_outbox("La police expire le 31/12/2026. Renouvelez-la à temps.")
     assert deliver(outbox.pk) == "sent"
     outbox.refresh_from_db()
@@ -111,7 +109,6 @@ def test_it_refuses_a_request_signed_with_the_seed_empty_key(settings: Any, live
     seed = settings.NOTIFIER["providers"]["eGASMSGateway"]
     assert seed["PrivateKey"] == ""
     settings.NOTIFIER = {**settings.NOTIFIER, "providers": {"eGASMSGateway": {**seed, "GateUrl": live_server.url}}}
-    coordination.reset()
     outbox = bare_outbox("Hello")
     assert deliver(outbox.pk) == "failed"
     outbox.refresh_from_db()

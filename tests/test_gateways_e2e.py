@@ -5,7 +5,6 @@ the SMS as provenance."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,43 +13,34 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
-from notifier import coordination
 from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import run_cycle
 from notifier.demo import load_demo
 from notifier.detection import run_detection
 from notifier.models import ConsentChange, Decision, FamilyNotification, Outbox, ProviderAccount
-from tests import fake_gateways as fake
+from tests import gateway as fake
+from tests.gateway import GatewayServer
 
 NOW = dt.datetime(2026, 11, 28, 7, 30, tzinfo=dt.UTC)  # 10:30 in Dar es Salaam: outside the quiet hours
 TODAY = dt.date(2026, 11, 28)
 FORM = "application/x-www-form-urlencoded"
 
 
-@pytest.fixture
-def fakes() -> Iterator[fake.FakeGateways]:
-    server = fake.FakeGateways()
-    coordination.reset()
-    yield server
-    server.stop()
-    coordination.reset()
-
-
 @pytest.mark.django_db
 @pytest.mark.quiet_hours  # the default quiet hours stay on: 10:30 is outside them
-def test_demo_cycle_receipts_and_a_stop(client: Client, fakes: fake.FakeGateways, settings: Any) -> None:
+def test_demo_cycle_receipts_and_a_stop(client: Client, gateway: GatewayServer, settings: Any) -> None:
     settings.NOTIFIER = {**settings.NOTIFIER, "eligibleNotificationTypes": dict.fromkeys(NOTIFICATION_TYPES, True)}
     account = ProviderAccount.objects.create(
         name="AT",
         provider="AfricasTalking",
-        config={"username": fake.AT_USERNAME, "api_key": fake.AT_KEY, "base_url": fakes.url},
+        config={"username": fake.AT_USERNAME, "api_key": fake.AT_KEY, "base_url": gateway.url},
     )
     with time_machine.travel(NOW, tick=False):
         load_demo(today=TODAY, families=80)
         run_cycle(TODAY)
     sent = list(Outbox.objects.filter(status="sent").order_by("id"))
     assert len(sent) >= 10
-    assert len(fakes.received) == len(sent)
+    assert len(gateway.received) == len(sent)
     assert all(row.provider_reference.startswith("ATXid_") for row in sent)
 
     receipts = reverse("notifier:receipt", args=[account.callback_token])

@@ -25,7 +25,7 @@ from notifier.models import (
     ProviderAccount,
 )
 from notifier.report.access import REPORT_GROUP
-from tests.report_helpers import Tree, build_tree
+from tests.report_helpers import Tree
 
 API = "/api/policy_notification"
 NUL = "a\x00b"
@@ -69,11 +69,6 @@ def staff(admin_user: User) -> Client:
     client = Client(raise_request_exception=False)
     client.force_login(admin_user)
     return client
-
-
-@pytest.fixture
-def tree(db: None) -> Tree:
-    return build_tree()
 
 
 # --- test_sms: every body is refused with a 400 naming the part -------------------------------------------------

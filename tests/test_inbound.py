@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,23 +20,17 @@ from notifier.detection import run_detection
 from notifier.inbound import is_stop
 from notifier.models import ConsentChange, Decision, Family, FamilyNotification, Policy, ProviderAccount
 from notifier.providers.http_generic import twilio_signature
-from tests import fake_gateways as fake
-from tests.test_admin import change_form_data
+from tests import gateway as fake
+from tests.factories import change_form_data
+from tests.gateway import GatewayServer
 
 FORM = "application/x-www-form-urlencoded"
 YES = {"approvalOfNotification": True, "languageOfNotification": "sw"}
 
 
 @pytest.fixture
-def fakes() -> Iterator[fake.FakeGateways]:
-    server = fake.FakeGateways()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def at(db: None, fakes: fake.FakeGateways) -> ProviderAccount:
-    config = {"username": fake.AT_USERNAME, "api_key": fake.AT_KEY, "base_url": fakes.url}
+def at(db: None, gateway: GatewayServer) -> ProviderAccount:
+    config = {"username": fake.AT_USERNAME, "api_key": fake.AT_KEY, "base_url": gateway.url}
     return ProviderAccount.objects.create(name="AT", provider="AfricasTalking", config=config)
 
 
@@ -105,7 +99,7 @@ def test_an_unknown_number_is_logged_not_an_error(
 
 @pytest.mark.django_db
 def test_the_confirmation_goes_back_in_the_family_language(
-    client: Client, at: ProviderAccount, fakes: fake.FakeGateways, make_family: Callable[..., Family], settings: Any
+    client: Client, at: ProviderAccount, gateway: GatewayServer, make_family: Callable[..., Family], settings: Any
 ) -> None:
     settings.NOTIFIER = {
         **settings.NOTIFIER,
@@ -114,19 +108,19 @@ def test_the_confirmation_goes_back_in_the_family_language(
     make_family(head_phone="0712345678", consent=YES)
     answer = at_inbound(client, at, "+255712345678", "stop")
     assert answer.json()["outcomes"][0]["confirmed"] is True
-    [seen] = fakes.received
+    [seen] = gateway.received
     assert (seen.form["to"], seen.form["message"]) == ("+255712345678", "Hutapokea SMS tena.")
 
 
 @pytest.mark.django_db
 def test_twilio_inbound_is_signed_and_answered_with_empty_twiml(
-    client: Client, fakes: fake.FakeGateways, make_family: Callable[..., Family]
+    client: Client, gateway: GatewayServer, make_family: Callable[..., Family]
 ) -> None:
     config = {
         "account_sid": fake.TWILIO_SID,
         "auth_token": fake.TWILIO_TOKEN,
         "from_number": fake.TWILIO_FROM,
-        "base_url": fakes.url,
+        "base_url": gateway.url,
     }
     account = ProviderAccount.objects.create(name="Twilio", provider="Twilio", config=config)
     family = make_family(head_phone="0712345678", consent=YES)
@@ -142,9 +136,9 @@ def test_twilio_inbound_is_signed_and_answered_with_empty_twiml(
 
 
 @pytest.mark.django_db
-def test_infobip_inbound_json(client: Client, fakes: fake.FakeGateways, make_family: Callable[..., Family]) -> None:
+def test_infobip_inbound_json(client: Client, gateway: GatewayServer, make_family: Callable[..., Family]) -> None:
     account = ProviderAccount.objects.create(
-        name="IB", provider="Infobip", config={"base_url": fakes.url, "api_key": fake.INFOBIP_KEY}
+        name="IB", provider="Infobip", config={"base_url": gateway.url, "api_key": fake.INFOBIP_KEY}
     )
     family = make_family(head_phone="0712345678", consent=YES)
     body = {

@@ -14,10 +14,10 @@ from django.apps import apps
 from django.test import Client
 from django.urls import reverse
 
-from notifier import coordination
 from notifier.delivery.runner import deliver
 from notifier.models import Family, NotificationTemplate, Outbox, Policy, ProviderAccount
 from notifier.rendering import render_template
+from tests.factories import ega_account
 from tests.gateway import GatewayServer, Reply
 
 VALUES: dict[str, str | dt.date | None] = {
@@ -77,9 +77,7 @@ def test_no_shipped_template_says_today_when_late(language: str) -> None:
 
 @pytest.fixture
 def ega(db: None, gateway: GatewayServer) -> ProviderAccount:
-    coordination.reset()
-    config = {"GateUrl": gateway.url, "SmsResource": "/send", "PrivateKey": "k", "SenderId": "CHF", "ServiceId": "42"}
-    return ProviderAccount.objects.create(name="ega", provider="eGASMSGateway", priority=10, config=config)
+    return ega_account("ega", gateway.url)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,13 +19,14 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from notifier import coordination, tasks
+from notifier import tasks
 from notifier.delivery.lease import LeaseKeeper
 from notifier.delivery.runner import deliver_chunk
 from notifier.delivery.store import claim_chunk, hand_out_due, reclaim_expired, take_turn
-from notifier.models import Outbox, ProviderAccount
+from notifier.models import Outbox
+from tests.factories import bare_outboxes, in_threads, json_account
 from tests.gateway import GatewayServer, Reply
-from tests.outbox_helpers import bare_outboxes
+from tests.processes import run_python
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = dt.datetime(2026, 11, 28, 7, 0, tzinfo=dt.UTC)
@@ -33,7 +34,7 @@ GRACE = dt.timedelta(minutes=10)
 
 
 @pytest.fixture(autouse=True)
-def quick_settings(settings: Any) -> Iterator[None]:
+def quick_settings(settings: Any) -> None:
     settings.NOTIFIER = {
         **settings.NOTIFIER,
         "http_connect_timeout_seconds": 1.0,
@@ -41,18 +42,6 @@ def quick_settings(settings: Any) -> Iterator[None]:
         "rate_limit_per_second": 1000.0,
         "circuit_breaker": {"failure_threshold": 3, "window_seconds": 60, "cooldown_seconds": 30},
     }
-    coordination.reset()
-    yield
-    coordination.reset()
-
-
-def json_account(gateway: GatewayServer) -> ProviderAccount:
-    return ProviderAccount.objects.create(
-        name="json",
-        provider="HttpJsonProvider",
-        priority=10,
-        config={"url": gateway.url + "/send", "body_template": {"to": "{recipient}", "text": "{text}"}},
-    )
 
 
 def received(gateway: GatewayServer) -> Counter[str]:
@@ -68,19 +57,21 @@ def test_it_sends_each_message_of_a_chunk_slower_than_its_lease_exactly_once(
     settings: Any, gateway: GatewayServer
 ) -> None:
     """Issue 12: a chunk running past the stale threshold had its untried rows re-enqueued while it went on sending
-    them. Here the chunk takes three leases, one call alone outlasts a lease, and a sweeper runs all the time."""
+    them. Here the chunk takes three leases, one call alone outlasts a lease, and a sweeper
+    sweeps each time a call reaches the gateway."""
     settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 1.5
-    json_account(gateway)
+    json_account(gateway.url)
     gateway.queue(Reply(delay=2.0), *[Reply(delay=0.5)] * 5)
     rows = bare_outboxes(6)
     sweeps: list[tuple[tuple[int, int], list[int]]] = []
-    done = threading.Event()
 
     def sweeper() -> None:
+        """A sweep as each call reaches the gateway: from the second on, the chunk has outlasted its first lease."""
         try:
-            while not done.is_set():
+            for count in range(1, len(rows) + 1):
+                if not gateway.wait_for_requests(count, timeout=30):
+                    return
                 sweeps.append((reclaim_expired(), hand_out_due(100, dt.timedelta(0))))
-                time.sleep(0.1)
         finally:
             connection.close()
 
@@ -90,13 +81,13 @@ def test_it_sends_each_message_of_a_chunk_slower_than_its_lease_exactly_once(
     try:
         outcome = deliver_chunk([row.pk for row in rows])
     finally:
-        done.set()
         thread.join(timeout=10)
+    assert not thread.is_alive()
     assert time.monotonic() - started > 3 * 1.5, "the chunk did outlast its lease several times"
     assert list(outcome.values()) == ["sent"] * 6
     assert received(gateway) == Counter({row.recipient: 1 for row in rows})
     assert statuses(rows) == ["sent"] * 6
-    assert len(sweeps) > 20
+    assert len(sweeps) == 6
     assert {swept for swept, _handed in sweeps} == {(0, 0)}, "the sweeper never took a row of a live run back"
     assert [handed for _swept, handed in sweeps if handed] == []
     assert not Outbox.objects.exclude(lease_expires_at=None).exists(), "every outcome write ended its lease"
@@ -141,7 +132,7 @@ def test_it_hands_out_a_row_deferred_by_the_breaker_within_a_sweep_of_its_due_ti
 ) -> None:
     """Issue 12: rows an open breaker held back waited for the sweeper's grace (600 s) plus a sweep interval."""
     settings.NOTIFIER_SWEEP_GRACE_SECONDS = 600
-    json_account(gateway)
+    json_account(gateway.url)
     gateway.queue(*[Reply(status=503)] * 3)
     rows = bare_outboxes(4)
     with time_machine.travel(T0, tick=False) as clock:
@@ -178,39 +169,13 @@ def test_it_never_hands_the_same_row_to_two_concurrent_sweeps() -> None:
     rows = bare_outboxes(40)
     Outbox.objects.update(claimed_at=timezone.now() - dt.timedelta(minutes=1))
     handed: list[list[int]] = []
-    barrier = threading.Barrier(2)
-
-    def sweep() -> None:
-        try:
-            barrier.wait()
-            handed.append(hand_out_due(1000, GRACE))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=sweep) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    in_threads(lambda: handed.append(hand_out_due(1000, GRACE)))
     assert sorted(handed[0] + handed[1]) == [row.pk for row in rows]
 
 
 def test_it_refuses_the_setting_the_lease_replaced() -> None:
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "NOTIFIER_SENDING_STALE_SECONDS": "900"}
-    done = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("-c", "import django; django.setup()", env=env, timeout=60)
     assert done.returncode != 0
     assert "NOTIFIER_SENDING_STALE_SECONDS: no longer used" in done.stderr
     assert "NOTIFIER_DELIVERY_LEASE_SECONDS" in done.stderr

@@ -5,11 +5,10 @@ from __future__ import annotations
 import io
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from notifier.health import check_beat
+from tests.processes import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,15 +20,8 @@ def test_a_notifier_line_is_written_once_with_the_zones_offset(tmp_path):
     )
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "NOTIFIER_VAR_DIR": str(tmp_path)}
     environment["TIME_ZONE"] = "Africa/Dar_es_Salaam"
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = run_python("-c", script, env=environment, timeout=60)
+    assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "one line" in line]
     assert len(lines) == 1, result.stderr
     stamp, level, name, *_ = lines[0].split()

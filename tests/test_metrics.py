@@ -11,17 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from notifier import coordination
 from notifier.models import DeliveryAttempt, DispatcherRun, Outbox, ProviderAccount
-from tests.outbox_helpers import bare_outboxes
+from tests.factories import bare_outboxes
 
 URL = "/api/policy_notification/metrics/"
 
 
 @pytest.fixture(autouse=True)
-def _clean_breakers(settings):
+def _metrics_token(settings):
     settings.NOTIFIER_METRICS_TOKEN = "scrape-t0ken"
-    coordination.reset()
-    yield
-    coordination.reset()
 
 
 def samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

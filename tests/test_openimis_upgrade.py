@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.openimis_db import REPO, _with_database, server_url
+from tests.processes import run_python
 
 pytestmark = pytest.mark.slow
 
@@ -55,15 +54,7 @@ def test_a_round_one_database_keeps_its_rows_through_the_move(backend: str, tmp_
         env.update({"DATABASE_URL": url, "CELERY_BROKER_URL": "", "REDIS_URL": "", "NOTIFIER_VAR_DIR": str(tmp_path)})
 
         def manage(*args: str) -> str:
-            done = subprocess.run(
-                [sys.executable, str(REPO / "manage.py"), *args],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
+            done = run_python(str(REPO / "manage.py"), *args, env=env, cwd=REPO)
             assert done.returncode == 0, done.stdout + done.stderr
             return done.stdout
 

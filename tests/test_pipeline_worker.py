@@ -29,7 +29,8 @@ from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.models import DetectionRun, DispatcherRun, Outbox
 from notifier.tasks import chunk_size
-from tests.fake_ega import FakeEGAGateway, ega_account
+from tests.factories import ega_account
+from tests.gateway import EGA_KEY, GatewayServer
 from tests.processes import kill_group, subprocess_database_url, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -147,9 +148,9 @@ def outbox_messages(status: str | None = None) -> Counter[tuple[str, str]]:
 
 
 def test_it_delivers_every_due_message_exactly_once_through_a_real_worker(scheme, celery_client, start_worker):
-    gateway = FakeEGAGateway()
+    gateway = GatewayServer(ega_key=EGA_KEY)
     try:
-        ega_account(gateway)
+        ega_account("e2e eGA", gateway.url)
         expected = expected_per_type(scheme)
         assert set(expected) == set(NOTIFICATION_TYPES)
         assert all(count > 0 for count in expected.values()), expected
@@ -185,7 +186,7 @@ def test_it_delivers_every_due_message_exactly_once_through_a_real_worker(scheme
         assert gateway.counts() == received
         assert Outbox.objects.count() == sum(expected.values())
     finally:
-        gateway.close()
+        gateway.stop()
 
 
 def test_it_skips_a_dispatcher_run_that_overlaps_a_running_one(scheme, celery_client, start_worker, redis_url):
@@ -215,9 +216,9 @@ def test_it_skips_a_dispatcher_run_that_overlaps_a_running_one(scheme, celery_cl
 
 
 def test_it_delivers_everything_after_a_worker_is_killed_mid_delivery(scheme, celery_client, start_worker):
-    gateway = FakeEGAGateway(hold_first=True)
+    gateway = GatewayServer(ega_key=EGA_KEY, hold_first=True)
     try:
-        ega_account(gateway)
+        ega_account("e2e eGA", gateway.url)
         expected_total = sum(expected_per_type(scheme).values())
         doomed = start_worker("doomed", concurrency=1)
         celery_client.send_task("notifier.tasks.send_notification_messages", args=[scheme.isoformat()])
@@ -250,16 +251,16 @@ def test_it_delivers_everything_after_a_worker_is_killed_mid_delivery(scheme, ce
         assert outbox_messages(Outbox.Status.SENT) + unknown == outbox_messages()
         assert Outbox.objects.count() == expected_total
     finally:
-        gateway.close()
+        gateway.stop()
 
 
 def test_it_never_sends_twice_what_a_worker_paused_past_its_lease_was_holding(scheme, celery_client, start_worker):
     """SIGSTOP a worker in the middle of a provider call for longer than its lease (5 s here): the sweeper takes its
     rows back and another worker delivers them; when the paused one wakes up it records the answer it was waiting
     for and sends nothing of what it no longer owns."""
-    gateway = FakeEGAGateway(hold_first=True)
+    gateway = GatewayServer(ega_key=EGA_KEY, hold_first=True)
     try:
-        ega_account(gateway)
+        ega_account("e2e eGA", gateway.url)
         expected_total = sum(expected_per_type(scheme).values())
         paused = start_worker("paused", concurrency=1)
         celery_client.send_task("notifier.tasks.send_notification_messages", args=[scheme.isoformat()])
@@ -289,4 +290,4 @@ def test_it_never_sends_twice_what_a_worker_paused_past_its_lease_was_holding(sc
         assert received == outbox_messages()
         assert set(Outbox.objects.values_list("status", flat=True)) == {Outbox.Status.SENT}
     finally:
-        gateway.close()
+        gateway.stop()

@@ -1,11 +1,10 @@
 """Issue 14.2: the general HTTP provider and the Africa's Talking, Twilio and Infobip presets, each against a local
-fake speaking the vendor's documented protocol (tests/fake_gateways.py): send, error answer, auth refused."""
+fake speaking the vendor's documented protocol (tests/gateway.py): send, error answer, auth refused."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,17 +17,10 @@ from notifier.providers.http_generic import (
     InfobipProvider,
     TwilioProvider,
 )
-from tests import fake_gateways as fake
+from tests import gateway as fake
 from tests.gateway import GatewayServer, Reply
 
 QUICK = Timeouts(connect=0.5, read=2.0)
-
-
-@pytest.fixture
-def fakes() -> Iterator[fake.FakeGateways]:
-    server = fake.FakeGateways()
-    yield server
-    server.stop()
 
 
 def build(cls: type[Provider], raw: dict[str, Any]) -> Provider:
@@ -51,69 +43,69 @@ def infobip(url: str, key: str = fake.INFOBIP_KEY) -> Provider:
 # --- Africa's Talking ---------------------------------------------------------------------------------------
 
 
-def test_africastalking_sends_a_form_with_the_api_key_header(fakes: fake.FakeGateways) -> None:
-    reference = africastalking(fakes.url).send("+255712345678", "Habari, bima yako", "outbox-1")
+def test_africastalking_sends_a_form_with_the_api_key_header(gateway: GatewayServer) -> None:
+    reference = africastalking(gateway.url).send("+255712345678", "Habari, bima yako", "outbox-1")
     assert reference == "ATXid_00000001"
-    [seen] = fakes.received
+    [seen] = gateway.received
     assert (seen.vendor, seen.method, seen.path) == ("africastalking", "POST", "/version1/messaging")
-    assert seen.headers["apikey"] == fake.AT_KEY
-    assert seen.headers["accept"] == "application/json"
+    assert seen.header("apikey") == fake.AT_KEY
+    assert seen.header("accept") == "application/json"
     assert seen.form == {"username": "sandbox", "to": "+255712345678", "message": "Habari, bima yako"}
 
 
-def test_africastalking_error_answer_is_permanent_with_the_recipient_status(fakes: fake.FakeGateways) -> None:
+def test_africastalking_error_answer_is_permanent_with_the_recipient_status(gateway: GatewayServer) -> None:
     with pytest.raises(PermanentError, match=r"statusCode=403, InvalidPhoneNumber") as raised:
-        africastalking(fakes.url).send(fake.REFUSED_NUMBER, "Hello", "outbox-2")
+        africastalking(gateway.url).send(fake.REFUSED_NUMBER, "Hello", "outbox-2")
     assert raised.value.http_status == 201
 
 
-def test_africastalking_refused_auth_is_permanent(fakes: fake.FakeGateways) -> None:
+def test_africastalking_refused_auth_is_permanent(gateway: GatewayServer) -> None:
     with pytest.raises(PermanentError, match="HTTP 401: The supplied authentication is invalid") as raised:
-        africastalking(fakes.url, key="wrong").send("+255712345678", "Hello", "outbox-3")
+        africastalking(gateway.url, key="wrong").send("+255712345678", "Hello", "outbox-3")
     assert raised.value.http_status == 401
 
 
 # --- Twilio -------------------------------------------------------------------------------------------------
 
 
-def test_twilio_sends_a_form_with_basic_auth_and_returns_the_sid(fakes: fake.FakeGateways) -> None:
-    reference = twilio(fakes.url).send("+255712345678", "Your policy starts today.", "outbox-4")
+def test_twilio_sends_a_form_with_basic_auth_and_returns_the_sid(gateway: GatewayServer) -> None:
+    reference = twilio(gateway.url).send("+255712345678", "Your policy starts today.", "outbox-4")
     assert reference == "SM00000000000000000000000000000001"
-    [seen] = fakes.received
+    [seen] = gateway.received
     assert seen.path == "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json"
-    pair = base64.b64decode(seen.headers["authorization"].removeprefix("Basic ")).decode()
+    pair = base64.b64decode((seen.header("authorization") or "").removeprefix("Basic ")).decode()
     assert pair == "AC0123456789abcdef0123456789abcdef:twilio-token-abcdef"
     assert seen.form == {"To": "+255712345678", "From": "+15005550006", "Body": "Your policy starts today."}
 
 
-def test_twilio_sends_the_per_message_status_callback_when_the_public_url_is_known(fakes: fake.FakeGateways) -> None:
-    provider = twilio(fakes.url)
+def test_twilio_sends_the_per_message_status_callback_when_the_public_url_is_known(gateway: GatewayServer) -> None:
+    provider = twilio(gateway.url)
     provider.receipt_url = "https://sms.example/api/policy_notification/receipts/tok/"
     provider.send("+255712345678", "Hi", "outbox-5")
-    [seen] = fakes.received
+    [seen] = gateway.received
     assert seen.form["StatusCallback"] == "https://sms.example/api/policy_notification/receipts/tok/?ref=outbox-5"
 
 
-def test_twilio_error_answer_is_permanent_with_its_message(fakes: fake.FakeGateways) -> None:
+def test_twilio_error_answer_is_permanent_with_its_message(gateway: GatewayServer) -> None:
     with pytest.raises(PermanentError, match=r"HTTP 400: .*21211.*is not a valid phone number"):
-        twilio(fakes.url).send(fake.REFUSED_NUMBER, "Hello", "outbox-6")
+        twilio(gateway.url).send(fake.REFUSED_NUMBER, "Hello", "outbox-6")
 
 
-def test_twilio_refused_auth_is_permanent(fakes: fake.FakeGateways) -> None:
+def test_twilio_refused_auth_is_permanent(gateway: GatewayServer) -> None:
     with pytest.raises(PermanentError, match=r"HTTP 401: .*20003") as raised:
-        twilio(fakes.url, token="wrong").send("+255712345678", "Hello", "outbox-7")
+        twilio(gateway.url, token="wrong").send("+255712345678", "Hello", "outbox-7")
     assert raised.value.http_status == 401
 
 
 # --- Infobip ------------------------------------------------------------------------------------------------
 
 
-def test_infobip_posts_json_with_the_app_key_and_our_reference_as_message_id(fakes: fake.FakeGateways) -> None:
-    reference = infobip(fakes.url).send("+255712345678", "La police expire le 31/12/2026.", "outbox-8")
+def test_infobip_posts_json_with_the_app_key_and_our_reference_as_message_id(gateway: GatewayServer) -> None:
+    reference = infobip(gateway.url).send("+255712345678", "La police expire le 31/12/2026.", "outbox-8")
     assert reference == "outbox-8"
-    [seen] = fakes.received
+    [seen] = gateway.received
     assert seen.path == "/sms/2/text/advanced"
-    assert seen.headers["authorization"] == "App ib-key-0123456789"
+    assert seen.header("authorization") == "App ib-key-0123456789"
     assert seen.json == {
         "messages": [
             {
@@ -125,14 +117,14 @@ def test_infobip_posts_json_with_the_app_key_and_our_reference_as_message_id(fak
     }
 
 
-def test_infobip_rejected_status_is_permanent(fakes: fake.FakeGateways) -> None:
+def test_infobip_rejected_status_is_permanent(gateway: GatewayServer) -> None:
     with pytest.raises(PermanentError, match=r"groupName='REJECTED', Missing destination\."):
-        infobip(fakes.url).send(fake.REFUSED_NUMBER, "Hello", "outbox-9")
+        infobip(gateway.url).send(fake.REFUSED_NUMBER, "Hello", "outbox-9")
 
 
-def test_infobip_refused_auth_is_permanent(fakes: fake.FakeGateways) -> None:
+def test_infobip_refused_auth_is_permanent(gateway: GatewayServer) -> None:
     with pytest.raises(PermanentError, match=r"HTTP 401: .*Invalid login details"):
-        infobip(fakes.url, key="wrong").send("+255712345678", "Hello", "outbox-10")
+        infobip(gateway.url, key="wrong").send("+255712345678", "Hello", "outbox-10")
 
 
 # --- the general provider -----------------------------------------------------------------------------------
@@ -234,8 +226,8 @@ def test_secrets_are_masked_for_every_preset() -> None:
     }
 
 
-def test_a_refused_send_never_shows_the_key(fakes: fake.FakeGateways) -> None:
-    provider = africastalking(fakes.url, key="wrong-but-secret-key")
+def test_a_refused_send_never_shows_the_key(gateway: GatewayServer) -> None:
+    provider = africastalking(gateway.url, key="wrong-but-secret-key")
     with pytest.raises(PermanentError) as raised:
         provider.send("+255712345678", "Hello", "outbox-14")
     assert "wrong-but-secret-key" not in raised.value.message

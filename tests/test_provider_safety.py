@@ -4,35 +4,19 @@ and delivery never hands a non-E.164 recipient to a gateway."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.test import Client
 
-from notifier import coordination
 from notifier.delivery.runner import deliver
 from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
 from notifier.providers.base import MASK
+from tests.factories import bare_outbox, ega_account
 from tests.gateway import GatewayServer
-from tests.outbox_helpers import bare_outbox
 
 ACCOUNTS = "/admin/notifier/provideraccount/"
-
-
-@pytest.fixture(autouse=True)
-def clean_coordination() -> Iterator[None]:
-    coordination.reset()
-    yield
-    coordination.reset()
-
-
-@pytest.fixture
-def other_host() -> Iterator[GatewayServer]:
-    """A second server: where someone points an account to collect its stored secret."""
-    server = GatewayServer()
-    yield server
-    server.stop()
 
 
 def form_data(name: str, provider: str, config: dict[str, Any], priority: str = "10") -> dict[str, Any]:
@@ -46,11 +30,11 @@ def change(admin_client: Client, account: ProviderAccount, config: dict[str, Any
 
 
 def test_changing_the_ega_gate_url_with_the_key_masked_is_refused(
-    admin_client: Client, gateway: GatewayServer, other_host: GatewayServer
+    admin_client: Client, gateway: GatewayServer, second_gateway: GatewayServer
 ) -> None:
     config = {"GateUrl": gateway.url, "SmsResource": "/send", "PrivateKey": "s3cr3t-key", "UserId": "u1"}
     account = ProviderAccount.objects.create(name="ega", provider="eGASMSGateway", priority=10, config=config)
-    shown = {**config, "PrivateKey": MASK, "GateUrl": other_host.url}
+    shown = {**config, "PrivateKey": MASK, "GateUrl": second_gateway.url}
     response = change(admin_client, account, shown)
     assert response.status_code == 200
     assert "PrivateKey: re-enter the secret — GateUrl changed" in response.content.decode()
@@ -60,13 +44,13 @@ def test_changing_the_ega_gate_url_with_the_key_masked_is_refused(
     # Sending a test message still goes to the host the key was given for, never to the other one.
     sent = admin_client.post(f"{ACCOUNTS}{account.pk}/send-test/", {"phone": "0712345678", "text": "hi"})
     assert sent.status_code == 302
-    assert len(gateway.received) == 1 and other_host.received == []
+    assert len(gateway.received) == 1 and second_gateway.received == []
 
     # With the key typed again for the new host, the change is saved.
     response = change(admin_client, account, {**shown, "PrivateKey": "key-for-the-new-host"})
     assert response.status_code == 302
     account.refresh_from_db()
-    assert (account.config["GateUrl"], account.config["PrivateKey"]) == (other_host.url, "key-for-the-new-host")
+    assert (account.config["GateUrl"], account.config["PrivateKey"]) == (second_gateway.url, "key-for-the-new-host")
 
 
 def test_changing_the_sms_resource_path_also_needs_the_key(admin_client: Client, gateway: GatewayServer) -> None:
@@ -81,15 +65,15 @@ def test_changing_the_sms_resource_path_also_needs_the_key(admin_client: Client,
 
 
 def test_changing_the_http_json_url_with_the_token_masked_is_refused(
-    admin_client: Client, gateway: GatewayServer, other_host: GatewayServer
+    admin_client: Client, gateway: GatewayServer, second_gateway: GatewayServer
 ) -> None:
     config = {"url": f"{gateway.url}/sms", "token": "bearer-secret", "headers": {"Authorization": "Bearer {token}"}}
     account = ProviderAccount.objects.create(name="json", provider="HttpJsonProvider", priority=10, config=config)
-    response = change(admin_client, account, {**config, "token": MASK, "url": f"{other_host.url}/sms"})
+    response = change(admin_client, account, {**config, "token": MASK, "url": f"{second_gateway.url}/sms"})
     assert response.status_code == 200
     assert "token: re-enter the secret — url changed" in response.content.decode()
     admin_client.post(f"{ACCOUNTS}{account.pk}/send-test/", {"phone": "0712345678", "text": "hi"})
-    assert other_host.received == []
+    assert second_gateway.received == []
     assert gateway.received[0].header("Authorization") == "Bearer bearer-secret"
 
 
@@ -155,12 +139,7 @@ def test_an_unusable_url_is_refused_on_save_naming_the_field(
 def test_delivery_refuses_a_recipient_that_is_not_e164_as_a_permanent_failure(
     gateway: GatewayServer, recipient: str, reason: str
 ) -> None:
-    ProviderAccount.objects.create(
-        name="ega",
-        provider="eGASMSGateway",
-        priority=10,
-        config={"GateUrl": gateway.url, "SmsResource": "/send", "PrivateKey": "k"},
-    )
+    ega_account("ega", gateway.url)
     outbox = bare_outbox("Your policy expires today.")
     Outbox.objects.filter(pk=outbox.pk).update(recipient=recipient)  # written by something other than detection
     assert deliver(outbox.pk) == "failed"
@@ -174,12 +153,7 @@ def test_delivery_refuses_a_recipient_that_is_not_e164_as_a_permanent_failure(
 def test_delivery_still_sends_to_a_valid_e164_recipient(
     db: None, gateway: GatewayServer, make_family: Callable[..., Any]
 ) -> None:
-    ProviderAccount.objects.create(
-        name="ega",
-        provider="eGASMSGateway",
-        priority=10,
-        config={"GateUrl": gateway.url, "SmsResource": "/send", "PrivateKey": "k"},
-    )
+    ega_account("ega", gateway.url)
     outbox = bare_outbox("Your policy expires today.")
     assert deliver(outbox.pk) == "sent"
     assert len(gateway.received) == 1

@@ -26,6 +26,7 @@ from notifier.providers.ega import EGASMSGateway, request_data, request_hash
 from notifier.providers.http_json import HttpJsonProvider
 from notifier.providers.registry import UnknownProviderError, find_provider, get_provider, provider_classes
 from notifier.providers.text import TextNotificationProvider
+from tests.factories import ega_config
 from tests.gateway import GatewayServer, Reply, closed_port_url
 
 QUICK = Timeouts(connect=0.5, read=0.3)
@@ -37,17 +38,7 @@ VECTOR_2_HASH = "69Ym6839w6y6ohmyHLSyn91YzzllhwnCDA4PPiSeotM="
 
 
 def ega(gateway_url: str, **overrides: Any) -> Provider:
-    raw = {
-        "GateUrl": gateway_url,
-        "SmsResource": "/api/sms/v1/send",
-        "PrivateKey": "s3cr3t-key",
-        "UserId": "user-7",
-        "SenderId": "CHF",
-        "ServiceId": "42",
-        "RequestType": "api",
-        **overrides,
-    }
-    return EGASMSGateway(EGASMSGateway.parse_config(raw), QUICK)
+    return EGASMSGateway(EGASMSGateway.parse_config(ega_config(gateway_url, **overrides)), QUICK)
 
 
 def test_it_signs_both_spec_test_vectors() -> None:
@@ -108,18 +99,20 @@ def test_it_reads_the_seed_header_values_as_hash_user_and_type_and_never_sends_t
         HeaderKeys="X-Auth-Request-Hash,X-Auth-Request-Id,X-Auth-Request-Type",
         HeaderValues="PrivateKey,UserId,RequestType",
     )
-    provider.send("+255712345678", "Hello", "outbox-2")
+    with time_machine.travel(VECTOR_TIME, tick=False):
+        provider.send("+255712345678", VECTOR_1_TEXT, "outbox-2")
     [request] = gateway.received
-    data = json.loads(request.body)["data"]
-    assert request.header("X-Auth-Request-Hash") == request_hash("s3cr3t-key", data)
+    assert request.header("X-Auth-Request-Hash") == VECTOR_1_HASH
     assert "s3cr3t-key" not in request.body.decode() + repr(request.headers)
 
 
 def test_it_maps_header_names_and_values_from_config(gateway: GatewayServer) -> None:
-    ega(gateway.url, HeaderKeys="X-User, X-Sig", HeaderValues="UserId, Hash").send("+255712345678", "Hi", "r")
+    provider = ega(gateway.url, HeaderKeys="X-User, X-Sig", HeaderValues="UserId, Hash")
+    with time_machine.travel(VECTOR_TIME, tick=False):
+        provider.send("+255712345678", VECTOR_1_TEXT, "r")
     [request] = gateway.received
     assert request.header("X-User") == "user-7"
-    assert request.header("X-Sig") == request_hash("s3cr3t-key", json.loads(request.body)["data"])
+    assert request.header("X-Sig") == VECTOR_1_HASH
     assert request.header("X-Auth-Request-Hash") is None
 
 

@@ -12,14 +12,13 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from notifier import coordination
 from notifier.config import QuietHours, parse_config
 from notifier.delivery.runner import deliver
 from notifier.delivery.store import hand_out_due
 from notifier.models import Outbox, ProviderAccount
 from notifier.quiet import next_send_time, spread_offset
+from tests.factories import bare_outbox, ega_account
 from tests.gateway import GatewayServer
-from tests.outbox_helpers import bare_outbox
 
 pytestmark = pytest.mark.quiet_hours
 
@@ -97,9 +96,7 @@ def test_the_default_is_20_to_8() -> None:
 
 @pytest.fixture
 def ega(db: None, gateway: GatewayServer) -> ProviderAccount:
-    coordination.reset()
-    config = {"GateUrl": gateway.url, "SmsResource": "/send", "PrivateKey": "k", "SenderId": "CHF", "ServiceId": "42"}
-    return ProviderAccount.objects.create(name="ega", provider="eGASMSGateway", priority=10, config=config)
+    return ega_account("ega", gateway.url)
 
 
 @pytest.mark.django_db

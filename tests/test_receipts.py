@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,25 +15,15 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from notifier import coordination
 from notifier.delivery.runner import deliver
 from notifier.delivery.store import hand_out_due
 from notifier.models import Family, FamilyNotification, Outbox, ProviderAccount
 from notifier.providers.http_generic import twilio_signature
-from tests import fake_gateways as fake
+from tests import gateway as fake
+from tests.factories import bare_outbox
 from tests.gateway import GatewayServer, Reply
-from tests.outbox_helpers import bare_outbox
 
 FORM = "application/x-www-form-urlencoded"
-
-
-@pytest.fixture
-def fakes() -> Iterator[fake.FakeGateways]:
-    server = fake.FakeGateways()
-    coordination.reset()
-    yield server
-    server.stop()
-    coordination.reset()
 
 
 def account(provider: str, config: dict[str, Any]) -> ProviderAccount:
@@ -75,8 +65,8 @@ def sent_row(acc: ProviderAccount) -> Outbox:
 
 
 @pytest.mark.django_db
-def test_africastalking_success_report_makes_the_message_delivered(client: Client, fakes: fake.FakeGateways) -> None:
-    acc = at_account(fakes.url)
+def test_africastalking_success_report_makes_the_message_delivered(client: Client, gateway: GatewayServer) -> None:
+    acc = at_account(gateway.url)
     row = sent_row(acc)
     assert row.provider_reference == "ATXid_00000001"  # stored at send time: receipts are matched on it
     before = timezone.now()
@@ -94,8 +84,8 @@ def test_africastalking_success_report_makes_the_message_delivered(client: Clien
 
 
 @pytest.mark.django_db
-def test_africastalking_failure_report_keeps_the_reason(client: Client, fakes: fake.FakeGateways) -> None:
-    acc = at_account(fakes.url)
+def test_africastalking_failure_report_keeps_the_reason(client: Client, gateway: GatewayServer) -> None:
+    acc = at_account(gateway.url)
     row = sent_row(acc)
     fields = {"id": row.provider_reference, "status": "Failed", "failureReason": "UserInBlacklist", "retryCount": "0"}
     assert post_form(client, receipts_url(acc), fields).json()["changes"] == {"undelivered": 1}
@@ -105,26 +95,24 @@ def test_africastalking_failure_report_keeps_the_reason(client: Client, fakes: f
 
 @pytest.mark.django_db
 def test_africastalking_report_resolves_an_unknown_outcome_by_the_number(
-    client: Client, fakes: fake.FakeGateways
+    client: Client, gateway: GatewayServer
 ) -> None:
-    acc = at_account(fakes.url)
+    acc = at_account(gateway.url)
     row = bare_outbox("Your policy expires today.")
     Outbox.objects.filter(pk=row.pk).update(status="unknown", provider_account=acc, last_error="read timeout")
     fields = {"id": "ATXid_99", "status": "Success", "phoneNumber": "+255712345678"}
     assert post_form(client, receipts_url(acc), fields).json()["changes"] == {"delivered": 1}
     row.refresh_from_db()
     assert (row.status, row.provider_reference) == ("delivered", "ATXid_99")
-    assert fakes.received == []  # resolved by the receipt: never resent
+    assert gateway.received == []  # resolved by the receipt: never resent
 
 
 @pytest.mark.django_db
-def test_twilio_signed_status_callback_moves_the_message(
-    client: Client, fakes: fake.FakeGateways, settings: Any
-) -> None:
+def test_twilio_signed_status_callback_moves_the_message(client: Client, gateway: GatewayServer, settings: Any) -> None:
     settings.NOTIFIER_PUBLIC_URL = "http://testserver"
-    acc = twilio_account(fakes.url)
+    acc = twilio_account(gateway.url)
     row = sent_row(acc)
-    [seen] = fakes.received
+    [seen] = gateway.received
     callback = seen.form["StatusCallback"]
     assert callback == f"http://testserver{receipts_url(acc, f'ref=outbox-{row.pk}')}"
     fields = {
@@ -164,8 +152,8 @@ def test_twilio_signature_matches_the_published_examples() -> None:
 
 
 @pytest.mark.django_db
-def test_twilio_accepted_callback_resolves_an_unknown_row_to_sent(client: Client, fakes: fake.FakeGateways) -> None:
-    acc = twilio_account(fakes.url)
+def test_twilio_accepted_callback_resolves_an_unknown_row_to_sent(client: Client, gateway: GatewayServer) -> None:
+    acc = twilio_account(gateway.url)
     row = bare_outbox("Hello")
     Outbox.objects.filter(pk=row.pk).update(status="unknown", provider_account=acc)
     url = receipts_url(acc, f"ref=outbox-{row.pk}")
@@ -178,8 +166,8 @@ def test_twilio_accepted_callback_resolves_an_unknown_row_to_sent(client: Client
 
 
 @pytest.mark.django_db
-def test_infobip_json_reports_name_our_reference(client: Client, fakes: fake.FakeGateways) -> None:
-    acc = infobip_account(fakes.url)
+def test_infobip_json_reports_name_our_reference(client: Client, gateway: GatewayServer) -> None:
+    acc = infobip_account(gateway.url)
     first, second = sent_row(acc), sent_row(acc)
     assert first.provider_reference == f"outbox-{first.pk}"
     report = {
@@ -214,8 +202,8 @@ def test_infobip_json_reports_name_our_reference(client: Client, fakes: fake.Fak
 
 
 @pytest.mark.django_db
-def test_bad_callbacks_are_clear_errors_never_500(client: Client, fakes: fake.FakeGateways) -> None:
-    at, ib = at_account(fakes.url), infobip_account(fakes.url)
+def test_bad_callbacks_are_clear_errors_never_500(client: Client, gateway: GatewayServer) -> None:
+    at, ib = at_account(gateway.url), infobip_account(gateway.url)
     unknown = client.post("/api/policy_notification/receipts/not-a-token-of-any-account/", data={})
     assert (unknown.status_code, unknown.json()) == (404, {"error": "unknown callback URL"})
     missing = post_form(client, receipts_url(at), {"status": "Success"})
@@ -230,8 +218,8 @@ def test_bad_callbacks_are_clear_errors_never_500(client: Client, fakes: fake.Fa
 
 
 @pytest.mark.django_db
-def test_outbox_admin_shows_the_receipt(admin_client: Client, client: Client, fakes: fake.FakeGateways) -> None:
-    acc = at_account(fakes.url)
+def test_outbox_admin_shows_the_receipt(admin_client: Client, client: Client, gateway: GatewayServer) -> None:
+    acc = at_account(gateway.url)
     row = sent_row(acc)
     post_form(client, receipts_url(acc), {"id": row.provider_reference, "status": "Failed", "failureReason": "X9"})
     page = admin_client.get(reverse("admin:notifier_outbox_change", args=[row.pk])).content.decode()
@@ -245,8 +233,8 @@ def test_outbox_admin_shows_the_receipt(admin_client: Client, client: Client, fa
 
 
 @pytest.mark.django_db
-def test_new_callback_urls_revoke_the_old_ones(admin_client: Client, fakes: fake.FakeGateways) -> None:
-    acc = at_account(fakes.url)
+def test_new_callback_urls_revoke_the_old_ones(admin_client: Client, gateway: GatewayServer) -> None:
+    acc = at_account(gateway.url)
     old = receipts_url(acc)
     changelist = reverse("admin:notifier_provideraccount_changelist")
     answer = admin_client.post(changelist, {"action": "renew_callback_urls", "_selected_action": [acc.pk]})

@@ -24,19 +24,6 @@ from notifier.template_syntax import PLACEHOLDERS, TemplateError, parse_template
 SHIPPED_LANGUAGES = ("en", "fr", "sw")
 
 
-def make_outbox(policy: Policy, notification_type: str, language: str) -> Outbox:
-    """An outbox row as detection writes it (one per policy and type: a previous one is replaced)."""
-    Outbox.objects.filter(policy=policy, notification_type=notification_type).delete()
-    return Outbox.objects.create(
-        policy=policy,
-        notification_type=notification_type,
-        event_date=policy.expiry_date or dt.date(2026, 11, 28),
-        family=policy.family,
-        recipient="+255712345678",
-        language=language,
-    )
-
-
 @pytest.fixture
 def demo_policy(db: None) -> Policy:
     load_demo(today=dt.date(2026, 11, 28), families=12)
@@ -59,7 +46,7 @@ def test_it_ships_a_template_for_every_type_and_language(db: None) -> None:
 @pytest.mark.parametrize("language", SHIPPED_LANGUAGES)
 @pytest.mark.parametrize("notification_type", NOTIFICATION_TYPES)
 def test_it_renders_every_shipped_template_for_a_demo_family_in_gsm7(
-    demo_policy: Policy, notification_type: str, language: str
+    demo_policy: Policy, notification_type: str, language: str, make_outbox: Callable[..., Outbox]
 ) -> None:
     head = demo_policy.family.head_insuree
     assert head is not None
@@ -100,7 +87,7 @@ def family_policy(make_family: Callable[..., Family], make_policy: Callable[...,
     [("fr-CA", "fr"), ("fr_ca", "fr"), ("FR", "fr"), ("sw", "sw"), ("xx", "en"), ("", "en"), ("  ", "en")],
 )
 def test_it_falls_back_from_the_family_language_to_its_base_then_the_default(
-    family_policy: Policy, family_language: str, expected: str
+    family_policy: Policy, family_language: str, expected: str, make_outbox: Callable[..., Outbox]
 ) -> None:
     message = render_outbox(make_outbox(family_policy, "need_for_renewal", family_language))
     assert message.language == expected
@@ -109,7 +96,9 @@ def test_it_falls_back_from_the_family_language_to_its_base_then_the_default(
     assert "27" in message.text and "2027" in message.text
 
 
-def test_it_prefers_a_regional_template_when_one_exists(family_policy: Policy) -> None:
+def test_it_prefers_a_regional_template_when_one_exists(
+    family_policy: Policy, make_outbox: Callable[..., Outbox]
+) -> None:
     Language.objects.create(code="fr-CA", name="Français (Canada)", sort_order=9)
     NotificationTemplate.objects.create(
         notification_type="need_for_renewal", language_id="fr-CA", text="Allo {Name}, renouvelez avant le {ExpiryDate}."
@@ -120,27 +109,35 @@ def test_it_prefers_a_regional_template_when_one_exists(family_policy: Policy) -
     assert message.text.endswith("avant le 27/11/2027.")
 
 
-def test_it_uses_notifier_default_language_before_english(family_policy: Policy, settings) -> None:
+def test_it_uses_notifier_default_language_before_english(
+    family_policy: Policy, settings, make_outbox: Callable[..., Outbox]
+) -> None:
     settings.NOTIFIER_DEFAULT_LANGUAGE = "sw"
     assert language_candidates("xx") == ["xx", "sw", "en"]
     assert render_outbox(make_outbox(family_policy, "expiration_of_policy", "xx")).language == "sw"
     assert render_outbox(make_outbox(family_policy, "expiration_of_policy", "")).language == "sw"
 
 
-def test_it_falls_back_to_english_when_the_family_language_has_no_template_for_the_type(family_policy: Policy) -> None:
+def test_it_falls_back_to_english_when_the_family_language_has_no_template_for_the_type(
+    family_policy: Policy, make_outbox: Callable[..., Outbox]
+) -> None:
     NotificationTemplate.objects.filter(notification_type="renewal_of_policy", language_id="fr").delete()
     message = render_outbox(make_outbox(family_policy, "renewal_of_policy", "fr"))
     assert message.language == "en"
     assert message.text.startswith("Dear ")
 
 
-def test_it_refuses_to_render_when_no_language_has_a_template(family_policy: Policy) -> None:
+def test_it_refuses_to_render_when_no_language_has_a_template(
+    family_policy: Policy, make_outbox: Callable[..., Outbox]
+) -> None:
     NotificationTemplate.objects.filter(notification_type="starting_of_policy").delete()
     with pytest.raises(RenderError, match="starting_of_policy"):
         render_outbox(make_outbox(family_policy, "starting_of_policy", "fr"))
 
 
-def test_it_sends_the_family_language_never_a_raw_key_spec_13_3(family_policy: Policy) -> None:
+def test_it_sends_the_family_language_never_a_raw_key_spec_13_3(
+    family_policy: Policy, make_outbox: Callable[..., Outbox]
+) -> None:
     """Upstream ignored LanguageOfSMS and sent message keys such as 'notification.expiration_of_policy'."""
     texts = {}
     for language in SHIPPED_LANGUAGES:
@@ -162,7 +159,9 @@ def test_it_sends_the_family_language_never_a_raw_key_spec_13_3(family_policy: P
 # --- Values and dates -------------------------------------------------------------------------------------------
 
 
-def test_it_fills_every_placeholder_with_the_policy_and_head_values(family_policy: Policy) -> None:
+def test_it_fills_every_placeholder_with_the_policy_and_head_values(
+    family_policy: Policy, make_outbox: Callable[..., Outbox]
+) -> None:
     NotificationTemplate.objects.filter(notification_type="activation_of_policy", language_id="en").update(
         text="{InsuranceID}|{Name}|{ProductCode}|{ProductName}|{EffectiveDate}|{ExpiryDate}|{{literal}}"
     )
@@ -176,20 +175,22 @@ def test_it_fills_every_placeholder_with_the_policy_and_head_values(family_polic
     assert message.segments == 1
 
 
-def test_it_formats_dates_per_language(family_policy: Policy) -> None:
+def test_it_formats_dates_per_language(family_policy: Policy, make_outbox: Callable[..., Outbox]) -> None:
     for language, expected in (("en", "27 Nov 2027"), ("fr", "27/11/2027"), ("sw", "27/11/2027")):
         assert expected in render_outbox(make_outbox(family_policy, "need_for_renewal", language)).text
 
 
 def test_it_refuses_to_render_a_missing_date_naming_the_placeholder(
-    make_family: Callable[..., Family], make_policy: Callable[..., Policy]
+    make_family: Callable[..., Family], make_policy: Callable[..., Policy], make_outbox: Callable[..., Outbox]
 ) -> None:
     policy = make_policy(make_family(), effective_date=None)
     with pytest.raises(RenderError, match=r"\{EffectiveDate\}"):
         render_outbox(make_outbox(policy, "starting_of_policy", "en"))
 
 
-def test_it_replaces_lookalikes_on_render_when_the_template_asks(family_policy: Policy) -> None:
+def test_it_replaces_lookalikes_on_render_when_the_template_asks(
+    family_policy: Policy, make_outbox: Callable[..., Outbox]
+) -> None:
     template = NotificationTemplate.objects.get(notification_type="renewal_of_policy", language_id="en")
     template.text = "Dear {Name}, it\u2019s renewed \u2013 see you\u2026"
     template.save()
@@ -271,7 +272,10 @@ def test_it_never_overwrites_an_edited_template_when_defaults_are_shipped_again(
 
 
 def test_it_inserts_values_literally_without_expanding_braces_inside_them(
-    make_family: Callable[..., Family], make_policy: Callable[..., Policy], product: Product
+    make_family: Callable[..., Family],
+    make_policy: Callable[..., Policy],
+    product: Product,
+    make_outbox: Callable[..., Outbox],
 ) -> None:
     product.name = "{InsuranceID} {{x}} Ng\u02bcwana"
     product.save()

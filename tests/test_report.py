@@ -13,6 +13,7 @@ from notifier import services
 from notifier.eligibility import Mode
 from notifier.models import Family, Policy, Product
 from notifier.report.query import UNKNOWN, ReportParamError, ReportParams, ReportRow, build_report
+from tests.factories import bulk_families
 from tests.report_helpers import (
     INVALID_PHONE,
     OTHER_VALID_PHONE,
@@ -21,14 +22,7 @@ from tests.report_helpers import (
     add_family,
     add_officer,
     add_policy,
-    build_tree,
-    bulk_families,
 )
-
-
-@pytest.fixture
-def tree(db: None) -> Tree:
-    return build_tree()
 
 
 def _row_of(rows: list[ReportRow], family: Family) -> ReportRow:

@@ -15,16 +15,11 @@ from django.test import Client
 
 from notifier.models import ApiToken
 from notifier.report.access import REPORT_GROUP
-from tests.report_helpers import Answer, Tree, build_tree
+from tests.report_helpers import Answer, Tree
 
 REPORT = "/api/policy_notification/communication_by_notification_report/"
 LOGIN = "/api/policy_notification/login/"
 PAGE = "/api/policy_notification/report/"
-
-
-@pytest.fixture
-def tree(db: None) -> Tree:
-    return build_tree()
 
 
 def viewer(username: str = "amina", *, group: bool = True) -> User:

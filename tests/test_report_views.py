@@ -25,23 +25,10 @@ from notifier.models import ReportFile
 from notifier.report.access import REPORT_GROUP
 from notifier.report.files import file_path, produce
 from notifier.report.query import FETCH_ROWS, FIELDS, ReportRow
-from tests.report_helpers import (
-    INVALID_PHONE,
-    VALID_PHONE,
-    Answer,
-    Tree,
-    add_family,
-    add_officer,
-    build_tree,
-    bulk_families,
-)
+from tests.factories import bulk_families
+from tests.report_helpers import INVALID_PHONE, VALID_PHONE, Answer, Tree, add_family, add_officer
 
 URL = "/api/policy_notification/communication_by_notification_report/"
-
-
-@pytest.fixture
-def tree(db: None) -> Tree:
-    return build_tree()
 
 
 def _user(username: str, *, group: str | None = None, staff: bool = False) -> User:

@@ -4,8 +4,6 @@ import datetime as dt
 import io
 import os
 import subprocess
-import sys
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,6 +23,7 @@ from notifier.schedule import (
     parse_hour_spec,
     sync_schedule,
 )
+from tests.processes import run_python
 
 SEED_TASK = "policy_notification.tasks.send_notification_messages"
 
@@ -237,15 +236,7 @@ def test_it_fires_at_the_scheme_hours_in_its_time_zone(settings):
 def _manage(tmp_path, *args: str, scheduled_task: str) -> subprocess.CompletedProcess[str]:
     environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     environment.update(SCHEDULED_TASK=scheduled_task, NOTIFIER_VAR_DIR=str(tmp_path))
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_python("manage.py", *args, env=environment, timeout=120)
 
 
 @pytest.mark.parametrize(

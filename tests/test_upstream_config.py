@@ -13,6 +13,7 @@ from notifier.models import ProviderAccount
 from notifier.providers import account_provider, check_provider_config, seed_provider_accounts
 from notifier.providers.base import ProviderConfigError
 from notifier.providers.ega import EGAConfig, EGASMSGateway
+from tests.factories import ega_config
 from tests.gateway import GatewayServer
 
 VECTOR_TIME = dt.datetime(2026, 11, 28, 8, 0, tzinfo=dt.UTC)  # 11:00 in UTC+3, SPEC §7's first test vector
@@ -24,17 +25,11 @@ def upstream_config(gate_url: str) -> dict[str, Any]:
     "HashMessage1", "UserId" and "RequestType" in HeaderValues."""
     return {
         "providers": {
-            "eGASMSGateway": {
-                "GateUrl": gate_url,
-                "SmsResource": "/api/sms/v1/send",
-                "PrivateKey": "s3cr3t-key",
-                "UserId": "user-7",
-                "SenderId": "CHF",
-                "ServiceId": "42",
-                "RequestType": "api",
-                "HeaderKeys": "X-Auth-Request-Hash,X-Auth-Request-Id,X-Auth-Request-Type",
-                "HeaderValues": "HashMessage1,UserId,RequestType",
-            },
+            "eGASMSGateway": ega_config(
+                gate_url,
+                HeaderKeys="X-Auth-Request-Hash,X-Auth-Request-Id,X-Auth-Request-Type",
+                HeaderValues="HashMessage1,UserId,RequestType",
+            ),
             "TextNotificationProvider": {"DestinationFolder": "sent_notification"},
         },
         "eligibleNotificationTypes": {
