@@ -13,7 +13,8 @@ from django.contrib.auth.models import Group, User
 
 from notifier.report.access import REPORT_GROUP, create_token, ensure_report_permissions
 from notifier.report.query import FETCH_ROWS, FIELDS
-from tests.report_helpers import build_tree, bulk_families
+from tests.factories import bulk_families
+from tests.report_helpers import build_tree
 
 URL = "/api/policy_notification/communication_by_notification_report/"
 

@@ -113,8 +113,8 @@ class ForecastDay(models.Model):
 
 
 class ReportFile(models.Model):
-    """A report produced by a worker (PDF always, JSON/CSV above NOTIFIER_REPORT_ASYNC_FAMILIES): its progress, then
-    its file under VAR_DIR/reports until `expires_at` (NOTIFIER_REPORT_KEEP_HOURS), when housekeeping deletes it."""
+    """A report produced by a worker (a PDF; JSON and CSV stream from the endpoint): its progress, then its file
+    under VAR_DIR/reports until `expires_at` (NOTIFIER_REPORT_KEEP_HOURS), when housekeeping deletes it."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
