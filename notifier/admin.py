@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,7 +18,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from notifier import coordination, delivery, humanize, rendering, services, sms
+from notifier import coordination, delivery, humanize, rendering, services, sms, types
 from notifier.consent_log import consent_source
 from notifier.eligibility import MODE_LABELS, Mode, annotate_eligibility, filter_by_mode, parse_mode
 from notifier.models import (
@@ -49,6 +48,7 @@ from notifier.phones import normalize_phone
 from notifier.providers.base import MASK, Provider, ProviderConfigError
 from notifier.providers.registry import UnknownProviderError, get_provider, provider_classes
 from notifier.safe_input import check_text, first_message, parse_json
+from notifier.settings import get_settings
 
 
 class CurrentRowsFilter(admin.SimpleListFilter):
@@ -614,7 +614,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """What to enter in the gateway's dashboard (the token in them is this account's secret)."""
         if not account.pk:
             return "Save the account first."
-        base = settings.NOTIFIER_PUBLIC_URL or "https://<this service>"
+        base = get_settings().public_url or "https://<this service>"
         receipts = base + reverse("notifier:receipt", args=[account.callback_token])
         inbound = base + reverse("notifier:inbound", args=[account.callback_token])
         return format_html(
@@ -737,7 +737,7 @@ class OutboxAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="Type", ordering="notification_type")
     def type_label(self, outbox: Outbox) -> str:
-        return humanize.type_label(outbox.notification_type)
+        return types.label(outbox.notification_type)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, outbox: Outbox) -> str:

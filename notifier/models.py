@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from notifier.config import NOTIFICATION_TYPES
 from notifier.openimis.models import (
     Family,
     FamilyNotification,
@@ -24,6 +23,7 @@ from notifier.openimis.models import (
     VersionedModel,
     VersionedQuerySet,
 )
+from notifier.types import NOTIFICATION_TYPES
 
 __all__ = [
     "Family",

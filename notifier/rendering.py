@@ -11,11 +11,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.utils import timezone
 
 from notifier import sms
 from notifier.models import Family, Insuree, NotificationTemplate, Outbox, Policy
+from notifier.settings import get_config, get_settings
+from notifier.types import REGISTRY, Amount
 
 PLACEHOLDERS: tuple[str, ...] = (
     "InsuranceID",
@@ -27,7 +28,7 @@ PLACEHOLDERS: tuple[str, ...] = (
     "AmountToBePaid",
 )
 # {AmountToBePaid} has a meaning only where a renewal is asked for or was entered.
-AMOUNT_TYPES = frozenset({"need_for_renewal", "expiration_of_policy", "reminder_after_expiration", "renewal_of_policy"})
+AMOUNT_TYPES = frozenset(entry.slug for entry in REGISTRY if entry.amount is not Amount.NONE)
 DATE_PLACEHOLDERS = frozenset({"EffectiveDate", "ExpiryDate"})
 FALLBACK_LANGUAGE = "en"
 
@@ -167,7 +168,7 @@ def language_candidates(code: str | None) -> list[str]:
     """The fallback chain: the family's language, its base language, NOTIFIER_DEFAULT_LANGUAGE, then English."""
     chain: list[str] = []
     raw = (code or "").strip().replace("_", "-")
-    default = str(getattr(settings, "NOTIFIER_DEFAULT_LANGUAGE", "") or "").strip()
+    default = get_settings().default_language.strip()
     for candidate in (raw, base_language(raw), default, base_language(default), FALLBACK_LANGUAGE):
         candidate = candidate.lower()
         if candidate and candidate not in chain:
@@ -269,7 +270,6 @@ def _amount_function(policy: Policy, notification_type: str, send_date: dt.date)
 
     def amount_for(language: str) -> str:
         from notifier.amounts import amount_to_be_paid, format_amount
-        from notifier.conf import get_config
 
         config = get_config()
         value = amount_to_be_paid(policy, notification_type, send_date, config.age_of_majority)

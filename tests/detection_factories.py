@@ -7,8 +7,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from notifier.config import NOTIFICATION_TYPES
 from notifier.models import Family, FamilyNotification, FamilyPhone, Insuree, Policy, Product
+from notifier.types import NOTIFICATION_TYPES
 
 ALL_TYPES_ON = dict.fromkeys(NOTIFICATION_TYPES, True)
 DAY = dt.timedelta(days=1)

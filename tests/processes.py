@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
+
+# A service with a broker (web, worker, beat) refuses the public development key: the ones the tests start get this.
+SERVICE_SECRET_KEY = f"test-only-{secrets.token_hex(16)}"
 
 
 def free_port() -> int:

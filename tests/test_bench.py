@@ -12,9 +12,9 @@ from django.utils import timezone
 from bench import detect as detect_bench
 from bench import report as report_bench
 from bench.generate import GenerateError, GenerateOptions, generate, generated_metadata
-from notifier.config import NOTIFICATION_TYPES
 from notifier.models import Family, FamilyPhone, Insuree, Policy
 from notifier.phones import pick_family_phone
+from notifier.types import NOTIFICATION_TYPES
 
 DAY = dt.date(2026, 11, 28)
 

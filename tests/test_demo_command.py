@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from notifier.config import NOTIFICATION_TYPES
+from notifier.types import NOTIFICATION_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 

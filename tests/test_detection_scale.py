@@ -11,9 +11,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifier import detection
-from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import DetectionResult, run_detection
 from notifier.models import Decision, DetectionRun, Outbox, Product
+from notifier.types import NOTIFICATION_TYPES
 from tests.detection_factories import ALL_TYPES_ON, DAY, at, bulk_families, bulk_policies
 from tests.test_detection import TODAY
 

@@ -15,11 +15,11 @@ from django.test import Client
 from django.urls import reverse
 
 from notifier import coordination
-from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import run_cycle
 from notifier.demo import load_demo
 from notifier.detection import run_detection
 from notifier.models import ConsentChange, Decision, FamilyNotification, Outbox, ProviderAccount
+from notifier.types import NOTIFICATION_TYPES
 from tests import fake_gateways as fake
 
 NOW = dt.datetime(2026, 11, 28, 7, 30, tzinfo=dt.UTC)  # 10:30 in Dar es Salaam: outside the quiet hours

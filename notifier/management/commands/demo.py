@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.urls import reverse
 
-from notifier.config import NOTIFICATION_TYPES, ConfigError, load_from_environment
+from notifier.config import ConfigError, load_from_environment
 from notifier.cycle import cycle_table
 from notifier.dispatch import DispatchSkipped, dispatch
 from notifier.management.commands.send_notifications import parse_date
@@ -24,6 +24,7 @@ from notifier.providers import seed_provider_accounts
 from notifier.providers.ega import EGASMSGateway
 from notifier.providers.registry import UnknownProviderError, get_provider
 from notifier.providers.text import TextNotificationProvider, destination
+from notifier.types import NOTIFICATION_TYPES
 
 # Only ever used against the demo's own fake gateway (test_sms), which checks the hash with the same account.
 DEMO_EGA_CREDENTIALS = {"PrivateKey": "demo-only-key", "UserId": "demo", "SenderId": "CHF-DEMO", "ServiceId": "1"}

@@ -6,11 +6,12 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import cycle_table
-from notifier.detection import CandidateDecision, DetectionResult
+from notifier.detection import DetectionResult
+from notifier.detection_store import CandidateDecision
 from notifier.dispatch import DispatchSkipped, TypeDispatch, dispatch
 from notifier.models import Outbox
+from notifier.types import NOTIFICATION_TYPES
 
 NO_TYPE_ENABLED = (
     "No notification type is enabled (eligibleNotificationTypes); nothing to do. Enable some with e.g. "
