@@ -209,13 +209,8 @@ def decide(kind: NotificationType, row: dict[str, Any], event_date: dt.date, con
     superseding = _superseded(kind, config)
     if superseding is not None and event_date_of(superseding, row, config) == event_date:
         return SKIPPED, kind.superseded_reason
-    if not row["approved"]:
-        if row.get("opted_out"):
-            return SKIPPED, Decision.Reason.OPTED_OUT.value
-        return SKIPPED, Decision.Reason.NO_CONSENT.value
-    if not row["recipient"]:
-        return SKIPPED, Decision.Reason.NO_VALID_PHONE.value
-    return QUEUED, Decision.Reason.NONE.value
+    reason = eligibility.ineligible_reason(row)
+    return (SKIPPED, reason) if reason else (QUEUED, Decision.Reason.NONE.value)
 
 
 def reason_sql(kind: NotificationType, config: NotifierConfig) -> Sql:
@@ -228,12 +223,9 @@ def reason_sql(kind: NotificationType, config: NotifierConfig) -> Sql:
     if _superseded(kind, config) is not None:
         branches.append("WHEN c.superseding_date = c.event_date THEN %s")
         params.append(kind.superseded_reason)
-    branches += [
-        "WHEN c.approved IS NOT TRUE AND c.opted_out IS TRUE THEN %s",
-        "WHEN c.approved IS NOT TRUE THEN %s",
-        "WHEN COALESCE(c.recipient, '') = '' THEN %s",
-    ]
-    params += [reasons.OPTED_OUT.value, reasons.NO_CONSENT.value, reasons.NO_VALID_PHONE.value, reasons.NONE.value]
+    ineligible, ineligible_params = eligibility.ineligible_reason_sql("c")
+    branches += ineligible
+    params += [*ineligible_params, reasons.NONE.value]
     return f"CAST(CASE {' '.join(branches)} ELSE %s END AS varchar)", params
 
 

@@ -9,12 +9,13 @@ the same thing everywhere.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from notifier.models import ConsentChange, Family, FamilyNotification, FamilyPhone
+from notifier.models import ConsentChange, Decision, Family, FamilyNotification, FamilyPhone
 
 
 class Mode(enum.IntEnum):
@@ -79,6 +80,28 @@ def candidate_eligibility(family: OuterRef) -> dict[str, Subquery | Exists]:
         "recipient": Subquery(family_phone(family).values("phone")[:1]),
         "opted_out": Exists(stopped(family)),
     }
+
+
+def ineligible_reason(candidate: Mapping[str, Any]) -> str:
+    """Why a candidate annotated with `candidate_eligibility` may not be texted; "" when it may."""
+    if not candidate["approved"]:
+        if candidate.get("opted_out"):
+            return Decision.Reason.OPTED_OUT.value
+        return Decision.Reason.NO_CONSENT.value
+    if not candidate["recipient"]:
+        return Decision.Reason.NO_VALID_PHONE.value
+    return ""
+
+
+def ineligible_reason_sql(alias: str) -> tuple[list[str], list[Any]]:
+    """`ineligible_reason` as CASE branches (and their parameters) over the same columns of `alias`."""
+    branches = [
+        f"WHEN {alias}.approved IS NOT TRUE AND {alias}.opted_out IS TRUE THEN %s",
+        f"WHEN {alias}.approved IS NOT TRUE THEN %s",
+        f"WHEN COALESCE({alias}.recipient, '') = '' THEN %s",
+    ]
+    reasons = Decision.Reason
+    return branches, [reasons.OPTED_OUT.value, reasons.NO_CONSENT.value, reasons.NO_VALID_PHONE.value]
 
 
 def approval_expression() -> Exists:

@@ -1,8 +1,9 @@
 """The notification types (SPEC §4): one entry each, read by config, detection, forecast, demo, admin and tests.
 
 An entry says what the type is, not how to query it: detection turns `event` and `candidates` into SQL, the config
-turns `default_max_delay_days` into its `max_delay_days` key. Adding a type is one entry here and one template per
-language (rendering's seeded templates). No Django import: the config reads this while settings load.
+turns `default_max_delay_days` into its `max_delay_days` key. Adding a type is one entry here and a migration with
+one template per language (like 0003_templates; `makemigrations` adds the new choice). No Django import: the config
+reads this while settings load.
 """
 
 from __future__ import annotations
