@@ -1,15 +1,16 @@
 """The service's own settings in one typed object: every `NOTIFIER_*` value and the `NOTIFIER` dict (SPEC §10).
 
-Read from the environment once, when project/settings.py loads (`from_environment`): a wrong value stops the process
-with a message naming the variable. project/settings.py then publishes each field as the Django setting of the same
-name (`NOTIFIER_DELIVERY_CHUNK_SIZE`, ...; the dict as `NOTIFIER`), so that tests and operators can override one the
-Django way; the code reads them back through `get_settings()` / `get_config()`, validated by the same model (cached
-on the values, so a replaced setting is seen without a restart and the common case costs one json.dumps).
+Read from the environment once, when project/settings.py loads (`from_environment`: a ServiceSettings): a wrong value
+stops the process with a message naming the variable. project/settings.py then publishes each field as the Django
+setting of the same name (`NOTIFIER_DELIVERY_CHUNK_SIZE`, ...; the dict as `NOTIFIER`), so that a test can override
+one the Django way; the code reads them back through `get_settings()` / `get_config()`, validated by the same models
+and cached on the values (a replaced setting is seen without a restart).
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -71,9 +72,7 @@ class NotifierSettings(BaseModel):
     log_level: str = "INFO"
     db_schema: str = "notifier"  # attached mode: the schema of everything the service and Django create
     var_dir: str = ""  # empty: var/ in the checkout
-    provider_classes: list[str] = Field(default_factory=lambda: list(PROVIDER_CLASSES), min_length=1)
-    # The NOTIFIER dict (seed-compatible keys), from NOTIFIER_CONFIG / NOTIFIER_CONFIG_FILE.
-    config: NotifierConfig = Field(default_factory=NotifierConfig)
+    provider_classes: tuple[str, ...] = Field(default=tuple(PROVIDER_CLASSES), min_length=1)
 
     @field_validator("log_level")
     @classmethod
@@ -87,14 +86,14 @@ class NotifierSettings(BaseModel):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    def django_settings(self) -> dict[str, Any]:
-        """The Django settings project/settings.py publishes: NOTIFIER_<FIELD> for each field, NOTIFIER for the dict."""
-        published = {setting_name(name): getattr(self, name) for name in _FLAT_FIELDS}
-        published["NOTIFIER"] = self.config.model_dump()
-        return published
+
+class ServiceSettings(NotifierSettings):
+    """What start-up reads: the NOTIFIER_* values and the NOTIFIER dict (NOTIFIER_CONFIG / NOTIFIER_CONFIG_FILE)."""
+
+    config: NotifierConfig = Field(default_factory=NotifierConfig)
 
 
-_FLAT_FIELDS = tuple(name for name in NotifierSettings.model_fields if name != "config")
+_FLAT_FIELDS = tuple(NotifierSettings.model_fields)
 
 
 def setting_name(field: str) -> str:
@@ -110,7 +109,7 @@ def _describe(exc: ValidationError, prefix: str) -> str:
     return "; ".join(parts)
 
 
-def from_environment(environ: Mapping[str, str] | None = None) -> NotifierSettings:
+def from_environment(environ: Mapping[str, str] | None = None) -> ServiceSettings:
     """The settings from NOTIFIER_* variables (unset or empty: the default). Raises ConfigError naming the variable."""
     environ = os.environ if environ is None else environ
     for name, why in RETIRED.items():
@@ -132,10 +131,10 @@ def from_environment(environ: Mapping[str, str] | None = None) -> NotifierSettin
         flat = NotifierSettings.model_validate_strings(given)
         if classes is not None:
             listed = [name.strip() for name in classes.split(",") if name.strip()]
-            flat = NotifierSettings.model_validate({**flat.model_dump(exclude={"config"}), "provider_classes": listed})
+            flat = NotifierSettings.model_validate({**flat.model_dump(), "provider_classes": tuple(listed)})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, "")) from None
-    return flat.model_copy(update={"config": config})
+    return ServiceSettings.model_validate({**flat.model_dump(), "config": config})
 
 
 @lru_cache(maxsize=16)
@@ -144,22 +143,35 @@ def _parse_config(serialized: str) -> NotifierConfig:
     return parse_config(raw)
 
 
-@lru_cache(maxsize=16)
-def _parse_settings(serialized: str) -> NotifierSettings:
-    try:
-        return NotifierSettings.model_validate(json.loads(serialized))
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, "settings.")) from None
-
-
 def get_config() -> NotifierConfig:
     """The NOTIFIER dict, validated (settings.NOTIFIER as it is now)."""
     raw = getattr(settings, "NOTIFIER", None) or {}
     return _parse_config(json.dumps(raw, sort_keys=True, default=str))
 
 
+_read_values = operator.attrgetter(*(setting_name(field) for field in _FLAT_FIELDS))
+# The values last validated (lists copied, so that an in-place change is seen too) and what they gave.
+_VALIDATED: list[tuple[tuple[object, ...], NotifierSettings]] = []
+
+
+def _copied(values: tuple[object, ...]) -> tuple[object, ...]:
+    return tuple(list(value) if isinstance(value, list) else value for value in values)
+
+
 def get_settings() -> NotifierSettings:
-    """Every NOTIFIER_* setting as it is now (a test's override included), validated; `.config` is get_config()."""
-    names = {field: setting_name(field) for field in _FLAT_FIELDS}
-    raw = {field: getattr(settings, name) for field, name in names.items() if hasattr(settings, name)}
-    return _parse_settings(json.dumps(raw, sort_keys=True, default=str)).model_copy(update={"config": get_config()})
+    """Every NOTIFIER_* setting as it is now (however it was changed), validated. Validated again only when a value
+    differs from the last ones: it is read on hot paths (one phone of a million), where this costs a microsecond."""
+    values: tuple[object, ...] = _read_values(settings)
+    if _VALIDATED and _VALIDATED[0][0] == values:
+        return _VALIDATED[0][1]
+    # A list in settings (as Django's are), a tuple here.
+    raw = {
+        field: tuple(value) if isinstance(value, list) else value
+        for field, value in zip(_FLAT_FIELDS, values, strict=True)
+    }
+    try:
+        current = NotifierSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, "settings.")) from None
+    _VALIDATED[:] = [(_copied(values), current)]
+    return current

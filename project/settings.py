@@ -253,7 +253,7 @@ NOTIFIER_WORKER_CONN_MAX_AGE = _notifier.worker_conn_max_age
 NOTIFIER_LOG_LEVEL = _notifier.log_level
 NOTIFIER_DB_SCHEMA = _notifier.db_schema
 NOTIFIER_VAR_DIR = _notifier.var_dir
-NOTIFIER_PROVIDER_CLASSES = _notifier.provider_classes
+NOTIFIER_PROVIDER_CLASSES = list(_notifier.provider_classes)
 
 
 # Seed-compatible: an active entry for the dispatcher task here overrides the trigger_* hours (SPEC §8).

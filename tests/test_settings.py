@@ -15,7 +15,7 @@ from notifier.settings import RETIRED, NotifierSettings, from_environment, get_s
 from project import settings as project_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-FIELDS = [name for name in NotifierSettings.model_fields if name != "config"]
+FIELDS = list(NotifierSettings.model_fields)
 
 
 def test_it_reads_every_value_from_the_environment_as_its_type() -> None:
@@ -37,7 +37,7 @@ def test_it_reads_every_value_from_the_environment_as_its_type() -> None:
     assert loaded.sweep_limit == 700
     assert loaded.public_url == "https://sms.example.org"
     assert loaded.log_level == "DEBUG"
-    assert loaded.provider_classes == ["notifier.providers.text.TextNotificationProvider", "a.b.C"]
+    assert loaded.provider_classes == ("notifier.providers.text.TextNotificationProvider", "a.b.C")
     assert loaded.config.reminder_after_expiry_days == 3
     assert loaded.sweep_grace_seconds == 600  # unset: the default
 
