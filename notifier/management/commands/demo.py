@@ -13,7 +13,6 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.test import override_settings
 from django.urls import reverse
 
 from notifier.config import ConfigError, load_from_environment
@@ -131,9 +130,8 @@ class Command(BaseCommand):
 
         # For this process only: every type on, no quiet hours (the demo shows one cycle now, whatever the hour),
         # and the fake gateway answering.
-        override_settings(
-            NOTIFIER={**settings.NOTIFIER, **ENABLE_ALL_TYPES, "quiet_hours": None}, NOTIFIER_ENABLE_TEST_SMS=True
-        ).enable()
+        settings.NOTIFIER = {**settings.NOTIFIER, **ENABLE_ALL_TYPES, "quiet_hours": None}
+        settings.NOTIFIER_ENABLE_TEST_SMS = True
         received_before = FakeGatewayMessage.objects.count()
         with local_web_server() as base_url:
             accounts = point_accounts_at(base_url)
