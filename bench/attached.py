@@ -152,7 +152,7 @@ from bench._common import setup_django, peak_rss_mb
 setup_django()
 import datetime as dt
 from django.db import connection
-from notifier.config import NOTIFICATION_TYPES
+from notifier.types import NOTIFICATION_TYPES
 from notifier.detection import run_all_detection
 day = dt.date.fromisoformat(sys.argv[1])
 with connection.cursor() as cursor:
@@ -199,7 +199,7 @@ def detect(url: str, day: dt.date) -> dict[str, Any]:
 
 
 def _types() -> list[str]:
-    from notifier.config import NOTIFICATION_TYPES
+    from notifier.types import NOTIFICATION_TYPES
 
     return list(NOTIFICATION_TYPES)
 

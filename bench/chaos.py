@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -311,6 +312,7 @@ class Chaos:
             "DATABASE_URL": self.pg.url,
             "REDIS_URL": self.redis.url,
             "CELERY_BROKER_URL": self.redis.url,
+            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_hex(32),
             "NOTIFIER_VAR_DIR": str(self.root / "var"),
             "NOTIFIER_CONFIG": json.dumps(NOTIFIER_CONFIG),
             **WORKER_SETTINGS,
@@ -392,9 +394,9 @@ class Chaos:
     def queue_rows(self, count: int) -> list[int]:
         from django.utils import timezone
 
-        from notifier.config import NOTIFICATION_TYPES
         from notifier.models import Outbox, Policy
         from notifier.tasks import enqueue_delivery
+        from notifier.types import NOTIFICATION_TYPES
 
         policies = list(
             Policy.objects.current()

@@ -67,8 +67,8 @@ def fill(outbox: int, decisions: int) -> dict[str, Any]:
     from django.db import connection
     from django.utils import timezone
 
-    from notifier.config import NOTIFICATION_TYPES
     from notifier.models import ForecastDay, ProviderAccount
+    from notifier.types import NOTIFICATION_TYPES
 
     started = time.perf_counter()
     with connection.cursor() as cursor:

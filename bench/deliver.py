@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -151,8 +152,8 @@ def prepare(messages: int, gateway_url: str, day: dt.date) -> list[int]:
     from django.utils import timezone
 
     from notifier import coordination
-    from notifier.config import NOTIFICATION_TYPES
     from notifier.models import Outbox, Policy, ProviderAccount
+    from notifier.types import NOTIFICATION_TYPES
 
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses tables with deferred checks pending
@@ -372,6 +373,7 @@ def benchmark(
             **os.environ,
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": broker_url,
+            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_hex(32),
             "REDIS_URL": settings.REDIS_URL,
             # Throughput is measured at any hour: the quiet hours (20:00-08:00) would hold every message.
             "NOTIFIER_CONFIG": json.dumps(
@@ -491,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     if not redis_url:
         parser.error("REDIS_URL: set it (e.g. redis://127.0.0.1:6379/7); the workers need Redis")
     os.environ.setdefault("CELERY_BROKER_URL", redis_url)
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_hex(32))  # a process with a broker needs its own
     setup_django()
 
     result = benchmark(args.messages, args.concurrency, args.timeout, enqueue_rate=args.enqueue_rate)

@@ -52,7 +52,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import ROOT, cpu_seconds, machine, peak_rss_mb, setup_django, write_results
-from notifier.config import NOTIFICATION_TYPES
+from notifier.types import NOTIFICATION_TYPES
 
 TYPES = NOTIFICATION_TYPES
 EXPIRY_TYPES = ("need_for_renewal", "expiration_of_policy", "reminder_after_expiration")
@@ -125,7 +125,7 @@ class _Baseline:
     """The upstream-style detection (module docstring). Collects both the upstream and the corrected verdicts."""
 
     def __init__(self, day: dt.date, sample: int | None, seed: int) -> None:
-        from notifier.conf import get_config
+        from notifier.settings import get_config
 
         self.day = day
         self.sample = sample
@@ -581,7 +581,7 @@ def floor_statement(notification_type: str, day: dt.date) -> tuple[str, dict[str
     """The hand-written statement for one type on `day` (the engine's due window, all six types enabled)."""
     from django.conf import settings
 
-    from notifier.conf import get_config
+    from notifier.settings import get_config
 
     config = get_config()
     first = day - dt.timedelta(days=config.max_delay(notification_type))

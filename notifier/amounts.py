@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from notifier.models import Insuree, Policy, Product
+from notifier.types import BY_SLUG, Amount
 
 OTHER_RELATIONSHIP = 7
 ZERO = Decimal(0)
@@ -158,7 +159,7 @@ def renewal_product(policy: Policy) -> Product:
 def amount_to_be_paid(policy: Policy, notification_type: str, today: dt.date, age_of_majority: int) -> Decimal:
     """For renewal_of_policy the renewal's PolicyValue as entered (computed when openIMIS left it empty); for the
     types that ask for a renewal, what renewing now would cost for the family's current members."""
-    if notification_type == "renewal_of_policy":
+    if BY_SLUG[notification_type].amount is Amount.POLICY_VALUE:
         if policy.value is not None:
             return Decimal(policy.value)
         return policy_value(

@@ -28,7 +28,7 @@ def _sync_schedule_after_migrate(sender: AppConfig, using: str = "default", **kw
             print(f"  sync_schedule: {change}")
 
 
-class NotifierConfig(AppConfig):
+class NotifierAppConfig(AppConfig):
     name = "notifier"
     verbose_name = "Policy notifications"
     default_auto_field = "django.db.models.BigAutoField"

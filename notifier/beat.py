@@ -17,10 +17,10 @@ import socket
 import time
 from typing import Any
 
-from django.conf import settings
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from notifier.locks import KEY_PREFIX, redis_client
+from notifier.settings import get_settings
 
 logger = logging.getLogger(__name__)
 LOCK_KEY = KEY_PREFIX + "beat"
@@ -41,7 +41,7 @@ return 0
 
 
 def lock_seconds() -> int:
-    return int(getattr(settings, "NOTIFIER_BEAT_LOCK_SECONDS", 60))
+    return get_settings().beat_lock_seconds
 
 
 def heartbeat_key(hostname: str | None = None) -> str:

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -26,13 +25,14 @@ from notifier.providers import account_provider
 from notifier.providers.base import Provider, ProviderConfigError
 from notifier.providers.callbacks import CallbackError, CallbackKind, CallbackRequest
 from notifier.providers.registry import UnknownProviderError
+from notifier.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
 
 def public_url(request: HttpRequest) -> str:
     """The URL as the gateway called it: NOTIFIER_PUBLIC_URL + path when the service sits behind a proxy."""
-    base: str = getattr(settings, "NOTIFIER_PUBLIC_URL", "")
+    base = get_settings().public_url
     return base + request.get_full_path() if base else request.build_absolute_uri()
 
 

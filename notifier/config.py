@@ -9,18 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-NOTIFICATION_TYPES: tuple[str, ...] = (
-    "activation_of_policy",
-    "starting_of_policy",
-    "need_for_renewal",
-    "expiration_of_policy",
-    "reminder_after_expiration",
-    "renewal_of_policy",
-)
+from notifier.types import BY_SLUG, NOTIFICATION_TYPES, REGISTRY
 
 
 class ConfigError(ValueError):
@@ -49,24 +44,18 @@ SEED_PROVIDERS: dict[str, dict[str, Any]] = {
 }
 
 
-class EligibleNotificationTypes(_Strict):
-    activation_of_policy: bool = False
-    starting_of_policy: bool = False
-    need_for_renewal: bool = False
-    expiration_of_policy: bool = False
-    reminder_after_expiration: bool = False
-    renewal_of_policy: bool = False
+_DEFAULT_DELAYS: dict[str, int | None] = {entry.slug: entry.default_max_delay_days for entry in REGISTRY}
 
 
-class MaxDelayDays(_Strict):
-    """How many days after its event date a candidate may still be sent (SPEC §4). None: the spec's default."""
-
-    activation_of_policy: int = Field(default=5, ge=0)
-    starting_of_policy: int = Field(default=2, ge=0)
-    need_for_renewal: int | None = Field(default=None, ge=0)
-    expiration_of_policy: int = Field(default=2, ge=0)
-    reminder_after_expiration: int = Field(default=5, ge=0)
-    renewal_of_policy: int = Field(default=5, ge=0)
+def _per_type(value: object, defaults: Mapping[str, object]) -> object:
+    """A per-type mapping (one key per registry slug) with the defaults filled in; an unknown key names itself.
+    Anything but a dict is left to the field's own (strict) validation."""
+    if not isinstance(value, dict):
+        return value
+    for key in value:
+        if key not in BY_SLUG:
+            raise PydanticCustomError("unknown_key", "unknown key", {"key": key})
+    return {slug: value.get(slug, default) for slug, default in defaults.items()}
 
 
 class CircuitBreakerConfig(_Strict):
@@ -96,14 +85,17 @@ class QuietHours(_Strict):
 
 class NotifierConfig(_Strict):
     providers: dict[str, dict[str, Any]] = Field(default_factory=lambda: copy.deepcopy(SEED_PROVIDERS))
-    eligibleNotificationTypes: EligibleNotificationTypes = EligibleNotificationTypes()
+    # One boolean per type (default false, the seed's): is the type sent at all.
+    eligibleNotificationTypes: dict[str, bool] = Field(default_factory=lambda: dict.fromkeys(NOTIFICATION_TYPES, False))
     family_policy_notification_report_perms: list[str] = Field(default_factory=lambda: ["131224"])
     trigger_time_interval_hours: int = Field(default=4, ge=1, le=24)
     trigger_first_call_hour: int = Field(default=8, ge=0, le=23)
     trigger_last_call_hour: int = Field(default=20, ge=0, le=23)
     reminder_before_expiry_days: int = Field(default=5, ge=1)
     reminder_after_expiry_days: int = Field(default=5, ge=1)
-    max_delay_days: MaxDelayDays = MaxDelayDays()
+    # Per type, how many days after its event date a candidate may still be sent (SPEC §4); None: the type's
+    # default (notifier.types), need_for_renewal's being reminder_before_expiry_days - 1.
+    max_delay_days: dict[str, int | None] = Field(default_factory=lambda: dict(_DEFAULT_DELAYS))
     max_attempts: int = Field(default=5, ge=1)
     rate_limit_per_second: float = Field(default=10.0, gt=0)
     http_connect_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -120,6 +112,24 @@ class NotifierConfig(_Strict):
     # openIMIS CoreConfig.age_of_majority: members this old or older pay the adult premium.
     age_of_majority: int = Field(default=18, ge=1, le=30)
 
+    @field_validator("eligibleNotificationTypes", mode="before")
+    @classmethod
+    def _every_type_enabled_or_not(cls, value: object) -> object:
+        return _per_type(value, dict.fromkeys(NOTIFICATION_TYPES, False))
+
+    @field_validator("max_delay_days", mode="before")
+    @classmethod
+    def _every_type_delay(cls, value: object) -> object:
+        return _per_type(value, _DEFAULT_DELAYS)
+
+    @field_validator("max_delay_days")
+    @classmethod
+    def _delays_not_negative(cls, value: dict[str, int | None]) -> dict[str, int | None]:
+        for slug, days in value.items():
+            if days is not None and days < 0:
+                raise PydanticCustomError("negative_delay", "{key}: must be 0 or more", {"key": slug})
+        return value
+
     @model_validator(mode="after")
     def _hours_in_order(self) -> NotifierConfig:
         if self.trigger_first_call_hour > self.trigger_last_call_hour:
@@ -127,13 +137,27 @@ class NotifierConfig(_Strict):
         return self
 
     def max_delay(self, notification_type: str) -> int:
-        value = getattr(self.max_delay_days, notification_type)
+        value = self.max_delay_days[notification_type]
+        if value is None:
+            value = BY_SLUG[notification_type].default_max_delay_days
         if value is None:  # need_for_renewal stops the day before expiry, when expiration takes over
             return max(self.reminder_before_expiry_days - 1, 0)
-        return int(value)
+        return value
 
     def is_enabled(self, notification_type: str) -> bool:
-        return bool(getattr(self.eligibleNotificationTypes, notification_type))
+        return self.eligibleNotificationTypes[notification_type]
+
+    def enabled_types(self) -> list[str]:
+        """The enabled types in registry order: what the dispatcher detects and the dashboard shows."""
+        return [slug for slug in NOTIFICATION_TYPES if self.eligibleNotificationTypes[slug]]
+
+    def expiry_offset(self, notification_type: str) -> int:
+        """Event date minus ExpiryDate in days, for a type whose event is its expiry (SPEC §4)."""
+        entry = BY_SLUG[notification_type]
+        if not entry.expiry_offset_key:
+            return 0
+        days: int = getattr(self, entry.expiry_offset_key)
+        return entry.expiry_offset_sign * days
 
 
 def _describe(exc: ValidationError) -> str:
@@ -143,6 +167,8 @@ def _describe(exc: ValidationError) -> str:
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+        if error["type"] == "unknown_key":
+            key = f"{key}.{error.get('ctx', {}).get('key')}"
         parts.append(f"'{key}': {message}")
     return "; ".join(parts)
 

@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 import redis
 from django.conf import settings
 
-from notifier.conf import get_config
+from notifier.settings import get_config
 
 KEY_PREFIX = "notifier:"
 BreakerState = Literal["closed", "open", "half-open"]

@@ -18,14 +18,14 @@ from django.db.models.functions import TruncDate
 from django.http import HttpRequest
 from django.utils import timezone
 
-from notifier import coordination, quiet
+from notifier import coordination, quiet, types
 from notifier.charts import Series, stacked_columns
-from notifier.conf import get_config
-from notifier.config import NOTIFICATION_TYPES
-from notifier.humanize import plain_excerpt, type_label
+from notifier.humanize import plain_excerpt
 from notifier.models import Decision, DeliveryAttempt, DispatcherRun, ForecastDay, Outbox, ProviderAccount
 from notifier.providers.registry import UnknownProviderError, get_provider
 from notifier.schedule import ScheduleError, derive_schedule
+from notifier.settings import get_config
+from notifier.types import NOTIFICATION_TYPES
 
 DAYS = 30
 HISTORY_CACHE_SECONDS = 60
@@ -119,7 +119,7 @@ def _history(start: dt.datetime, days: list[dt.date], tz: ZoneInfo) -> tuple[lis
         buckets = per_day[name]
         item = TypeHistory(
             notification_type=name,
-            label=type_label(name),
+            label=types.label(name),
             totals={bucket: sum(values) for bucket, values in buckets.items()},
             skipped=skipped.get(name, []),
         )
@@ -169,7 +169,7 @@ def _forecast(today: dt.date) -> tuple[str, int, int, str, dt.datetime | None]:
     chart = stacked_columns(
         days,
         [
-            Series(type_label(name), palette[index % len(palette)], messages[name])
+            Series(types.label(name), palette[index % len(palette)], messages[name])
             for index, name in enumerate(NOTIFICATION_TYPES)
         ],
         title="Next 30 days: messages by type",
@@ -243,7 +243,7 @@ def _attention(limit: int = 15) -> tuple[list[dict[str, Any]], int]:
         rows.append(
             {
                 "outbox": outbox,
-                "type": type_label(outbox.notification_type),
+                "type": types.label(outbox.notification_type),
                 "status": outbox.get_status_display(),
                 "error": plain_excerpt(outbox.last_error, 120),
             }
@@ -288,7 +288,7 @@ def build_dashboard(now: dt.datetime | None = None) -> Dashboard:
         last_run=DispatcherRun.objects.order_by("-started_at").first(),
         attention=attention,
         attention_total=attention_total,
-        enabled_types=[type_label(name) for name in NOTIFICATION_TYPES if config.is_enabled(name)],
+        enabled_types=[types.label(name) for name in config.enabled_types()],
         quiet_hours_note=quiet_note,
     )
 

@@ -31,14 +31,14 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from notifier.conf import get_config
-from notifier.config import NOTIFICATION_TYPES
 from notifier.delivery.runner import deliver_chunk
 from notifier.detection import DetectionResult, Observer, run_detection, scheme_today
 from notifier.locks import dispatcher_lock
 from notifier.models import DispatcherRun
 from notifier.phones import refresh_changed_family_phones
+from notifier.settings import get_config
 from notifier.tasks import chunk_size, enqueue_delivery
+from notifier.types import known_types
 
 logger = logging.getLogger(__name__)
 
@@ -78,19 +78,8 @@ class DispatchOutcome:
         return {item.notification_type: item.error for item in self.types if item.error}
 
 
-def enabled_types() -> list[str]:
-    config = get_config()
-    return [name for name in NOTIFICATION_TYPES if config.is_enabled(name)]
-
-
 def _selected_types(types: Iterable[str] | None) -> list[str]:
-    if types is None:
-        return enabled_types()
-    selected = list(dict.fromkeys(types))
-    unknown = [name for name in selected if name not in NOTIFICATION_TYPES]
-    if unknown:
-        raise ValueError(f"types: unknown notification type(s) {', '.join(map(repr, unknown))}")
-    return selected
+    return get_config().enabled_types() if types is None else known_types(types)
 
 
 def dispatch(

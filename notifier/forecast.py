@@ -12,7 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifier import rendering
-from notifier.detection import CandidateDecision, run_detection
+from notifier.detection import run_detection
+from notifier.detection_store import CandidateDecision
 from notifier.models import ForecastDay, NotificationTemplate
 
 

@@ -23,10 +23,10 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from notifier.dispatch import enabled_types
 from notifier.locks import redis_client
 from notifier.models import DispatcherRun
 from notifier.schedule import ScheduleError, derive_schedule
+from notifier.settings import get_config, get_settings
 
 
 @dataclass
@@ -87,10 +87,10 @@ def check_beat(now: dt.datetime | None = None) -> Check:
         schedule = derive_schedule()
     except ScheduleError as exc:
         return Check(False, f"schedule misconfigured ({exc})")
-    grace = dt.timedelta(seconds=settings.NOTIFIER_HEARTBEAT_GRACE_SECONDS)
+    grace = dt.timedelta(seconds=get_settings().heartbeat_grace_seconds)
     due_since = schedule.last_tick_before(now - grace, tz)
     details: dict[str, Any] = {"hours": list(schedule.hours), "timezone": tz.key, "due_since": due_since.isoformat()}
-    enabled = set(enabled_types())
+    enabled = set(get_config().enabled_types())
     try:
         last, failed = _last_runs(enabled)
     except Exception as exc:

@@ -5,14 +5,6 @@ from __future__ import annotations
 import html
 import re
 
-TYPE_LABELS = {
-    "activation_of_policy": "Activation",
-    "starting_of_policy": "Cover starts",
-    "need_for_renewal": "Renewal due",
-    "expiration_of_policy": "Expired today",
-    "reminder_after_expiration": "Still not renewed",
-    "renewal_of_policy": "Renewed",
-}
 FAILURE_WORDS = {
     "TransientError": "temporary failure (tried again later)",
     "PermanentError": "refused by the gateway",
@@ -20,10 +12,6 @@ FAILURE_WORDS = {
 }
 _TAG = re.compile(r"<[a-zA-Z!/?][^>]*>")
 _HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-
-
-def type_label(notification_type: str) -> str:
-    return TYPE_LABELS.get(notification_type, notification_type.replace("_", " ").capitalize())
 
 
 def plain_excerpt(text: str | None, limit: int = 200) -> str:

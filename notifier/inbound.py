@@ -14,12 +14,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifier import consent_log, services
-from notifier.conf import get_config
 from notifier.models import Family, FamilyNotification, FamilyPhone, ProviderAccount
 from notifier.openimis import consent
 from notifier.phones import normalize_phone
 from notifier.providers.base import Provider, ProviderError, redact
 from notifier.providers.callbacks import InboundMessage
+from notifier.settings import get_config
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from django.conf import settings
 
+from notifier.settings import get_settings
+
 KEY_PREFIX = "notifier:lock:"
 
 # Compare-and-delete in one step: only the owner's token releases the lock.
@@ -91,5 +93,4 @@ def dispatcher_lock() -> NonBlockingLock:
     Its expiry frees it if the holder died; a run outliving it could overlap the next one, which stays safe
     (exactly-once is the database's job) but wasteful.
     """
-    ttl = getattr(settings, "NOTIFIER_DISPATCHER_LOCK_SECONDS", 1800)
-    return NonBlockingLock("dispatcher", int(ttl))
+    return NonBlockingLock("dispatcher", get_settings().dispatcher_lock_seconds)

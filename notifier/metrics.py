@@ -11,7 +11,6 @@ import datetime as dt
 import hmac
 from collections.abc import Iterator
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Min
 from django.http import HttpRequest, HttpResponse
@@ -28,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from notifier import coordination
 from notifier.models import DeliveryAttempt, DispatcherRun, Outbox, ProviderAccount
+from notifier.settings import get_settings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
@@ -152,7 +152,7 @@ def _authorised(request: HttpRequest) -> bool:
     user = request.user
     if user.is_authenticated and user.is_active and user.is_staff:
         return True
-    token = getattr(settings, "NOTIFIER_METRICS_TOKEN", "")
+    token = get_settings().metrics_token
     given = request.headers.get("Authorization", "")
     return bool(token) and given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip(), token)
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from celery import shared_task
 
-from notifier.conf import get_config
-from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import scheme_today
 from notifier.forecast import forecast, store_forecast
 from notifier.report.files import clean_expired, produce
+from notifier.settings import get_config
+from notifier.types import NOTIFICATION_TYPES
 
 FORECAST_DAYS = 30
 
@@ -19,7 +19,7 @@ FORECAST_DAYS = 30
 def refresh_forecast(days: int = FORECAST_DAYS) -> dict[str, Any]:
     """Recompute the dashboard's forecast (enabled types, or all six when none is enabled yet) from today's data."""
     config = get_config()
-    types = [name for name in NOTIFICATION_TYPES if config.is_enabled(name)] or list(NOTIFICATION_TYPES)
+    types = config.enabled_types() or list(NOTIFICATION_TYPES)
     rows = store_forecast(forecast(scheme_today(), days, types))
     return {"rows": rows, "types": types}
 

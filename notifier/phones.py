@@ -13,12 +13,12 @@ from itertools import groupby
 from operator import itemgetter
 
 import phonenumbers
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from notifier.models import Family, FamilyPhone, Insuree
+from notifier.settings import get_settings
 
 _REFRESH_BATCH = 5000
 
@@ -50,7 +50,7 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
     text = raw.strip()
     if not text:
         return None
-    return _normalize(text, (region or settings.NOTIFIER_DEFAULT_REGION).upper())
+    return _normalize(text, (region or get_settings().default_region).upper())
 
 
 def recipient_problem(recipient: str | None) -> str | None:

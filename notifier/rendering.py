@@ -7,13 +7,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.utils import timezone
 
 from notifier import sms
 from notifier.amounts import amount_to_be_paid, format_amount
-from notifier.conf import get_config
 from notifier.models import Family, Insuree, NotificationTemplate, Outbox, Policy
+from notifier.settings import get_config, get_settings
 from notifier.template_syntax import (
     AMOUNT_TYPES,
     TemplateError,
@@ -100,7 +99,7 @@ def language_candidates(code: str | None) -> list[str]:
     """The fallback chain: the family's language, its base language, NOTIFIER_DEFAULT_LANGUAGE, then English."""
     chain: list[str] = []
     raw = (code or "").strip().replace("_", "-")
-    default = str(getattr(settings, "NOTIFIER_DEFAULT_LANGUAGE", "") or "").strip()
+    default = get_settings().default_language.strip()
     for candidate in (raw, base_language(raw), default, base_language(default), FALLBACK_LANGUAGE):
         candidate = candidate.lower()
         if candidate and candidate not in chain:

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import transaction
 
-from notifier.conf import get_config
 from notifier.config import NotifierConfig
+from notifier.settings import get_config, get_settings
 
 DISPATCHER_TASK = "notifier.tasks.send_notification_messages"
 SWEEPER_TASK = "notifier.tasks.sweep_outbox"
@@ -27,10 +27,8 @@ DISPATCHER_TASK_NAMES = ("policy_notification.tasks.send_notification_messages",
 DISPATCHER_PERIODIC_TASK_NAME = "policy notifications: dispatcher"
 SWEEPER_PERIODIC_TASK_NAME = "policy notifications: outbox sweeper"
 PHONES_PERIODIC_TASK_NAME = "policy notifications: family phones full refresh"
-DEFAULT_PHONE_REFRESH_HOUR = "2"
 HOUSEKEEPING_TASK = "notifier.tasks.operator_housekeeping"
 HOUSEKEEPING_PERIODIC_TASK_NAME = "policy notifications: housekeeping"
-DEFAULT_SWEEP_INTERVAL_SECONDS = 15
 
 
 class ScheduleError(ValueError):
@@ -162,17 +160,13 @@ def derive_schedule(
 
 
 def sweep_interval_seconds() -> int:
-    value = getattr(settings, "NOTIFIER_SWEEP_INTERVAL_SECONDS", DEFAULT_SWEEP_INTERVAL_SECONDS)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ScheduleError(f"NOTIFIER_SWEEP_INTERVAL_SECONDS: expected a positive number of seconds, got {value!r}")
-    return value
+    return get_settings().sweep_interval_seconds
 
 
 def phone_refresh_hours() -> tuple[int, ...]:
     """When the derived family phones are recomputed in full (NOTIFIER_PHONE_REFRESH_HOUR, default 2 at night):
     openIMIS may change an insuree's phone in place, without the new version the per-run catch-up looks for."""
-    value = getattr(settings, "NOTIFIER_PHONE_REFRESH_HOUR", DEFAULT_PHONE_REFRESH_HOUR)
-    return parse_hour_spec(value, "NOTIFIER_PHONE_REFRESH_HOUR")
+    return parse_hour_spec(get_settings().phone_refresh_hour, "NOTIFIER_PHONE_REFRESH_HOUR")
 
 
 def _differences(task: Any, wanted: Mapping[str, object]) -> list[str]:

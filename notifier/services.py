@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Model
@@ -23,6 +22,7 @@ from notifier.models import Family, FamilyNotification, Insuree, Language, Locat
 from notifier.openimis import consent
 from notifier.openimis.mode import is_attached
 from notifier.safe_input import check_text, parse_uuid
+from notifier.settings import get_settings
 
 NOTIFICATION_KEYS = {"approvalOfNotification", "languageOfNotification"}
 CONTRIBUTION_KEY = "PolicyNotification"
@@ -38,7 +38,7 @@ def _max_length(model: type[Model], name: str) -> int | None:
 
 def default_language_code() -> str:
     """NOTIFIER_DEFAULT_LANGUAGE when set, else the first openIMIS language by SortOrder (NULL last), then code."""
-    configured = str(getattr(settings, "NOTIFIER_DEFAULT_LANGUAGE", "") or "").strip()
+    configured = get_settings().default_language.strip()
     if configured:
         return configured
     first = (

@@ -17,27 +17,20 @@ from functools import partial
 from typing import Any
 
 from celery import shared_task
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from notifier.config import NOTIFICATION_TYPES
 from notifier.delivery.runner import deliver_chunk
 from notifier.delivery.store import hand_out_due, reclaim_expired
 from notifier.locks import NonBlockingLock
+from notifier.settings import get_settings
+from notifier.types import get_type
 
 logger = logging.getLogger(__name__)
 
 
-def _setting(name: str, default: int) -> int:
-    value = getattr(settings, name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
-
-
 def chunk_size() -> int:
-    return _setting("NOTIFIER_DELIVERY_CHUNK_SIZE", 50)
+    return get_settings().delivery_chunk_size
 
 
 def enqueue_delivery(outbox_ids: Sequence[int]) -> int:
@@ -85,8 +78,7 @@ def detect_notifications(notification_type: str, run_date_iso: str) -> dict[str,
     constraint), so a task redelivered after a worker died simply runs again."""
     from notifier.detection import run_detection
 
-    if notification_type not in NOTIFICATION_TYPES:
-        raise ValueError(f"notification_type: unknown type {notification_type!r}")
+    get_type(notification_type)
     result = run_detection(notification_type, dt.date.fromisoformat(run_date_iso))
     chunks = enqueue_delivery(result.queued_outbox_ids)
     return {
@@ -118,14 +110,14 @@ def sweep_outbox() -> dict[str, Any]:
     """Rows whose delivery lease expired (their run died, was paused or hung) become `unknown` when their send had
     started (the gateway may have them: never resent automatically) and pending when it had not; then the rows that
     are due and that no delivery task carries are enqueued (within a sweep interval of their due time)."""
-    lock = NonBlockingLock("sweeper", _setting("NOTIFIER_SWEEP_LOCK_SECONDS", 120))
+    lock = NonBlockingLock("sweeper", get_settings().sweep_lock_seconds)
     if not lock.acquire():
         return {"skipped": True}
     try:
         now = timezone.now()
         requeued_untried, abandoned = reclaim_expired(now)
-        grace = dt.timedelta(seconds=_setting("NOTIFIER_SWEEP_GRACE_SECONDS", 600))
-        ids = hand_out_due(_setting("NOTIFIER_SWEEP_LIMIT", 5000), grace, now)
+        grace = dt.timedelta(seconds=get_settings().sweep_grace_seconds)
+        ids = hand_out_due(get_settings().sweep_limit, grace, now)
         chunks = enqueue_delivery(ids)
     finally:
         lock.release()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from notifier.types import REGISTRY, Amount
+
 PLACEHOLDERS: tuple[str, ...] = (
     "InsuranceID",
     "Name",
@@ -17,7 +19,7 @@ PLACEHOLDERS: tuple[str, ...] = (
     "AmountToBePaid",
 )
 # {AmountToBePaid} has a meaning only where a renewal is asked for or was entered.
-AMOUNT_TYPES = frozenset({"need_for_renewal", "expiration_of_policy", "reminder_after_expiration", "renewal_of_policy"})
+AMOUNT_TYPES = frozenset(entry.slug for entry in REGISTRY if entry.amount is not Amount.NONE)
 
 
 class TemplateError(ValueError):

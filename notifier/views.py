@@ -10,11 +10,11 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from notifier.conf import get_config
 from notifier.models import FakeGatewayMessage, ProviderAccount
 from notifier.providers.base import ProviderConfigError
 from notifier.providers.ega import EGAConfig, EGASMSGateway, request_hash
 from notifier.safe_input import check_text, first_message, parse_json
+from notifier.settings import get_config, get_settings
 
 MAX_BODY_BYTES = 64_000  # an SMS is at most a few segments; this is generous
 MAX_MESSAGE_CHARACTERS = 2_000
@@ -64,7 +64,7 @@ def test_sms(request: HttpRequest) -> HttpResponse:
     Whatever the body holds (NUL characters, invalid UTF-8, deep JSON, over-long fields), the answer is a 400 that
     names the part, never a 500, and nothing is recorded.
     """
-    if not (settings.DEBUG or settings.NOTIFIER_ENABLE_TEST_SMS):
+    if not (settings.DEBUG or get_settings().enable_test_sms):
         raise Http404("test_sms is off (set DEBUG or NOTIFIER_ENABLE_TEST_SMS)")
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])

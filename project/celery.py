@@ -18,10 +18,11 @@ def _persistent_connections(**_: Any) -> None:
     """In a worker (before the pool forks), database connections without a CONN_MAX_AGE of their own live for
     NOTIFIER_WORKER_CONN_MAX_AGE seconds and are health-checked before their first use in each task: a chunk of
     deliveries no longer pays a new PostgreSQL connection (one per task before: 402 connections for 400 chunks)."""
-    from django.conf import settings
     from django.db import connections
 
-    age = int(getattr(settings, "NOTIFIER_WORKER_CONN_MAX_AGE", 0))
+    from notifier.settings import get_settings
+
+    age = get_settings().worker_conn_max_age
     if age <= 0:
         return
     for database in connections.settings.values():

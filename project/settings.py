@@ -7,14 +7,22 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from notifier.config import ConfigError, load_from_environment, parse_config
+from notifier.config import ConfigError
+from notifier.settings import from_environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("NOTIFIER_VAR_DIR", BASE_DIR / "var"))
+# Every NOTIFIER_* variable and the NOTIFIER dict (NOTIFIER_CONFIG / NOTIFIER_CONFIG_FILE), read and validated once
+# by one typed object (notifier.settings) and published below as Django settings of the same names.
+try:
+    _notifier = from_environment()
+except ConfigError as _exc:
+    raise ImproperlyConfigured(str(_exc)) from None
+VAR_DIR = Path(_notifier.var_dir or BASE_DIR / "var")
 
 
 def _env_bool(name: str, default: bool = False) -> bool:
@@ -29,7 +37,7 @@ def _env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name}: expected a boolean (1/0, true/false), got {value!r}")
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int) -> int:  # non-NOTIFIER variables (CELERY_VISIBILITY_TIMEOUT)
     value = os.environ.get(name, "").strip()
     if not value:
         return default
@@ -43,11 +51,19 @@ def _env_int(name: str, default: int) -> int:
 
 
 DEBUG = _env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+# No broker configured means the embedded mode: tasks run in-process (always eager) on the memory transport.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "memory://"
+EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("memory://")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip()
 if not SECRET_KEY:
-    if not DEBUG and _env_bool("NOTIFIER_REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY: must be set in production")
-    SECRET_KEY = "embedded-mode-only-not-a-secret"  # noqa: S105 - only for the embedded default
+    # A public key signs sessions anyone can forge: only for DEBUG and the embedded mode (`make demo`, the test
+    # suite: one process, no broker). A service with a broker (web, worker, beat) needs its own.
+    if not (DEBUG or EMBEDDED_BROKER):
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY: must be set (e.g. DJANGO_SECRET_KEY=$(openssl rand -hex 32)); the public development "
+            "key is used only with DJANGO_DEBUG=1 or in the embedded mode (no CELERY_BROKER_URL)"
+        )
+    SECRET_KEY = "embedded-mode-only-not-a-secret"  # noqa: S105 - only for DEBUG and the embedded mode
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
 # Behind a reverse proxy on https://notifier.example.org: DJANGO_CSRF_TRUSTED_ORIGINS=https://notifier.example.org
 # (comma-separated) and DJANGO_SECURE_PROXY_SSL_HEADER=1 when the proxy sets X-Forwarded-Proto (and strips the
@@ -132,7 +148,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 OPENIMIS_MODE = os.environ.get("OPENIMIS_MODE", "").strip().lower() or "standalone"
 if OPENIMIS_MODE not in ("standalone", "attached"):
     raise ImproperlyConfigured(f"OPENIMIS_MODE: expected 'standalone' or 'attached', got {OPENIMIS_MODE!r}")
-NOTIFIER_DB_SCHEMA = os.environ.get("NOTIFIER_DB_SCHEMA", "").strip() or "notifier"
 OPENIMIS_DB_SCHEMA = os.environ.get("OPENIMIS_DB_SCHEMA", "").strip() or "public"
 # tblFamilySMS's column spelling: auto (detected from information_schema), lower (familyid, ...) or camel ("FamilyID").
 OPENIMIS_FAMILYSMS_COLUMNS = os.environ.get("OPENIMIS_FAMILYSMS_COLUMNS", "").strip().lower() or "auto"
@@ -142,10 +157,10 @@ if OPENIMIS_FAMILYSMS_COLUMNS not in ("auto", "lower", "camel"):
     )
 if OPENIMIS_MODE == "attached":
     _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-    for _name, _value in (("NOTIFIER_DB_SCHEMA", NOTIFIER_DB_SCHEMA), ("OPENIMIS_DB_SCHEMA", OPENIMIS_DB_SCHEMA)):
+    for _name, _value in (("NOTIFIER_DB_SCHEMA", _notifier.db_schema), ("OPENIMIS_DB_SCHEMA", OPENIMIS_DB_SCHEMA)):
         if not _IDENT.match(_value):
             raise ImproperlyConfigured(f"{_name}: not a plain PostgreSQL identifier (letters, digits, _): {_value!r}")
-    if NOTIFIER_DB_SCHEMA == OPENIMIS_DB_SCHEMA:
+    if _notifier.db_schema == OPENIMIS_DB_SCHEMA:
         raise ImproperlyConfigured(
             f"NOTIFIER_DB_SCHEMA: must differ from OPENIMIS_DB_SCHEMA ({OPENIMIS_DB_SCHEMA!r}): openIMIS keeps its own "
             "django_migrations and auth tables there"
@@ -153,7 +168,7 @@ if OPENIMIS_MODE == "attached":
     if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured("DATABASE_URL: OPENIMIS_MODE=attached needs the openIMIS PostgreSQL database")
     _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _options["options"] = f"{_options.get('options', '')} -c search_path={NOTIFIER_DB_SCHEMA}".strip()
+    _options["options"] = f"{_options.get('options', '')} -c search_path={_notifier.db_schema}".strip()
 DATABASE_ROUTERS = ["notifier.openimis.mode.OpenIMISRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -180,9 +195,7 @@ LOGIN_URL = "notifier:report_login"
 LOGIN_REDIRECT_URL = "notifier:report_page"
 
 # --- Celery -------------------------------------------------------------------------------------------------
-# No broker configured means the embedded mode: tasks run in-process (always eager) on the memory transport.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "memory://"
-EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("memory://")
+# (CELERY_BROKER_URL and EMBEDDED_BROKER are set above, with SECRET_KEY.)
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ALWAYS_EAGER = EMBEDDED_BROKER
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -191,9 +204,6 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "notifier.beat:LockedDatabaseScheduler"
-# One beat at a time (notifier.beat): the lock's expiry, and how old the beat container's heartbeat may get.
-NOTIFIER_BEAT_LOCK_SECONDS = _env_int("NOTIFIER_BEAT_LOCK_SECONDS", 60)
-NOTIFIER_BEAT_STALE_SECONDS = _env_int("NOTIFIER_BEAT_STALE_SECONDS", 120)
 # acks_late: a message stays on the broker until its task finished, so a killed worker's task is delivered again.
 # The Redis transport gives an unacknowledged message to another worker after visibility_timeout, so it must be
 # longer than the longest task: a delivery chunk of NOTIFIER_DELIVERY_CHUNK_SIZE (50) messages, each trying at most
@@ -206,11 +216,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBI
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_SERIALIZER = "json"
-# Database connections in Celery workers: kept across tasks for NOTIFIER_WORKER_CONN_MAX_AGE seconds (default 300;
-# Celery's default is a new one per task; a DB_CONN_MAX_AGE of its own wins), checked with a cheap query before
-# their first use in each task (CONN_HEALTH_CHECKS), so a restarted PostgreSQL costs one reconnection, not a failed
-# task. Celery itself then only closes them every CELERY_DB_REUSE_MAX tasks (see project/celery.py).
-NOTIFIER_WORKER_CONN_MAX_AGE = _env_int("NOTIFIER_WORKER_CONN_MAX_AGE", 300)
+# Database connections in Celery workers: kept across tasks for NOTIFIER_WORKER_CONN_MAX_AGE seconds (see
+# project/celery.py); Celery itself then only closes them every CELERY_DB_REUSE_MAX tasks.
 CELERY_DB_REUSE_MAX = 1000
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -218,57 +225,35 @@ CELERY_ACCEPT_CONTENT = ["json"]
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 # --- The notifier ------------------------------------------------------------------------------------------
-try:
-    NOTIFIER = parse_config(load_from_environment()).model_dump()
-except ConfigError as _exc:
-    raise ImproperlyConfigured(
-        f"{_exc} (fix it, or unset NOTIFIER_CONFIG / NOTIFIER_CONFIG_FILE for the defaults)"
-    ) from None
-
-NOTIFIER_DEFAULT_REGION = os.environ.get("NOTIFIER_DEFAULT_REGION", "TZ")
-# Empty: the first openIMIS language (tblLanguages by SortOrder, NULL last, then code) is the default consent
-# language, and rendering falls back to English.
-NOTIFIER_DEFAULT_LANGUAGE = os.environ.get("NOTIFIER_DEFAULT_LANGUAGE", "").strip()
-NOTIFIER_ENABLE_TEST_SMS = _env_bool("NOTIFIER_ENABLE_TEST_SMS", False)
-# Prometheus scrapes /api/policy_notification/metrics/ with `Authorization: Bearer <this>` (staff sessions work too).
-NOTIFIER_METRICS_TOKEN = os.environ.get("NOTIFIER_METRICS_TOKEN", "")
-# Reports: a PDF, or a JSON/CSV of more families than this, is produced by a worker (notifier.report_files); its
-# file is kept this many hours, then deleted by the hourly housekeeping task.
-NOTIFIER_REPORT_ASYNC_FAMILIES = _env_int("NOTIFIER_REPORT_ASYNC_FAMILIES", 20_000)
-NOTIFIER_REPORT_KEEP_HOURS = _env_int("NOTIFIER_REPORT_KEEP_HOURS", 24)
-# Orchestration (notifier.tasks): outbox ids per delivery task; the sweeper's period (it also enqueues retries and
-# deferred rows as they fall due) and how long a row fresh from detection waits for its own task before it counts as
-# lost; the delivery lease (a run extends it while it works; once expired, the sweeper takes its rows back); the
-# first retry's backoff base.
-# The dispatcher lock's expiry: frees it if its holder died without releasing it.
-NOTIFIER_DISPATCHER_LOCK_SECONDS = _env_int("NOTIFIER_DISPATCHER_LOCK_SECONDS", 1800)
-NOTIFIER_DELIVERY_CHUNK_SIZE = _env_int("NOTIFIER_DELIVERY_CHUNK_SIZE", 50)
-NOTIFIER_SWEEP_INTERVAL_SECONDS = _env_int("NOTIFIER_SWEEP_INTERVAL_SECONDS", 15)
-NOTIFIER_SWEEP_GRACE_SECONDS = _env_int("NOTIFIER_SWEEP_GRACE_SECONDS", 600)
-NOTIFIER_DELIVERY_LEASE_SECONDS = _env_int("NOTIFIER_DELIVERY_LEASE_SECONDS", 60)
-NOTIFIER_RETRY_BASE_SECONDS = _env_int("NOTIFIER_RETRY_BASE_SECONDS", 60)
-if "NOTIFIER_SENDING_STALE_SECONDS" in os.environ:
-    raise ImproperlyConfigured(
-        "NOTIFIER_SENDING_STALE_SECONDS: no longer used; delivery rows are leased, see NOTIFIER_DELIVERY_LEASE_SECONDS"
-    )
-# Hour(s) of the full refresh of the derived family phones ("2", "2,14"; validated by sync_schedule).
-NOTIFIER_PHONE_REFRESH_HOUR = os.environ.get("NOTIFIER_PHONE_REFRESH_HOUR", "").strip() or "2"
-# The health check calls the beat stale when no dispatcher run completed since the last scheduled hour plus this.
-NOTIFIER_HEARTBEAT_GRACE_SECONDS = _env_int("NOTIFIER_HEARTBEAT_GRACE_SECONDS", 900)
-# Provider plug-ins (SPEC §7): dotted paths; each class's slug must be unique.
-NOTIFIER_PROVIDER_CLASSES = [
-    "notifier.providers.ega.EGASMSGateway",
-    "notifier.providers.text.TextNotificationProvider",
-    "notifier.providers.http_json.HttpJsonProvider",
-    "notifier.providers.http_generic.HttpProvider",
-    "notifier.providers.http_generic.AfricasTalkingProvider",
-    "notifier.providers.http_generic.TwilioProvider",
-    "notifier.providers.http_generic.InfobipProvider",
-]
-
-# The service's address as gateways reach it (e.g. https://sms.scheme.example), used to give Twilio and Infobip a
-# per-message receipt URL and to check Twilio's signature behind a proxy. Empty: the request's own URL.
-NOTIFIER_PUBLIC_URL = os.environ.get("NOTIFIER_PUBLIC_URL", "").rstrip("/")
+# NOTIFIER (the dict) and NOTIFIER_<NAME> for every field of notifier.settings.NotifierSettings (defaults, meaning and
+# validation there; tests/test_config.py checks this list is complete): what a test overrides the Django way and
+# notifier.settings.get_settings() reads back.
+NOTIFIER: dict[str, Any] = _notifier.config.model_dump()
+NOTIFIER_DEFAULT_REGION = _notifier.default_region
+NOTIFIER_DEFAULT_LANGUAGE = _notifier.default_language
+NOTIFIER_ENABLE_TEST_SMS = _notifier.enable_test_sms
+NOTIFIER_METRICS_TOKEN = _notifier.metrics_token
+NOTIFIER_PUBLIC_URL = _notifier.public_url
+NOTIFIER_REPORT_ASYNC_FAMILIES = _notifier.report_async_families
+NOTIFIER_REPORT_KEEP_HOURS = _notifier.report_keep_hours
+NOTIFIER_BEAT_LOCK_SECONDS = _notifier.beat_lock_seconds
+NOTIFIER_BEAT_STALE_SECONDS = _notifier.beat_stale_seconds
+NOTIFIER_DISPATCHER_LOCK_SECONDS = _notifier.dispatcher_lock_seconds
+NOTIFIER_HEARTBEAT_GRACE_SECONDS = _notifier.heartbeat_grace_seconds
+NOTIFIER_PHONE_REFRESH_HOUR = _notifier.phone_refresh_hour
+NOTIFIER_DELIVERY_CHUNK_SIZE = _notifier.delivery_chunk_size
+NOTIFIER_DELIVERY_LEASE_SECONDS = _notifier.delivery_lease_seconds
+NOTIFIER_DELIVERY_FLUSH_SECONDS = _notifier.delivery_flush_seconds
+NOTIFIER_RETRY_BASE_SECONDS = _notifier.retry_base_seconds
+NOTIFIER_SWEEP_INTERVAL_SECONDS = _notifier.sweep_interval_seconds
+NOTIFIER_SWEEP_GRACE_SECONDS = _notifier.sweep_grace_seconds
+NOTIFIER_SWEEP_LIMIT = _notifier.sweep_limit
+NOTIFIER_SWEEP_LOCK_SECONDS = _notifier.sweep_lock_seconds
+NOTIFIER_WORKER_CONN_MAX_AGE = _notifier.worker_conn_max_age
+NOTIFIER_LOG_LEVEL = _notifier.log_level
+NOTIFIER_DB_SCHEMA = _notifier.db_schema
+NOTIFIER_VAR_DIR = _notifier.var_dir
+NOTIFIER_PROVIDER_CLASSES = list(_notifier.provider_classes)
 
 
 # Seed-compatible: an active entry for the dispatcher task here overrides the trigger_* hours (SPEC §8).
@@ -307,7 +292,7 @@ LOGGING = {
         # Its own handler and no propagation: each notifier line once, whatever a worker's root logger has.
         "notifier": {
             "handlers": ["console"],
-            "level": os.environ.get("NOTIFIER_LOG_LEVEL", "INFO"),
+            "level": _notifier.log_level,
             "propagate": False,
         },
         "django.request": {"level": "ERROR"},

@@ -26,7 +26,6 @@ from django.core.exceptions import ValidationError  # noqa: E402
 from django.core.management.base import CommandError  # noqa: E402
 
 from notifier import services  # noqa: E402
-from notifier.config import NOTIFICATION_TYPES  # noqa: E402
 from notifier.demo import load_demo  # noqa: E402
 from notifier.detection import run_detection  # noqa: E402
 from notifier.models import Decision, FamilyPhone, Outbox  # noqa: E402
@@ -34,6 +33,7 @@ from notifier.openimis import consent  # noqa: E402
 from notifier.openimis.mode import family_sms_spelling  # noqa: E402
 from notifier.phones import refresh_family_phones  # noqa: E402
 from notifier.report.query import ReportParams, build_report  # noqa: E402
+from notifier.types import NOTIFICATION_TYPES  # noqa: E402
 from tests.factories import change_form_data  # noqa: E402
 from tests.openimis_db import FAMILY_UUIDS  # noqa: E402
 

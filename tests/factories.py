@@ -18,7 +18,6 @@ from django.db.models import Model
 from django.test import Client
 from django.utils import timezone
 
-from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import DetectionResult, run_detection
 from notifier.models import (
     Decision,
@@ -32,6 +31,7 @@ from notifier.models import (
     ProviderAccount,
 )
 from notifier.phones import refresh_family_phones
+from notifier.types import NOTIFICATION_TYPES
 from tests.gateway import EGA_KEY
 
 TODAY = dt.date(2026, 3, 20)  # the detection tests' pinned day (a Friday)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,6 +27,10 @@ def run_python(
     return subprocess.run(
         [sys.executable, *arguments], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+# A service with a broker (web, worker, beat) refuses the public development key: the ones the tests start get this.
+SERVICE_SECRET_KEY = f"test-only-{secrets.token_hex(16)}"
 
 
 def free_port() -> int:

@@ -27,8 +27,8 @@ from django.db.models import Model
 from django.utils import timezone
 
 from notifier.attached_checks import least_privilege_sql
-from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import run_cycle
+from notifier.types import NOTIFICATION_TYPES
 from tests import openimis_db, openimis_scenario
 from tests.gateway import GatewayServer
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from notifier.config import NOTIFICATION_TYPES
+from notifier.types import NOTIFICATION_TYPES
 from tests.openimis_db import (
     DISTRICT_UUID,
     FAMILY_UUIDS,

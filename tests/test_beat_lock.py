@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from notifier.beat import LOCK_KEY, heartbeat_key
-from tests.processes import kill_group, subprocess_database_url, wait_for
+from tests.processes import SERVICE_SECRET_KEY, kill_group, subprocess_database_url, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +26,7 @@ def start_beat(tmp_path: Path, name: str, settings) -> tuple[subprocess.Popen[by
         "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": settings.REDIS_URL,
+        "DJANGO_SECRET_KEY": SERVICE_SECRET_KEY,
         "NOTIFIER_VAR_DIR": str(tmp_path),
         "NOTIFIER_BEAT_LOCK_SECONDS": "4",
         "PYTHON_BIN": str(Path(sys.executable).parent),

@@ -18,9 +18,9 @@ from bench import deliver as deliver_bench
 from bench import detect as detect_bench
 from bench import report as report_bench
 from bench.generate import GenerateError, GenerateOptions, generate, generated_metadata
-from notifier.config import NOTIFICATION_TYPES
 from notifier.models import Decision, Family, FamilyPhone, Insuree, Outbox, Policy
 from notifier.phones import normalize_phone
+from notifier.types import NOTIFICATION_TYPES
 from tests.processes import subprocess_database_url
 
 DAY = dt.date(2026, 11, 28)

@@ -123,8 +123,8 @@ def illustrate_a_month() -> None:
 
     from django.utils import timezone
 
-    from notifier.config import NOTIFICATION_TYPES
     from notifier.models import ForecastDay
+    from notifier.types import NOTIFICATION_TYPES
 
     rng = random.Random(7)
     rows = bare_outboxes(240)

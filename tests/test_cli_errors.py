@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from notifier.models import Outbox
 from project.cli_errors import wants_traceback
-from tests.processes import free_port, run_python, subprocess_database_url
+from tests.processes import SERVICE_SECRET_KEY, free_port, run_python, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +83,7 @@ def test_a_broker_lost_after_detection_leaves_the_rows_pending_for_the_sweeper(m
         DATABASE_URL=subprocess_database_url(),
         REDIS_URL=settings.REDIS_URL,
         CELERY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
+        DJANGO_SECRET_KEY=SERVICE_SECRET_KEY,
         NOTIFIER_CONFIG=json.dumps({"eligibleNotificationTypes": {"expiration_of_policy": True}}),
     )
     assert result.returncode == 1, result.stderr

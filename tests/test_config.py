@@ -24,7 +24,7 @@ def test_it_fills_every_seed_key_with_its_default() -> None:
     assert config.family_policy_notification_report_perms == ["131224"]
     assert config.providers["eGASMSGateway"]["HeaderValues"] == "PrivateKey,UserId,RequestType"
     assert config.providers["TextNotificationProvider"]["DestinationFolder"] == "sent_notification"
-    assert not any(config.eligibleNotificationTypes.model_dump().values())
+    assert not any(config.eligibleNotificationTypes.values())
 
 
 def test_it_derives_need_for_renewal_max_delay_from_reminder_days() -> None:

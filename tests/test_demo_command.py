@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from notifier.config import NOTIFICATION_TYPES
+from notifier.types import NOTIFICATION_TYPES
 from tests.factories import FORECAST_HEADER
 from tests.processes import run_python
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def demo_environment(var_dir: Path) -> dict[str, str]:

@@ -90,7 +90,6 @@ def test_it_wires_every_role_to_postgres_and_redis(compose):
         assert "@postgres:5432/notifier" in environment["DATABASE_URL"], name
         assert environment["CELERY_BROKER_URL"] == "redis://redis:6379/0", name
         assert environment["REDIS_URL"] == "redis://redis:6379/1", name
-        assert environment["NOTIFIER_REQUIRE_SECRET_KEY"] == "1", name
         assert environment["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?"), name
 
 

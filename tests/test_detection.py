@@ -10,9 +10,10 @@ import pytest
 from django.utils import timezone
 
 from notifier import services
-from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import run_all_detection, run_detection
-from notifier.models import Decision, DetectionRun, Outbox, Policy, Product
+from notifier.detection_store import CandidateDecision
+from notifier.models import Decision, DetectionRun, FamilyNotification, Outbox, Policy, Product
+from notifier.types import NOTIFICATION_TYPES
 from tests.factories import APPROVED, DAY, TODAY, at, decision_of, due_fields, run_on
 
 MAX_DELAY = {
@@ -103,6 +104,23 @@ def test_it_records_a_candidate_that_left_the_window_unqueued_as_obsolete(
     assert (decision.outcome, decision.reason, decision.event_date) == ("obsolete", "too_late", TODAY)
     assert not Outbox.objects.exists()
     assert run_on(clock, TODAY + (MAX_DELAY[notification_type] + 2) * DAY, notification_type).obsolete == 0
+
+
+@pytest.mark.parametrize("notification_type", ["activation_of_policy", "expiration_of_policy"])
+def test_it_gives_an_obsolete_candidate_the_language_of_its_current_consent_only(
+    clock: Any, enable: Any, make_family: Any, due: Any, notification_type: str
+) -> None:
+    family = make_family(consent={"approvalOfNotification": False, "languageOfNotification": "fr"})
+    due(notification_type, TODAY, family=family)
+    assert run_on(clock, TODAY, notification_type).skipped == {"no_consent": 1}
+    # The consent row is closed (attached, openIMIS keeps such history rows): the family has no current consent.
+    FamilyNotification.objects.filter(family=family).update(validity_to=at(TODAY, 13))
+    seen: list[CandidateDecision] = []
+
+    result = run_on(clock, TODAY + (MAX_DELAY[notification_type] + 1) * DAY, notification_type, observer=seen.append)
+
+    assert result.obsolete == 1
+    assert [(d.outcome, d.language) for d in seen] == [("obsolete", "")]
 
 
 @pytest.mark.parametrize("notification_type", NOTIFICATION_TYPES)

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from notifier.conf import get_config
 from notifier.models import Decision, DetectionRun, Outbox, ProviderAccount
+from notifier.settings import get_config
 from tests.factories import APPROVED, DAY, FORECAST_HEADER, TODAY
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +75,7 @@ def test_it_names_the_option_of_a_bad_date(db: None) -> None:
 
 
 def test_it_says_so_when_no_type_is_enabled(db: None) -> None:
-    assert not any(get_config().eligibleNotificationTypes.model_dump().values())
+    assert not any(get_config().eligibleNotificationTypes.values())
 
     assert "No notification type is enabled" in call("send_notifications")
 

@@ -10,9 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifier import detection
-from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import DetectionResult, run_detection
 from notifier.models import Decision, DetectionRun, Outbox, Product
+from notifier.types import NOTIFICATION_TYPES
 from tests.factories import DAY, TODAY, at, bulk_families, bulk_policies, in_threads
 
 

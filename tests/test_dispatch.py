@@ -21,10 +21,10 @@ from django.test import Client
 from django.utils import timezone
 
 from notifier import tasks
-from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import CycleSkipped, run_cycle
 from notifier.demo import load_demo
 from notifier.models import DispatcherRun, Family, FamilyPhone, Insuree, Outbox
+from notifier.types import NOTIFICATION_TYPES
 from tests.factories import ega_account
 from tests.gateway import EGA_KEY, GatewayServer
 

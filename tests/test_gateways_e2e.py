@@ -13,11 +13,11 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
-from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import run_cycle
 from notifier.demo import load_demo
 from notifier.detection import run_detection
 from notifier.models import ConsentChange, Decision, FamilyNotification, Outbox, ProviderAccount
+from notifier.types import NOTIFICATION_TYPES
 from tests import gateway as fake
 from tests.gateway import GatewayServer
 

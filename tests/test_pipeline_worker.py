@@ -24,14 +24,14 @@ from celery import Celery
 from django.db import connection
 from django.utils import timezone
 
-from notifier.config import NOTIFICATION_TYPES
 from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.models import DetectionRun, DispatcherRun, Outbox
 from notifier.tasks import chunk_size
+from notifier.types import NOTIFICATION_TYPES
 from tests.factories import ega_account
 from tests.gateway import EGA_KEY, GatewayServer
-from tests.processes import kill_group, subprocess_database_url, wait_for
+from tests.processes import SERVICE_SECRET_KEY, kill_group, subprocess_database_url, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -82,6 +82,7 @@ def start_worker(redis_url, celery_client, tmp_path) -> Iterator[Callable[..., s
             **os.environ,
             "DATABASE_URL": subprocess_database_url(),
             "CELERY_BROKER_URL": redis_url,
+            "DJANGO_SECRET_KEY": SERVICE_SECRET_KEY,
             "CELERY_RESULT_BACKEND": redis_url,
             "REDIS_URL": redis_url,
             "NOTIFIER_CONFIG": json.dumps(WORKER_CONFIG),

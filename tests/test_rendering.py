@@ -9,7 +9,6 @@ from django.apps import apps
 from django.core.exceptions import ValidationError
 
 from notifier import sms
-from notifier.config import NOTIFICATION_TYPES
 from notifier.demo import load_demo
 from notifier.models import Family, FamilyNotification, Language, NotificationTemplate, Outbox, Policy, Product
 from notifier.rendering import (
@@ -20,6 +19,7 @@ from notifier.rendering import (
     template_report,
 )
 from notifier.template_syntax import PLACEHOLDERS, TemplateError, parse_template
+from notifier.types import NOTIFICATION_TYPES
 
 SHIPPED_LANGUAGES = ("en", "fr", "sw")
 

@@ -14,11 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifier import tasks
-from notifier.config import NOTIFICATION_TYPES
 from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.locks import dispatcher_lock
 from notifier.models import DispatcherRun, Outbox
+from notifier.types import NOTIFICATION_TYPES
 
 ALL_TYPES = dict.fromkeys(NOTIFICATION_TYPES, True)
 # Committed transactions, so that delivery really is enqueued on commit as in production.

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from notifier import humanize
+from notifier import humanize, types
 from notifier.admin.base import READ_ONLY, RefusedActionsMixin
 from notifier.delivery import operator
 from notifier.models import DeliveryAttempt, FakeGatewayMessage, Outbox
@@ -76,7 +76,7 @@ class OutboxAdmin(RefusedActionsMixin, admin.ModelAdmin):  # type: ignore[type-a
 
     @admin.display(description="Type", ordering="notification_type")
     def type_label(self, outbox: Outbox) -> str:
-        return humanize.type_label(outbox.notification_type)
+        return types.label(outbox.notification_type)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, outbox: Outbox) -> str:

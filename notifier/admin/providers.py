@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -24,6 +23,7 @@ from notifier.phones import normalize_phone
 from notifier.providers.base import MASK, Provider, ProviderConfigError
 from notifier.providers.registry import UnknownProviderError, get_provider, provider_classes
 from notifier.safe_input import first_message, parse_json
+from notifier.settings import get_settings
 
 
 class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -148,7 +148,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """What to enter in the gateway's dashboard (the token in them is this account's secret)."""
         if not account.pk:
             return "Save the account first."
-        base = settings.NOTIFIER_PUBLIC_URL or "https://<this service>"
+        base = get_settings().public_url or "https://<this service>"
         receipts = base + reverse("notifier:receipt", args=[account.callback_token])
         inbound = base + reverse("notifier:inbound", args=[account.callback_token])
         return format_html(

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
-from notifier.conf import get_config
 from notifier.config import NotifierConfig
 from notifier.delivery import policy, store
 from notifier.delivery.lease import LeaseKeeper
@@ -22,6 +21,7 @@ from notifier.models import Outbox, ProviderAccount
 from notifier.providers import account_provider, seed_provider_accounts
 from notifier.providers.base import Provider, ProviderConfigError
 from notifier.providers.registry import UnknownProviderError, get_provider
+from notifier.settings import get_config
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from notifier.config import NOTIFICATION_TYPES
 from notifier.openimis.models import Family, Language, Policy
 from notifier.template_syntax import AMOUNT_TYPES, TemplateError, validate_template
+from notifier.types import NOTIFICATION_TYPES
 
 NOTIFICATION_TYPE_CHOICES = [(name, name.replace("_", " ").capitalize()) for name in NOTIFICATION_TYPES]
 

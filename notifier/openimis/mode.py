@@ -18,6 +18,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.db.models.signals import pre_migrate
 
+from notifier.settings import get_settings
+
 logger = logging.getLogger("notifier.openimis")
 
 STANDALONE = "standalone"
@@ -56,7 +58,7 @@ def is_attached() -> bool:
 
 
 def notifier_schema() -> str:
-    return str(getattr(settings, "NOTIFIER_DB_SCHEMA", "notifier"))
+    return get_settings().db_schema
 
 
 def openimis_schema() -> str:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from notifier.conf import get_config
 from notifier.config import ConfigError
 from notifier.models import ProviderAccount
 from notifier.providers.base import Provider, ProviderConfigError, Timeouts
 from notifier.providers.registry import UnknownProviderError, find_provider, get_provider
+from notifier.settings import get_config, get_settings
 
 __all__ = ["account_provider", "check_provider_config", "seed_provider_accounts"]
 
@@ -31,7 +30,7 @@ def account_provider(account: ProviderAccount) -> Provider:
     """
     cls = get_provider(account.provider)
     provider = cls(cls.parse_config(account.config or {}), _timeouts(), session_key=("account", account.pk))
-    public = getattr(settings, "NOTIFIER_PUBLIC_URL", "")
+    public = get_settings().public_url
     if public and account.callback_token:
         provider.receipt_url = public + reverse("notifier:receipt", args=[account.callback_token])
     return provider

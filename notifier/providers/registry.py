@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from notifier.providers.base import Provider
+from notifier.settings import get_settings
 
 
 class UnknownProviderError(LookupError):
@@ -31,20 +31,20 @@ def _load(paths: tuple[str, ...]) -> dict[str, type[Provider]]:
 
 
 def provider_classes() -> dict[str, type[Provider]]:
-    return dict(_load(tuple(settings.NOTIFIER_PROVIDER_CLASSES)))
+    return dict(_load(get_settings().provider_classes))
 
 
 def get_provider(slug: str) -> type[Provider]:
     """The provider class registered under `slug` (exact; see `find_provider` for the seed's case-insensitive names)."""
     try:
-        return _load(tuple(settings.NOTIFIER_PROVIDER_CLASSES))[slug]
+        return _load(get_settings().provider_classes)[slug]
     except KeyError:
         raise UnknownProviderError(slug) from None
 
 
 def find_provider(name: str) -> type[Provider]:
     """Seed rule: a `providers` config key names its class case-insensitively."""
-    for slug, cls in _load(tuple(settings.NOTIFIER_PROVIDER_CLASSES)).items():
+    for slug, cls in _load(get_settings().provider_classes).items():
         if slug.lower() == name.lower():
             return cls
     raise UnknownProviderError(name)

@@ -27,8 +27,8 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from notifier.conf import get_config
 from notifier.models import ApiToken, NotificationReport
+from notifier.settings import get_config
 
 REPORT_GROUP = "Report viewer"
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from notifier.beat import heartbeat_key
 from notifier.locks import redis_client
+from notifier.settings import get_settings
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         client = redis_client()
         if client is None:
             raise CommandError("REDIS_URL: not set; the beat heartbeat lives in Redis")
-        limit = int(getattr(settings, "NOTIFIER_BEAT_STALE_SECONDS", 120))
+        limit = get_settings().beat_stale_seconds
         value = client.get(heartbeat_key())
         if value is None:
             raise CommandError(f"beat: no heartbeat from this host ({heartbeat_key()})")

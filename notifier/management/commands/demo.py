@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
-from notifier.config import NOTIFICATION_TYPES, ConfigError, load_from_environment
+from notifier.config import ConfigError, load_from_environment
 from notifier.cycle import cycle_table
 from notifier.dispatch import DispatchSkipped, dispatch
 from notifier.management.fake_gateway import aim_fake_gateway_accounts, local_web_server
@@ -18,6 +18,7 @@ from notifier.management.options import parse_date
 from notifier.models import FakeGatewayMessage, ProviderAccount
 from notifier.providers.registry import UnknownProviderError, get_provider
 from notifier.providers.text import TextNotificationProvider, destination
+from notifier.types import NOTIFICATION_TYPES
 
 ADMIN = "http://127.0.0.1:8000/admin/notifier"
 ENABLE_ALL_TYPES: dict[str, Any] = {"eligibleNotificationTypes": dict.fromkeys(NOTIFICATION_TYPES, True)}

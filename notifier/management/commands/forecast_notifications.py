@@ -6,21 +6,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifier import quiet
-from notifier.conf import get_config
-from notifier.config import NOTIFICATION_TYPES
 from notifier.detection import scheme_today
 from notifier.forecast import forecast
 from notifier.management.options import NO_TYPE_ENABLED, parse_date
 from notifier.schedule import derive_schedule
-
-SHORT_NAMES = {
-    "activation_of_policy": "activation",
-    "starting_of_policy": "starting",
-    "need_for_renewal": "renewal_due",
-    "expiration_of_policy": "expiration",
-    "reminder_after_expiration": "reminder",
-    "renewal_of_policy": "renewal",
-}
+from notifier.settings import get_config
+from notifier.types import BY_SLUG, NOTIFICATION_TYPES
 
 
 class Command(BaseCommand):
@@ -42,12 +33,14 @@ class Command(BaseCommand):
             raise CommandError("--days: must be between 1 and 366")
         first = parse_date(options["date"]) or scheme_today()
         config = get_config()
-        types = options["types"] or [name for name in NOTIFICATION_TYPES if config.is_enabled(name)]
+        types = options["types"] or config.enabled_types()
         if not types:
             self.stdout.write(NO_TYPE_ENABLED)
             return
         cells = forecast(first, days, types)
-        self.stdout.write("day         " + "".join(f"{SHORT_NAMES[name]:>12}" for name in types) + f"{'total':>8}")
+        self.stdout.write(
+            "day         " + "".join(f"{BY_SLUG[name].short_name:>12}" for name in types) + f"{'total':>8}"
+        )
         for day, by_type in cells.items():
             counts = [by_type[name].messages for name in types]
             self.stdout.write(f"{day}  " + "".join(f"{count:>12}" for count in counts) + f"{sum(counts):>8}")

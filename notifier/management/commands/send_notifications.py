@@ -5,12 +5,13 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from notifier.config import NOTIFICATION_TYPES
 from notifier.cycle import cycle_table
-from notifier.detection import CandidateDecision, DetectionResult
+from notifier.detection import DetectionResult
+from notifier.detection_store import CandidateDecision
 from notifier.dispatch import DispatchSkipped, TypeDispatch, dispatch
 from notifier.management.options import NO_TYPE_ENABLED, parse_date
 from notifier.models import Outbox
+from notifier.types import NOTIFICATION_TYPES
 
 
 def mask_phone(phone: str | None) -> str:
