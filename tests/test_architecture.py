@@ -61,3 +61,11 @@ def test_it_names_each_module_once() -> None:
 
 def test_the_directory_rows_are_in_the_table() -> None:
     assert set(DIRECTORY_ROWS) <= set(named_paths())
+
+
+def test_the_pipeline_drawing_names_files_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    drawing = readme.split("\n## Architecture\n", 1)[1].split("```", 2)[1]
+    paths = re.findall(r"\b((?:notifier|project)/[\w/]*(?:\.py|/))", drawing)
+    assert len(paths) >= 15
+    assert [path for path in paths if not (ROOT / path).exists()] == []
