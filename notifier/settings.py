@@ -49,8 +49,7 @@ class NotifierSettings(BaseModel):
     enable_test_sms: bool = False  # serve the fake eGA gateway test_sms/ outside DEBUG
     metrics_token: str = ""  # bearer token for metrics/
     public_url: str = ""  # the service's address as gateways reach it; empty: the request's own URL
-    # Reports: above this many families a JSON/CSV report (a PDF always) is produced by a worker; its file's life.
-    report_async_families: int = Field(default=20_000, ge=1)
+    # Reports: how long a report file (a PDF produced by a worker) is kept.
     report_keep_hours: int = Field(default=24, ge=1)
     # Beat, dispatcher and health
     beat_lock_seconds: int = Field(default=60, ge=1)

@@ -234,7 +234,6 @@ NOTIFIER_DEFAULT_LANGUAGE = _notifier.default_language
 NOTIFIER_ENABLE_TEST_SMS = _notifier.enable_test_sms
 NOTIFIER_METRICS_TOKEN = _notifier.metrics_token
 NOTIFIER_PUBLIC_URL = _notifier.public_url
-NOTIFIER_REPORT_ASYNC_FAMILIES = _notifier.report_async_families
 NOTIFIER_REPORT_KEEP_HOURS = _notifier.report_keep_hours
 NOTIFIER_BEAT_LOCK_SECONDS = _notifier.beat_lock_seconds
 NOTIFIER_BEAT_STALE_SECONDS = _notifier.beat_stale_seconds

@@ -354,13 +354,10 @@ def _expected_rows(families: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def test_json_and_csv_stream_past_the_async_threshold_a_fetch_at_a_time_and_come_out_whole(
-    tree: Tree, viewer: Client, settings: Any
-) -> None:
-    """More families than one FETCH from the server-side cursor, and than NOTIFIER_REPORT_ASYNC_FAMILIES: both
-    formats stream (no worker), in FETCH_ROWS-row chunks, and the whole report comes out, byte for byte what the
+def test_json_and_csv_stream_a_fetch_at_a_time_and_come_out_whole(tree: Tree, viewer: Client, settings: Any) -> None:
+    """More families than one FETCH from the server-side cursor: both formats stream (no worker), in FETCH_ROWS-row
+    chunks, and the whole report comes out, byte for byte what the
     non-streaming JsonResponse of the same literal rows would be."""
-    settings.NOTIFIER_REPORT_ASYNC_FAMILIES = 2
     families = bulk_families(tree.v1, FETCH_ROWS + 5)
     expected = _expected_rows(families)
     query = {"districtUuid": str(tree.d1.uuid), "mode": "0"}

@@ -9,7 +9,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
@@ -21,25 +20,16 @@ from notifier.models import Outbox, ProviderAccount
 from notifier.providers import account_provider, seed_provider_accounts
 from notifier.providers.base import Provider, ProviderConfigError
 from notifier.providers.registry import UnknownProviderError, get_provider
-from notifier.settings import get_config
+from notifier.settings import get_config, get_settings
 
 logger = logging.getLogger(__name__)
 
-BACKOFF_BASE_SECONDS = 60  # NOTIFIER_RETRY_BASE_SECONDS: the first retry comes after half to all of it
 RATE_LIMIT_MAX_WAIT_SECONDS = 5.0
-DEFAULT_FLUSH_SECONDS = 2.0  # NOTIFIER_DELIVERY_FLUSH_SECONDS: longest a chunk keeps outcomes before writing them
 Status = Outbox.Status
 
 
-def positive_setting(name: str, default: float) -> float:
-    value = getattr(settings, name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"{name}: expected a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 def retry_delay(attempt: int) -> timedelta:
-    base = positive_setting("NOTIFIER_RETRY_BASE_SECONDS", BACKOFF_BASE_SECONDS)
+    base = get_settings().retry_base_seconds
     return policy.retry_delay(attempt, base, random.random())
 
 
@@ -85,7 +75,7 @@ def flush_patiently(chunk: Chunk) -> None:
     """The chunk's last write. When the database is briefly away (a restart), try again for a third of the lease
     (the rows are still ours meanwhile): what this run sent should be `sent`, not `unknown` by the sweeper."""
     connection = connections[router.db_for_write(Outbox)]
-    deadline = time.monotonic() + store.lease_seconds() / 3
+    deadline = time.monotonic() + get_settings().delivery_lease_seconds / 3
     writes, attempts = dict(chunk.writes), list(chunk.attempts)
     while True:
         try:
@@ -105,7 +95,7 @@ def stall_seconds(chunk: Chunk) -> float:
     connect and read timeouts plus the rate-limit wait, and a lease's worth of slack."""
     config = chunk.config
     per_call = config.http_connect_timeout_seconds + config.http_read_timeout_seconds + RATE_LIMIT_MAX_WAIT_SECONDS
-    return max(1, len(chunk.accounts)) * per_call + store.lease_seconds()
+    return max(1, len(chunk.accounts)) * per_call + get_settings().delivery_lease_seconds
 
 
 def load_chunk(rows: list[Outbox], owner: str) -> Chunk:
@@ -127,7 +117,7 @@ def load_chunk(rows: list[Outbox], owner: str) -> Chunk:
     config = get_config()
     rules = policy.Rules(
         max_attempts=config.max_attempts,
-        backoff_base=positive_setting("NOTIFIER_RETRY_BASE_SECONDS", BACKOFF_BASE_SECONDS),
+        backoff_base=get_settings().retry_base_seconds,
         cooldown=float(config.circuit_breaker.cooldown_seconds),
     )
     return Chunk(
@@ -138,7 +128,7 @@ def load_chunk(rows: list[Outbox], owner: str) -> Chunk:
         providers=providers,
         sms=sms,
         refused=store.refused_accounts({row.pk: row.requeued_at for row in rows}),
-        flush_seconds=positive_setting("NOTIFIER_DELIVERY_FLUSH_SECONDS", DEFAULT_FLUSH_SECONDS),
+        flush_seconds=get_settings().delivery_flush_seconds,
     )
 
 

@@ -11,6 +11,7 @@ from django.db import DatabaseError, connections, router
 
 from notifier.delivery import store
 from notifier.models import Outbox
+from notifier.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class LeaseKeeper:
     def __init__(self, owner: str, outbox_ids: Sequence[int], stall_seconds: float) -> None:
         self.owner = owner
         self.outbox_ids = list(outbox_ids)
-        self.interval = store.lease_seconds() / 3
+        self.interval = get_settings().delivery_lease_seconds / 3
         self.stall_seconds = stall_seconds
         self.progress_at = time.monotonic()
         self._stopped = threading.Event()

@@ -23,25 +23,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
+from notifier.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LEASE_SECONDS = 60  # NOTIFIER_DELIVERY_LEASE_SECONDS
 _CLAIM_BATCH = 500
 Status = Outbox.Status
-
-
-def lease_seconds() -> float:
-    value = getattr(settings, "NOTIFIER_DELIVERY_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"NOTIFIER_DELIVERY_LEASE_SECONDS: expected a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 def new_owner() -> str:
@@ -67,7 +59,7 @@ def claim(outbox_id: int, now: datetime, owner: str) -> bool:
         claimed_at=now,
         send_started_at=None,
         lease_owner=owner,
-        lease_expires_at=now + timedelta(seconds=lease_seconds()),
+        lease_expires_at=now + timedelta(seconds=get_settings().delivery_lease_seconds),
         updated_at=now,
     )
     return claimed == 1
@@ -93,7 +85,10 @@ def _claim_batch(ids: list[int], now: datetime, owner: str) -> list[int]:
     if not ids:
         return []
     connection, table = _sql()
-    stamp, expires = _stamp(connection, now), _stamp(connection, now + timedelta(seconds=lease_seconds()))
+    stamp, expires = (
+        _stamp(connection, now),
+        _stamp(connection, now + timedelta(seconds=get_settings().delivery_lease_seconds)),
+    )
     # Only the table name and placeholders are formatted into the SQL; every value is a parameter.
     update = (
         f"UPDATE {table} SET status = %s, claimed_at = %s, updated_at = %s, send_started_at = NULL, "  # noqa: S608
@@ -129,7 +124,7 @@ def take_turn(outbox_id: int, owner: str) -> bool:
     """
     now = timezone.now()
     connection, table = _sql()
-    expires = now + timedelta(seconds=lease_seconds())
+    expires = now + timedelta(seconds=get_settings().delivery_lease_seconds)
     if connection.vendor == "postgresql":
         params: list[Any] = [now, expires, outbox_id, Status.SENDING.value, owner, now]
         return run_prepared(connection, _take_turn_sql(table, "%s"), params) == 1
@@ -176,7 +171,7 @@ def extend(owner: str, outbox_ids: Sequence[int]) -> int:
         return 0
     connection, table = _sql()
     now = timezone.now()
-    expires = _stamp(connection, now + timedelta(seconds=lease_seconds()))
+    expires = _stamp(connection, now + timedelta(seconds=get_settings().delivery_lease_seconds))
     owned = "status = %s AND lease_owner = %s"
     if connection.vendor == "postgresql":
         select = f"SELECT id FROM {table} WHERE id = ANY(%s) AND {owned} FOR UPDATE SKIP LOCKED"  # noqa: S608
@@ -199,7 +194,7 @@ def reclaim_expired(now: datetime | None = None) -> tuple[int, int]:
     the lease cleared), started → `unknown` (the owner token kept, so that a run that was only paused may still
     write the real outcome). Returns (queued again, made unknown)."""
     now = now or timezone.now()
-    legacy = timedelta(seconds=lease_seconds())  # rows claimed before leases existed
+    legacy = timedelta(seconds=get_settings().delivery_lease_seconds)  # rows claimed before leases existed
     expired = Outbox.objects.filter(status=Status.SENDING).filter(
         Q(lease_expires_at__lt=now)
         | Q(lease_expires_at__isnull=True, claimed_at__lt=now - legacy)

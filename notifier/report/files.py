@@ -25,13 +25,10 @@ from notifier.models import ReportFile
 from notifier.report.formats import csv_chunks, json_chunks
 from notifier.report.pdf import render_report_pdf
 from notifier.report.query import ReportParams, open_report
+from notifier.settings import get_settings
 
 logger = logging.getLogger(__name__)
 CONTENT_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8", "json": "application/json"}
-
-
-def keep_for() -> dt.timedelta:
-    return dt.timedelta(hours=int(getattr(settings, "NOTIFIER_REPORT_KEEP_HOURS", 24)))
 
 
 def reports_dir() -> Path:
@@ -100,7 +97,7 @@ def produce(report_id: int) -> ReportFile:
         file_name=file_name(params, report.format, timezone.localdate()),
         size_bytes=target.stat().st_size,
         finished_at=now,
-        expires_at=now + keep_for(),
+        expires_at=now + dt.timedelta(hours=get_settings().report_keep_hours),
     )
     report.refresh_from_db()
     return report
@@ -110,7 +107,8 @@ def clean_expired(now: dt.datetime | None = None) -> int:
     """Delete the files (and rows) of reports past their keeping time, and failed ones older than it."""
     now = now or timezone.now()
     expired = ReportFile.objects.filter(
-        Q(expires_at__lt=now) | Q(expires_at__isnull=True, created_at__lt=now - keep_for())
+        Q(expires_at__lt=now)
+        | Q(expires_at__isnull=True, created_at__lt=now - dt.timedelta(hours=get_settings().report_keep_hours))
     )
     count = 0
     for report in expired:
