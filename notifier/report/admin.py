@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from notifier.admin.base import READ_ONLY, RefusedActionsMixin
 from notifier.eligibility import MODE_LABELS, Mode
 from notifier.models import Location, NotificationReport, Officer
 from notifier.report.access import missing_rights
@@ -63,7 +64,9 @@ class ReportForm(forms.Form):
 
 
 @admin.register(NotificationReport)
-class NotificationReportAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class NotificationReportAdmin(RefusedActionsMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    refused = READ_ONLY
+
     def _may_report(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_active and user.is_staff) and not missing_rights(user)
@@ -73,15 +76,6 @@ class NotificationReportAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._may_report(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if not self._may_report(request):
