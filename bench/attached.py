@@ -37,8 +37,13 @@ if str(ROOT) not in sys.path:
 from bench._common import machine, write_results  # noqa: E402
 
 SCHEMA_DIR = Path(os.environ.get("OPENIMIS_SCHEMA_DIR", ROOT.parent / "shared" / "openimis"))
-ROLE = "notifier_bench"
 PASSWORD = "bench"  # noqa: S105 - a local benchmark role
+
+
+def role_for(target: str) -> str:
+    """The service's role for one target database: named after it, so that two runs on one machine never share it."""
+    return f"{target}_service"[:63]
+
 
 # openIMIS NOT NULL columns the service's own tables lack (or allow NULL in): what the load puts there.
 FILLS: dict[str, dict[str, str]] = {
@@ -125,12 +130,12 @@ def load(source_url: str, target_url: str, admin_url: str, target: str, log: Any
     return timings
 
 
-def grant(target_url: str) -> None:
+def grant(target_url: str, role: str) -> None:
     from notifier.attached_checks import least_privilege_sql  # needs Django set up (the models list the tables)
 
     with psycopg.connect(target_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [ROLE]).fetchone()
-        for statement in least_privilege_sql(ROLE):
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+        for statement in least_privilege_sql(role):
             if exists and statement.startswith("CREATE ROLE"):
                 continue
             conn.execute(statement.replace("'change-me'", f"'{PASSWORD}'").encode())
@@ -226,11 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     day = dt.date.fromisoformat(args.date or metadata.get("date") or "")
     admin_url = url_for(args.source_url, "postgres")
     owner_url = url_for(args.source_url, args.target)
-    role_url = url_for(args.source_url, args.target, ROLE, PASSWORD)
+    role = role_for(args.target)
+    role_url = url_for(args.source_url, args.target, role, PASSWORD)
     result: dict[str, Any] = {"date": day.isoformat(), "machine": machine(), "scheme": metadata}
     if not args.skip_load:
         result["load"] = load(args.source_url, owner_url, admin_url, args.target, sys.stdout)
-        grant(owner_url)
+        grant(owner_url, role)
         manage(role_url, "migrate", "--noinput")
         result["full_phone_refresh"] = child(role_url, PHONES)  # what the nightly refresh does, as the role
     result["check"] = manage(role_url, "check", "--database", "default").strip().splitlines()[-1]
@@ -257,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.drop:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(args.target)))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
     return 0 if same else 1
 
 

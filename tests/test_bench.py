@@ -218,7 +218,8 @@ def test_it_measures_detection_attached_with_and_without_the_indexes(
     assert result["full_phone_refresh"]["family_phones"] == FamilyPhone.objects.count() > 0
     with psycopg.connect(attached_bench.url_for(source, "postgres"), autocommit=True) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target]).fetchone() is None
-        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [attached_bench.ROLE]).fetchone() is None
+        role = attached_bench.role_for(target)
+        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is None
 
 
 @pytest.mark.django_db
