@@ -18,7 +18,8 @@ from bench import deliver as deliver_bench
 from bench import detect as detect_bench
 from bench import report as report_bench
 from bench.baseline import EXPIRY_TYPES
-from bench.generate import GenerateError, GenerateOptions, generate, generated_metadata
+from bench.generate import generate, generated_metadata
+from bench.scheme_data import GenerateError, GenerateOptions
 from notifier.models import Decision, Family, FamilyPhone, Insuree, Outbox, Policy
 from notifier.phones import normalize_phone
 from notifier.types import NOTIFICATION_TYPES
