@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,6 +32,49 @@ from bench.scheme_data import (
     SUSPENDED,
     TERM_DAYS,
     GenerateOptions,
+)
+
+PhoneWriter = Callable[[random.Random], str | None]
+
+
+def _local_mobile(rng: random.Random) -> str:
+    return f"07{rng.choice('1234568')}{rng.randrange(10**7):07d}"
+
+
+def _spaced_international(rng: random.Random) -> str:
+    return f"+255 6{rng.choice('25789')}{rng.randrange(10**3):03d} {rng.randrange(10**4):04d}"
+
+
+def _international_digits(rng: random.Random) -> str:
+    return f"2557{rng.choice('1234568')}{rng.randrange(10**7):07d}"
+
+
+def _junk(rng: random.Random) -> str:
+    return str(rng.choice(JUNK_PHONES))
+
+
+def _blank(_rng: random.Random) -> str:
+    return ""
+
+
+def _missing(_rng: random.Random) -> None:
+    return None
+
+
+# The field's phone mix: (cumulative share, how the phone is written); a roll in [0, 1) picks the first share above it.
+HEAD_PHONES: tuple[tuple[float, PhoneWriter], ...] = (
+    (0.52, _local_mobile),
+    (0.62, _spaced_international),
+    (0.66, _international_digits),
+    (0.74, _blank),
+    (0.89, _missing),
+    (1.0, _junk),
+)
+MEMBER_PHONES: tuple[tuple[float, PhoneWriter], ...] = (
+    (0.22, _local_mobile),
+    (0.26, _junk),
+    (0.30, _blank),
+    (1.0, _missing),
 )
 
 
@@ -90,31 +133,10 @@ class Scheme:
         """A timestamptz literal for `day` at hour:minute in the scheme's time zone."""
         return f"{day.isoformat()} {hour:02d}:{minute:02d}:00{self._offset(day, hour)}"
 
-    def _head_phone(self) -> str | None:
-        rng = self.rng
-        roll = rng.random()
-        if roll < 0.52:
-            return f"07{rng.choice('1234568')}{rng.randrange(10**7):07d}"
-        if roll < 0.62:
-            return f"+255 6{rng.choice('25789')}{rng.randrange(10**3):03d} {rng.randrange(10**4):04d}"
-        if roll < 0.66:
-            return f"2557{rng.choice('1234568')}{rng.randrange(10**7):07d}"
-        if roll < 0.74:
-            return ""
-        if roll < 0.89:
-            return None
-        return rng.choice(JUNK_PHONES)
-
-    def _member_phone(self) -> str | None:
-        rng = self.rng
-        roll = rng.random()
-        if roll < 0.22:
-            return f"07{rng.choice('1234568')}{rng.randrange(10**7):07d}"
-        if roll < 0.26:
-            return rng.choice(JUNK_PHONES)
-        if roll < 0.30:
-            return ""
-        return None
+    def _phone(self, mix: tuple[tuple[float, PhoneWriter], ...]) -> str | None:
+        """One roll picks how the phone is written (HEAD_PHONES or MEMBER_PHONES), then the writer draws it."""
+        roll = self.rng.random()
+        return next(write for share, write in mix if roll < share)(self.rng)
 
     # --- reference data --------------------------------------------------------------------------------
 
@@ -202,7 +224,7 @@ class Scheme:
             insuree_id = self.next_insuree_id
             self.next_insuree_id += 1
             head = index == 0
-            phone = self._head_phone() if head else self._member_phone()
+            phone = self._phone(HEAD_PHONES if head else MEMBER_PHONES)
             member_from, old_phone = family_from, None
             if head and rng.random() < 0.03:  # the head's phone was changed once: the old one is history
                 member_from = self._at(today - dt.timedelta(days=rng.randint(1, 365)), 14)
