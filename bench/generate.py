@@ -233,14 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     except GenerateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    total_rows = sum(summary.rows.values())
-    print(
-        f"done in {summary.seconds['total']} s: {summary.families:,} families, "
-        f"{summary.rows['tblInsuree']:,} insurees, {summary.rows['tblPolicy']:,} policies "
-        f"({summary.current_policies:,} current, {summary.history_policies:,} history), "
-        f"{summary.family_phones:,} families with a valid phone, {summary.approving_families:,} approving; "
-        f"{total_rows:,} rows"
-    )
+    print(summary.describe())
     print(f"summary: {write_results('generate', asdict(summary), args.json)}")
     return 0
 

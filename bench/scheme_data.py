@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from notifier.demo_names import GIVEN_NAMES as DEMO_GIVEN_NAMES
 from notifier.demo_names import LAST_NAMES as DEMO_LAST_NAMES
@@ -79,15 +80,22 @@ POLICY_COLUMNS = (
 )
 FAMILY_SMS_COLUMNS = ("FamilyID", "ApprovalOfSMS", "LanguageOfSMS", "ValidityFrom", "ValidityTo")
 
-# (table, columns, identity column or None), in load order.
-TABLES: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
-    ("tblLocations", LOCATION_COLUMNS, "LocationId"),
-    ("tblOfficer", OFFICER_COLUMNS, "OfficerID"),
-    ("tblProduct", PRODUCT_COLUMNS, "ProdID"),
-    ("tblFamilies", FAMILY_COLUMNS, "FamilyID"),
-    ("tblInsuree", INSUREE_COLUMNS, "InsureeID"),
-    ("tblPolicy", POLICY_COLUMNS, "PolicyID"),
-    ("tblFamilySMS", FAMILY_SMS_COLUMNS, None),
+
+class Table(NamedTuple):
+    name: str
+    columns: tuple[str, ...]
+    identity: str | None  # the identity column, whose sequence continues after the load
+
+
+# In load order.
+TABLES: tuple[Table, ...] = (
+    Table("tblLocations", LOCATION_COLUMNS, "LocationId"),
+    Table("tblOfficer", OFFICER_COLUMNS, "OfficerID"),
+    Table("tblProduct", PRODUCT_COLUMNS, "ProdID"),
+    Table("tblFamilies", FAMILY_COLUMNS, "FamilyID"),
+    Table("tblInsuree", INSUREE_COLUMNS, "InsureeID"),
+    Table("tblPolicy", POLICY_COLUMNS, "PolicyID"),
+    Table("tblFamilySMS", FAMILY_SMS_COLUMNS, None),
 )
 # The notifier's own state, emptied by --reset together with the scheme.
 NOTIFIER_TABLES = (
@@ -173,3 +181,13 @@ class GenerateSummary:
     family_phones: int = 0
     approving_families: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The line bench/generate.py ends with: time, counts of what was written."""
+        return (
+            f"done in {self.seconds['total']} s: {self.families:,} families, "
+            f"{self.rows['tblInsuree']:,} insurees, {self.rows['tblPolicy']:,} policies "
+            f"({self.current_policies:,} current, {self.history_policies:,} history), "
+            f"{self.family_phones:,} families with a valid phone, {self.approving_families:,} approving; "
+            f"{sum(self.rows.values()):,} rows"
+        )
