@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: Django set-up, peak RSS, and writing a results file."""
+"""What the benchmark scripts share: Django set-up, counting SQL statements, peak RSS, and writing a results file."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import os
 import platform
 import resource
 import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,21 @@ def setup_django() -> None:
     import django
 
     django.setup()
+
+
+@contextmanager
+def count_queries() -> Iterator[Counter[str]]:
+    """Count the SQL statements Django sends while the block runs (counts['total'])."""
+    from django.db import connection
+
+    counts: Counter[str] = Counter()
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        counts["total"] += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield counts
 
 
 def peak_rss_mb() -> float:

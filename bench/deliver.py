@@ -26,32 +26,25 @@ each recipient exactly once and nothing else.
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import datetime as dt
-import hashlib
-import hmac
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, cpu_seconds, machine, setup_django, write_results
+from bench._common import cpu_seconds, machine, setup_django, write_results
+from bench.gateways import GATEWAY_KEY, EgaGateway
+from bench.workers import Workers, machine_busy_seconds
 
-GATEWAY_KEY = "bench-private-key"
 GATEWAY_USER = "bench"
 NOTIFIER_STATE_TABLES = (
     "notifier_delivery_attempt",
@@ -61,81 +54,6 @@ NOTIFIER_STATE_TABLES = (
     "notifier_provider_account",
 )
 LANGUAGES = ("sw", "en", "fr")
-
-
-# --- the fake eGA gateway ------------------------------------------------------------------------------------------
-
-
-class FakeGateway:
-    """An eGA-speaking SMS gateway on 127.0.0.1:<free port> that records what it receives (thread-safe)."""
-
-    def __init__(self, private_key: str = GATEWAY_KEY) -> None:
-        self.private_key = private_key.encode("utf-8")
-        self.lock = threading.Lock()
-        self.received: list[tuple[str, str, float]] = []  # (recipients, message, time.time())
-        self.rejected = 0
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive: a worker sends a chunk over one connection
-            # Headers and body leave in two writes: without TCP_NODELAY the body waits for the client's delayed
-            # ACK (40 ms) on a kept-alive connection. Production web servers set it too (nginx tcp_nodelay).
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:
-                arrived = time.time()
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                try:
-                    envelope = json.loads(body)
-                    data = envelope["data"]
-                    payload = json.loads(data)
-                    expected = base64.b64encode(
-                        hmac.new(gateway.private_key, data.encode("utf-8"), hashlib.sha256).digest()
-                    ).decode("ascii")
-                    valid = hmac.compare_digest(self.headers.get("X-Auth-Request-Hash", ""), expected)
-                except (ValueError, KeyError, TypeError):
-                    valid, payload = False, {}
-                if not valid:
-                    with gateway.lock:
-                        gateway.rejected += 1
-                    self._answer(401, b'{"error":"request hash does not verify"}')
-                    return
-                with gateway.lock:
-                    gateway.received.append((str(payload.get("recipients")), str(payload.get("message")), arrived))
-                self._answer(200, b'{"success":true,"error":false}')
-
-            def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-ega", daemon=True)
-
-    @property
-    def url(self) -> str:
-        port = self.server.server_address[1]
-        return f"http://127.0.0.1:{port}"
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.received)
-
-    def __enter__(self) -> FakeGateway:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 # --- the database side ------------------------------------------------------------------------------------------
@@ -232,81 +150,6 @@ def unfinished() -> int:
     return Outbox.objects.filter(status__in=[Outbox.Status.PENDING, Outbox.Status.SENDING]).count()
 
 
-# --- workers -------------------------------------------------------------------------------------------------------
-
-
-def _process_cpu_seconds(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="ascii")
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def _machine_busy_seconds() -> float:
-    with open("/proc/stat", encoding="ascii") as handle:
-        values = [int(value) for value in handle.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-class Workers:
-    """`celery -A project worker` in its own process group, logging to a file; stopped for sure on exit."""
-
-    def __init__(self, concurrency: int, queue: str, log_dir: Path, env: dict[str, str]) -> None:
-        self.log_path = log_dir / "worker.log"
-        command = [sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel", "INFO"]
-        command += ["--pool", "prefork", "--concurrency", str(concurrency), "-Q", queue, "-n", f"{queue}@%h"]
-        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        self.log = self.log_path.open("w", encoding="utf-8")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.tail()}")
-            if " ready." in self.log_path.read_text(encoding="utf-8", errors="replace"):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"the worker was not ready within {timeout:.0f} s:\n{self.tail()}")
-
-    def cpu_seconds(self) -> float:
-        pids = [self.process.pid, *_children(self.process.pid)]
-        return sum(_process_cpu_seconds(pid) for pid in pids)
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):  # the pool children too, whatever state they are in
-            os.killpg(self.process.pid, signal.SIGKILL)
-        if self.process.poll() is None:
-            self.process.wait(timeout=10)
-        self.log.close()
-
-
 # --- the run --------------------------------------------------------------------------------------------------------
 
 
@@ -366,7 +209,7 @@ def benchmark(
         raise SystemExit("error: REDIS_URL and a Redis broker are needed: the workers run on Redis")
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     day = day or timezone.localdate()
-    with FakeGateway() as gateway, tempfile.TemporaryDirectory(prefix="bench-deliver-") as directory:
+    with EgaGateway() as gateway, tempfile.TemporaryDirectory(prefix="bench-deliver-") as directory:
         ids = prepare(messages, gateway.url, day)
         recipients = {recipient_for(index).lstrip("+"): outbox_id for index, outbox_id in enumerate(ids)}
         env = {
@@ -387,7 +230,7 @@ def benchmark(
         try:
             workers.wait_ready(timeout=min(timeout, 120))
             worker_cpu_before = workers.cpu_seconds()
-            bench_cpu_before, machine_before = cpu_seconds(), _machine_busy_seconds()
+            bench_cpu_before, machine_before = cpu_seconds(), machine_busy_seconds()
             size = chunk_size()
             enqueued_at: dict[int, float] = {}
             with app.connection_for_write(broker_url) as broker, broker.Producer() as producer:
@@ -411,7 +254,7 @@ def benchmark(
                 time.sleep(0.25)
             timed_out = time.monotonic() >= deadline
             worker_cpu = workers.cpu_seconds() - worker_cpu_before
-            bench_cpu, machine_busy = cpu_seconds() - bench_cpu_before, _machine_busy_seconds() - machine_before
+            bench_cpu, machine_busy = cpu_seconds() - bench_cpu_before, machine_busy_seconds() - machine_before
         finally:
             app.conf.task_always_eager = eager
             workers.stop()

@@ -65,7 +65,7 @@ def run_case(area: dict[str, Any], output: str) -> dict[str, Any]:
     from django.http import StreamingHttpResponse
     from django.utils import timezone
 
-    from bench.detect import count_queries
+    from bench._common import count_queries
     from notifier.report.formats import csv_chunks, json_chunks
     from notifier.report.pdf import render_report_pdf
     from notifier.report.query import ReportParams, open_report

@@ -17,7 +17,9 @@ from bench import dashboard as dashboard_bench
 from bench import deliver as deliver_bench
 from bench import detect as detect_bench
 from bench import report as report_bench
-from bench.generate import GenerateError, GenerateOptions, generate, generated_metadata
+from bench.baseline import EXPIRY_TYPES
+from bench.generate import generate, generated_metadata
+from bench.scheme_data import GenerateError, GenerateOptions
 from notifier.models import Decision, Family, FamilyPhone, Insuree, Outbox, Policy
 from notifier.phones import normalize_phone
 from notifier.types import NOTIFICATION_TYPES
@@ -117,7 +119,7 @@ def test_it_finds_the_same_same_day_candidates_as_the_corrected_baseline(all_typ
     agreement = result["agreement"]
     assert set(agreement) == set(NOTIFICATION_TYPES)
     # The comparison is not vacuous: the expiry types have same-day candidates, some of them queued.
-    for notification_type in detect_bench.EXPIRY_TYPES:
+    for notification_type in EXPIRY_TYPES:
         assert agreement[notification_type]["engine_same_day_candidates"] > 0
     assert sum(entry["engine_same_day_queued"] for entry in agreement.values()) > 0
     # The engine covers its whole window: at least what the baseline found on the day itself.
@@ -147,7 +149,7 @@ def test_it_extrapolates_a_sampled_baseline_and_compares_only_the_sample(all_typ
     result = detect_bench.benchmark(DAY, sample=2, in_process=True, cover_windows=False)
 
     assert result["baseline"]["sampled"]
-    for notification_type in detect_bench.EXPIRY_TYPES:
+    for notification_type in EXPIRY_TYPES:
         figures = result["baseline"]["types"][notification_type]
         assert figures["examined"] == 2 < figures["total"]
         assert result["agreement"][notification_type]["engine_same_day_candidates"] <= 2
