@@ -64,6 +64,19 @@ def _fresh_breakers() -> Iterator[None]:
 
 
 @pytest.fixture
+def quick_delivery_settings(settings: Any, tmp_path: Path) -> None:
+    """Short HTTP timeouts, three attempts and a breaker that opens after ten failures: the delivery tests' settings."""
+    settings.VAR_DIR = tmp_path
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "http_connect_timeout_seconds": 0.5,
+        "http_read_timeout_seconds": 0.3,
+        "max_attempts": 3,
+        "circuit_breaker": {"failure_threshold": 10, "window_seconds": 60, "cooldown_seconds": 30},
+    }
+
+
+@pytest.fixture
 def gateway() -> Iterator[GatewayServer]:
     """A real HTTP server on 127.0.0.1 (port 0) standing in for an SMS gateway (tests/gateway.py)."""
     server = GatewayServer()
