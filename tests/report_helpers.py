@@ -9,7 +9,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import Group, User
 from django.http import HttpResponseBase
+from django.test import Client
 from django.utils import timezone
 
 from notifier import services
@@ -18,6 +20,7 @@ from notifier.models import Family, FamilyNotification, Location, Officer, Polic
 VALID_PHONE = "0712345678"  # +255712345678
 OTHER_VALID_PHONE = "0754000111"  # +255754000111
 INVALID_PHONE = "12345"
+REPORT_URL = "/api/policy_notification/communication_by_notification_report/"
 
 _numbers = itertools.count(1)
 
@@ -145,3 +148,14 @@ def add_policy(family: Family, product: Product, officer: Officer | None) -> Pol
         effective_date=today - dt.timedelta(days=20),
         expiry_date=today + dt.timedelta(days=345),
     )
+
+
+def report_user(username: str, *, group: str | None = None, staff: bool = False) -> User:
+    user = User.objects.create_user(username, password="pw-not-used", is_staff=staff)
+    if group is not None:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def get_report(client: Client, **query: str) -> Answer:
+    return Answer(client.get(REPORT_URL, query))
