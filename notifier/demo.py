@@ -8,6 +8,7 @@ and derived phones come from the same code path as in production); policies are 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -171,137 +172,53 @@ def _scenario_policies(
     """
     day = dt.timedelta(days=1)
     year = dt.timedelta(days=365)
+    make = functools.partial(_policy, family, product=product, officer=officer, now=now)
     if scenario == "activation":  # activated today (or in the catch-up window), cover starts later
         lag = [0, 0, 1, 3][variant % 4]
         start = today + 5 * day
-        return [
-            _policy(
-                family,
-                product,
-                officer,
-                start=start,
-                effective=start,
-                expiry=start + year - day,
-                activated_at=_at(today - lag * day, 9, now),
-                now=now,
-            )
-        ]
+        activated = _at(today - lag * day, 9, now)
+        return [make(start=start, effective=start, expiry=start + year - day, activated_at=activated)]
     if scenario == "activation_same_day_as_start":  # paid on the day cover starts: only "starting" goes out
-        return [
-            _policy(
-                family,
-                product,
-                officer,
-                start=today,
-                effective=today,
-                expiry=today + year - day,
-                activated_at=_at(today, 8, now),
-                now=now,
-            )
-        ]
+        return [make(start=today, effective=today, expiry=today + year - day, activated_at=_at(today, 8, now))]
     if scenario == "starting":
-        return [
-            _policy(
-                family,
-                product,
-                officer,
-                start=today - 10 * day,
-                effective=today,
-                expiry=today - 10 * day + year,
-                activated_at=_at(today - 12 * day, 9, now),
-                now=now,
-            )
-        ]
+        start = today - 10 * day
+        return [make(start=start, effective=today, expiry=start + year, activated_at=_at(today - 12 * day, 9, now))]
     if scenario == "need_for_renewal":
         expiry = today + 5 * day
-        return [
-            _policy(
-                family,
-                product,
-                officer,
-                start=expiry - year + day,
-                effective=expiry - year + day,
-                expiry=expiry,
-                now=now,
-            )
-        ]
+        return [make(start=expiry - year + day, effective=expiry - year + day, expiry=expiry)]
     if scenario == "expiration":
-        return [
-            _policy(
-                family, product, officer, start=today - year + day, effective=today - year + day, expiry=today, now=now
-            )
-        ]
+        return [make(start=today - year + day, effective=today - year + day, expiry=today)]
     if scenario == "reminder_after_expiration":
         expiry = today - 5 * day
-        return [
-            _policy(
-                family,
-                product,
-                officer,
-                start=expiry - year + day,
-                effective=expiry - year + day,
-                expiry=expiry,
-                status=Policy.Status.EXPIRED,
-                now=now,
-            )
-        ]
+        start = expiry - year + day
+        return [make(start=start, effective=start, expiry=expiry, status=Policy.Status.EXPIRED)]
     if scenario in ("renewal", "renewed_before_expiry", "renewed_to_conversion"):
         expiry = today - day if scenario == "renewal" else today + 5 * day
-        old = _policy(
-            family,
-            product,
-            officer,
-            start=expiry - year + day,
-            effective=expiry - year + day,
-            expiry=expiry,
-            status=Policy.Status.EXPIRED if scenario == "renewal" else Policy.Status.ACTIVE,
-            now=now,
-        )
+        start = expiry - year + day
+        old_status = Policy.Status.EXPIRED if scenario == "renewal" else Policy.Status.ACTIVE
+        old = make(start=start, effective=start, expiry=expiry, status=old_status)
         renewed_product = product.conversion_product or product if scenario == "renewed_to_conversion" else product
-        new = _policy(
-            family,
-            renewed_product,
-            officer,
+        new = make(
+            product=renewed_product,
             start=expiry + day,
             effective=expiry + day,
             expiry=expiry + year,
             stage=Policy.Stage.RENEWAL,
             status=Policy.Status.ACTIVE if scenario == "renewal" else Policy.Status.READY,
             activated_at=_at(today, 10, now),
-            now=now,
         )
         return [old, new]
     if scenario in ("idle", "suspended", "ready"):
         status = {"idle": Policy.Status.IDLE, "suspended": Policy.Status.SUSPENDED, "ready": Policy.Status.READY}
+        activated = _at(today, 9, now)
         return [
-            _policy(
-                family,
-                product,
-                officer,
-                start=today,
-                effective=today,
-                expiry=today + 5 * day,
-                status=status[scenario],
-                activated_at=_at(today, 9, now),
-                now=now,
-            )
+            make(start=today, effective=today, expiry=today + 5 * day, status=status[scenario], activated_at=activated)
         ]
     if scenario == "active_midterm":
         start = today - (30 + (variant * 37) % 200) * day
-        return [_policy(family, product, officer, start=start, effective=start, expiry=start + year, now=now)]
+        return [make(start=start, effective=start, expiry=start + year)]
     start = today - 2 * year
-    return [
-        _policy(
-            family,
-            product,
-            officer,
-            start=start,
-            effective=start,
-            expiry=start + year - day,
-            status=Policy.Status.EXPIRED,
-            now=now,
-        )
-    ]
+    return [make(start=start, effective=start, expiry=start + year - day, status=Policy.Status.EXPIRED)]
 
 
 def demo_exists() -> bool:

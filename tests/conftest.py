@@ -11,14 +11,16 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 from django.utils import timezone
 
 from notifier import coordination, services
 from notifier.models import Family, Location, Officer, Outbox, Policy, Product
+from notifier.report.access import REPORT_GROUP
 from tests.baseline import restore_migration_data
 from tests.factories import ALL_TYPES_ON, APPROVED, TODAY, at, due_fields, ega_account, outbox_for
 from tests.gateway import EGA_KEY, GatewayServer
-from tests.report_helpers import Tree, build_tree
+from tests.report_helpers import Tree, build_tree, report_user
 
 _counter = itertools.count(1)
 
@@ -61,6 +63,27 @@ def _fresh_breakers() -> Iterator[None]:
     coordination.reset()
     yield
     coordination.reset()
+
+
+@pytest.fixture
+def quick_delivery_settings(settings: Any, tmp_path: Path) -> None:
+    """Short HTTP timeouts, three attempts and a breaker that opens after ten failures: the delivery tests' settings."""
+    settings.VAR_DIR = tmp_path
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "http_connect_timeout_seconds": 0.5,
+        "http_read_timeout_seconds": 0.3,
+        "max_attempts": 3,
+        "circuit_breaker": {"failure_threshold": 10, "window_seconds": 60, "cooldown_seconds": 30},
+    }
+
+
+@pytest.fixture
+def viewer(db: None) -> Client:
+    """A client signed in as a member of the report viewer group."""
+    client = Client()
+    client.force_login(report_user("viewer", group=REPORT_GROUP))
+    return client
 
 
 @pytest.fixture

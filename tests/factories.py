@@ -37,6 +37,15 @@ from tests.gateway import EGA_KEY
 TODAY = dt.date(2026, 3, 20)  # the detection tests' pinned day (a Friday)
 DAY = dt.timedelta(days=1)
 ALL_TYPES_ON = dict.fromkeys(NOTIFICATION_TYPES, True)
+DEFAULT_MAX_DELAY = {  # the seed's max_delay_days: how many days late a type may still go out
+    "activation_of_policy": 5,
+    "starting_of_policy": 2,
+    "need_for_renewal": 4,
+    "expiration_of_policy": 2,
+    "reminder_after_expiration": 5,
+    "renewal_of_policy": 5,
+}
+EXPIRY_TYPES = ["need_for_renewal", "expiration_of_policy", "reminder_after_expiration"]
 APPROVED = {"approvalOfNotification": True, "languageOfNotification": "sw"}
 FORECAST_HEADER = ["day", "activation", "starting", "renewal_due", "expiration", "reminder", "renewal", "total"]
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import Group, User
 from django.http import HttpResponseBase
+from django.test import Client
 from django.utils import timezone
 
 from notifier import services
@@ -18,6 +21,31 @@ from notifier.models import Family, FamilyNotification, Location, Officer, Polic
 VALID_PHONE = "0712345678"  # +255712345678
 OTHER_VALID_PHONE = "0754000111"  # +255754000111
 INVALID_PHONE = "12345"
+REPORT_URL = "/api/policy_notification/communication_by_notification_report/"
+# Report queries the report refuses, each with the parameter it names: {d1}, {r1} and {unknown} stand for a
+# district's, a region's and an unknown UUID (fill_query). The query layer and the endpoint are tested on all of them.
+BAD_QUERIES = [
+    ({}, "districtUuid"),
+    ({"mode": "1"}, "districtUuid"),
+    ({"regionUuid": "", "districtUuid": " "}, "districtUuid"),
+    ({"districtUuid": "D1"}, "districtUuid"),
+    ({"districtUuid": "not-a-uuid"}, "districtUuid"),
+    ({"regionUuid": "12345"}, "regionUuid"),
+    ({"regionUuid": "not-a-uuid"}, "regionUuid"),
+    ({"districtUuid": "{d1}", "regionUuid": "nope"}, "regionUuid"),
+    ({"districtUuid": "{unknown}"}, "districtUuid"),
+    ({"regionUuid": "{unknown}"}, "regionUuid"),
+    ({"regionUuid": "{d1}"}, "regionUuid"),  # a district's UUID is not a region
+    ({"districtUuid": "{r1}"}, "districtUuid"),
+    ({"districtUuid": "{d1}", "officerUuid": "x"}, "officerUuid"),
+    ({"districtUuid": "{d1}", "officerUuid": "7"}, "officerUuid"),
+    ({"districtUuid": "{d1}", "officerUuid": "{unknown}"}, "officerUuid"),
+    ({"districtUuid": "{d1}", "mode": "7"}, "mode"),
+    ({"districtUuid": "{d1}", "mode": "-1"}, "mode"),
+    ({"districtUuid": "{d1}", "mode": "two"}, "mode"),
+    ({"districtUuid": "{d1}", "mode": "1.5"}, "mode"),
+    ({"districtUuid": "{d1}", "mode": "all"}, "mode"),
+]
 
 _numbers = itertools.count(1)
 
@@ -145,3 +173,20 @@ def add_policy(family: Family, product: Product, officer: Officer | None) -> Pol
         effective_date=today - dt.timedelta(days=20),
         expiry_date=today + dt.timedelta(days=345),
     )
+
+
+def report_user(username: str, *, group: str | None = None, staff: bool = False) -> User:
+    user = User.objects.create_user(username, password="pw-not-used", is_staff=staff)
+    if group is not None:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def get_report(client: Client, **query: str) -> Answer:
+    return Answer(client.get(REPORT_URL, query))
+
+
+def fill_query(tree: Tree, query: dict[str, str]) -> dict[str, str]:
+    """A BAD_QUERIES query with its placeholders replaced by the tree's UUIDs (and a fresh unknown one)."""
+    values = {"d1": str(tree.d1.uuid), "r1": str(tree.r1.uuid), "unknown": str(uuid.uuid4())}
+    return {key: value.format(**values) for key, value in query.items()}

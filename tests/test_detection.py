@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,19 +11,9 @@ from django.utils import timezone
 from notifier import services
 from notifier.detection import run_all_detection, run_detection
 from notifier.detection_store import CandidateDecision
-from notifier.models import Decision, DetectionRun, FamilyNotification, Outbox, Policy, Product
+from notifier.models import Decision, DetectionRun, FamilyNotification, Outbox, Policy
 from notifier.types import NOTIFICATION_TYPES
-from tests.factories import APPROVED, DAY, TODAY, at, decision_of, due_fields, run_on
-
-MAX_DELAY = {
-    "activation_of_policy": 5,
-    "starting_of_policy": 2,
-    "need_for_renewal": 4,
-    "expiration_of_policy": 2,
-    "reminder_after_expiration": 5,
-    "renewal_of_policy": 5,
-}
-EXPIRY_TYPES = ["need_for_renewal", "expiration_of_policy", "reminder_after_expiration"]
+from tests.factories import APPROVED, DAY, DEFAULT_MAX_DELAY, EXPIRY_TYPES, TODAY, at, decision_of, due_fields, run_on
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +27,7 @@ def test_it_queues_a_candidate_on_its_due_day(clock: Any, enable: Any, due: Any,
     outbox = Outbox.objects.get(policy=policy, notification_type=notification_type)
     assert result.queued_outbox_ids == [outbox.pk]
     assert result.queued == 1
-    assert (result.window_start, result.window_end) == (TODAY - MAX_DELAY[notification_type] * DAY, TODAY)
+    assert (result.window_start, result.window_end) == (TODAY - DEFAULT_MAX_DELAY[notification_type] * DAY, TODAY)
     assert outbox.event_date == TODAY
     assert outbox.status == Outbox.Status.PENDING
     assert outbox.recipient == "+255712345678"
@@ -77,8 +66,8 @@ def test_it_catches_up_a_day_on_which_nothing_ran(clock: Any, enable: Any, due: 
 def test_it_queues_on_the_last_day_of_the_window_and_not_after(
     clock: Any, enable: Any, due: Any, notification_type: str
 ) -> None:
-    last_day = due(notification_type, TODAY - MAX_DELAY[notification_type] * DAY)
-    too_old = due(notification_type, TODAY - (MAX_DELAY[notification_type] + 1) * DAY)
+    last_day = due(notification_type, TODAY - DEFAULT_MAX_DELAY[notification_type] * DAY)
+    too_old = due(notification_type, TODAY - (DEFAULT_MAX_DELAY[notification_type] + 1) * DAY)
 
     result = run_detection(notification_type)
 
@@ -96,14 +85,14 @@ def test_it_records_a_candidate_that_left_the_window_unqueued_as_obsolete(
     assert run_on(clock, TODAY, notification_type).skipped == {"no_consent": 1}
     services.update_family_notification_policy(family.uuid, {"approvalOfNotification": True})
 
-    result = run_on(clock, TODAY + (MAX_DELAY[notification_type] + 1) * DAY, notification_type)
+    result = run_on(clock, TODAY + (DEFAULT_MAX_DELAY[notification_type] + 1) * DAY, notification_type)
 
     assert result.queued == 0
     assert result.obsolete == 1
     decision = decision_of(policy, notification_type)
     assert (decision.outcome, decision.reason, decision.event_date) == ("obsolete", "too_late", TODAY)
     assert not Outbox.objects.exists()
-    assert run_on(clock, TODAY + (MAX_DELAY[notification_type] + 2) * DAY, notification_type).obsolete == 0
+    assert run_on(clock, TODAY + (DEFAULT_MAX_DELAY[notification_type] + 2) * DAY, notification_type).obsolete == 0
 
 
 @pytest.mark.parametrize("notification_type", ["activation_of_policy", "expiration_of_policy"])
@@ -117,7 +106,9 @@ def test_it_gives_an_obsolete_candidate_the_language_of_its_current_consent_only
     FamilyNotification.objects.filter(family=family).update(validity_to=at(TODAY, 13))
     seen: list[CandidateDecision] = []
 
-    result = run_on(clock, TODAY + (MAX_DELAY[notification_type] + 1) * DAY, notification_type, observer=seen.append)
+    result = run_on(
+        clock, TODAY + (DEFAULT_MAX_DELAY[notification_type] + 1) * DAY, notification_type, observer=seen.append
+    )
 
     assert result.obsolete == 1
     assert [(d.outcome, d.language) for d in seen] == [("obsolete", "")]
@@ -264,127 +255,6 @@ def test_it_does_not_notify_a_deleted_family(clock: Any, enable: Any, make_famil
     services.delete_family(family.uuid)
 
     assert run_detection("expiration_of_policy").queued == 0
-
-
-# --- not renewed ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def products(db: None) -> dict[str, Product]:
-    plus = Product.objects.create(code="PLUS", name="Plus")
-    basic = Product.objects.create(code="BASIC2", name="Basic", conversion_product=plus)
-    other = Product.objects.create(code="OTHER", name="Other")
-    return {"basic": basic, "plus": plus, "other": other}
-
-
-def _renewal(
-    make_policy: Callable[..., Policy], policy: Policy, product: Product, status: int = Policy.Status.IDLE
-) -> Policy:
-    assert policy.expiry_date is not None
-    start = policy.expiry_date + DAY
-    return make_policy(
-        policy.family,
-        product=product,
-        stage=Policy.Stage.RENEWAL,
-        status=status,
-        start_date=start,
-        effective_date=None,
-        expiry_date=start + 364 * DAY,
-        validity_from=at(TODAY - 30 * DAY),
-    )
-
-
-@pytest.mark.parametrize("notification_type", EXPIRY_TYPES)
-@pytest.mark.parametrize("status", [Policy.Status.IDLE, Policy.Status.READY, Policy.Status.ACTIVE])
-def test_it_does_not_remind_a_policy_renewed_with_the_same_product(
-    clock: Any, enable: Any, due: Any, make_policy: Any, products: Any, notification_type: str, status: int
-) -> None:
-    policy = due(notification_type, TODAY, product=products["basic"])
-    _renewal(make_policy, policy, products["basic"], status)
-
-    assert run_detection(notification_type).queued == 0
-
-
-@pytest.mark.parametrize("notification_type", EXPIRY_TYPES)
-def test_it_does_not_remind_a_policy_renewed_to_its_conversion_product(
-    clock: Any, enable: Any, due: Any, make_policy: Any, products: Any, notification_type: str
-) -> None:
-    policy = due(notification_type, TODAY, product=products["basic"])
-    _renewal(make_policy, policy, products["plus"])
-
-    assert run_detection(notification_type).queued == 0
-
-
-@pytest.mark.parametrize("notification_type", EXPIRY_TYPES)
-def test_it_reminds_a_policy_followed_by_another_product(
-    clock: Any, enable: Any, due: Any, make_policy: Any, products: Any, notification_type: str
-) -> None:
-    """A different product is not a renewal; nor is the conversion direction reversed (plus -> basic)."""
-    other = due(notification_type, TODAY, product=products["basic"])
-    _renewal(make_policy, other, products["other"])
-    reversed_direction = due(notification_type, TODAY, product=products["plus"])
-    _renewal(make_policy, reversed_direction, products["basic"])
-
-    run_detection(notification_type)
-
-    assert set(Outbox.objects.values_list("policy_id", flat=True)) == {other.pk, reversed_direction.pk}
-
-
-@pytest.mark.parametrize("notification_type", EXPIRY_TYPES)
-def test_it_ignores_renewals_of_another_family_earlier_starts_and_retired_versions(
-    clock: Any, enable: Any, due: Any, make_family: Any, make_policy: Any, products: Any, notification_type: str
-) -> None:
-    policy = due(notification_type, TODAY, product=products["basic"])
-    another_family = _renewal(make_policy, policy, products["basic"])
-    Policy.objects.filter(pk=another_family.pk).update(family=make_family())
-    same_day = _renewal(make_policy, policy, products["basic"])
-    Policy.objects.filter(pk=same_day.pk).update(start_date=policy.expiry_date)  # not *after* expiry
-    retired = _renewal(make_policy, policy, products["basic"])
-    retired.retire(at(TODAY - DAY))
-
-    assert run_detection(notification_type).queued == 1
-
-
-# --- activation vs starting -------------------------------------------------------------------------------------
-
-
-def test_it_sends_starting_only_when_activation_falls_on_the_start_day(clock: Any, enable: Any, due: Any) -> None:
-    policy = due("activation_of_policy", TODAY, start_date=TODAY, effective_date=TODAY)
-
-    results = run_all_detection()
-
-    by_type = {result.notification_type: result for result in results}
-    assert by_type["activation_of_policy"].skipped == {"superseded_by_starting": 1}
-    assert by_type["starting_of_policy"].queued == 1
-    assert list(Outbox.objects.values_list("notification_type", flat=True)) == ["starting_of_policy"]
-    assert decision_of(policy, "activation_of_policy").reason == "superseded_by_starting"
-
-
-def test_it_sends_activation_on_the_start_day_when_starting_is_disabled(clock: Any, enable: Any, due: Any) -> None:
-    due("activation_of_policy", TODAY, start_date=TODAY, effective_date=TODAY)
-    enable(starting_of_policy=False)
-
-    results = run_all_detection()
-
-    assert [result.notification_type for result in results] == [
-        name for name in NOTIFICATION_TYPES if name != "starting_of_policy"
-    ]
-    assert list(Outbox.objects.values_list("notification_type", flat=True)) == ["activation_of_policy"]
-
-
-def test_it_sends_activation_and_later_starting_on_different_days(clock: Any, enable: Any, due: Any) -> None:
-    policy = due("activation_of_policy", TODAY)  # cover starts TODAY + 5
-
-    run_on(clock, TODAY, "activation_of_policy")
-    run_on(clock, TODAY + 5 * DAY, "starting_of_policy")
-
-    assert sorted(Outbox.objects.filter(policy=policy).values_list("notification_type", flat=True)) == [
-        "activation_of_policy",
-        "starting_of_policy",
-    ]
-
-
-# --- dry run, config, time zone -------------------------------------------------------------------------------------
 
 
 def test_it_writes_nothing_on_a_dry_run(clock: Any, enable: Any, due: Any, make_family: Any) -> None:

@@ -148,6 +148,29 @@ def outbox_messages(status: str | None = None) -> Counter[tuple[str, str]]:
     return Counter((recipient.lstrip("+"), text) for recipient, text in rows.values_list("recipient", "text"))
 
 
+def dispatch_and_hold_the_first(
+    scheme: dt.date, celery_client: Celery, start_worker: Callable[..., Any], gateway: GatewayServer, name: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """An eGA account on `gateway` (which holds the first message), a one-process worker `name` and the day's
+    dispatch: back once the first message is held, with the worker and how many outbox rows the day makes."""
+    ega_account("e2e eGA", gateway.url)
+    expected_total = sum(expected_per_type(scheme).values())
+    worker: subprocess.Popen[bytes] = start_worker(name, concurrency=1)
+    celery_client.send_task("notifier.tasks.send_notification_messages", args=[scheme.isoformat()])
+    wait_for(gateway.holding.is_set, timeout=90, what="the first message to reach the gateway", process=worker)
+    return worker, expected_total
+
+
+def sweep_until_every_row_is_done(celery_client: Celery, expected_total: int, what: str) -> None:
+    """Run the sweeper until no row is pending or sending and the day's rows are all there."""
+
+    def done() -> bool:
+        call(celery_client, "notifier.tasks.sweep_outbox", timeout=60)
+        return settled() and Outbox.objects.count() == expected_total
+
+    wait_for(done, timeout=180, what=what)
+
+
 def test_it_delivers_every_due_message_exactly_once_through_a_real_worker(scheme, celery_client, start_worker):
     gateway = GatewayServer(ega_key=EGA_KEY)
     try:
@@ -219,11 +242,7 @@ def test_it_skips_a_dispatcher_run_that_overlaps_a_running_one(scheme, celery_cl
 def test_it_delivers_everything_after_a_worker_is_killed_mid_delivery(scheme, celery_client, start_worker):
     gateway = GatewayServer(ega_key=EGA_KEY, hold_first=True)
     try:
-        ega_account("e2e eGA", gateway.url)
-        expected_total = sum(expected_per_type(scheme).values())
-        doomed = start_worker("doomed", concurrency=1)
-        celery_client.send_task("notifier.tasks.send_notification_messages", args=[scheme.isoformat()])
-        wait_for(gateway.holding.is_set, timeout=90, what="the first message to reach the gateway", process=doomed)
+        doomed, expected_total = dispatch_and_hold_the_first(scheme, celery_client, start_worker, gateway, "doomed")
         os.killpg(doomed.pid, signal.SIGKILL)
         doomed.wait(timeout=30)
         gateway.release.set()
@@ -237,12 +256,7 @@ def test_it_delivers_everything_after_a_worker_is_killed_mid_delivery(scheme, ce
         assert Outbox.objects.filter(status=Outbox.Status.SENDING, send_started_at__isnull=False).count() == 1
 
         start_worker("rescuer", concurrency=2)
-
-        def swept_clean() -> bool:
-            call(celery_client, "notifier.tasks.sweep_outbox", timeout=60)
-            return settled() and Outbox.objects.count() == expected_total
-
-        wait_for(swept_clean, timeout=180, what="the sweeper and redelivery to finish every row")
+        sweep_until_every_row_is_done(celery_client, expected_total, "the sweeper and redelivery to finish every row")
 
         received = gateway.counts()
         assert set(received.values()) == {1}, "a message reached the gateway twice"
@@ -261,21 +275,13 @@ def test_it_never_sends_twice_what_a_worker_paused_past_its_lease_was_holding(sc
     for and sends nothing of what it no longer owns."""
     gateway = GatewayServer(ega_key=EGA_KEY, hold_first=True)
     try:
-        ega_account("e2e eGA", gateway.url)
-        expected_total = sum(expected_per_type(scheme).values())
-        paused = start_worker("paused", concurrency=1)
-        celery_client.send_task("notifier.tasks.send_notification_messages", args=[scheme.isoformat()])
-        wait_for(gateway.holding.is_set, timeout=90, what="the first message to reach the gateway", process=paused)
+        paused, expected_total = dispatch_and_hold_the_first(scheme, celery_client, start_worker, gateway, "paused")
         os.killpg(paused.pid, signal.SIGSTOP)
         try:
             [in_flight] = Outbox.objects.filter(status=Outbox.Status.SENDING, send_started_at__isnull=False)
             start_worker("rescuer", concurrency=2)
-
-            def rest_delivered() -> bool:
-                call(celery_client, "notifier.tasks.sweep_outbox", timeout=60)
-                return settled() and Outbox.objects.count() == expected_total
-
-            wait_for(rest_delivered, timeout=180, what="the sweeper and the rescuer to finish every other row")
+            what = "the sweeper and the rescuer to finish every other row"
+            sweep_until_every_row_is_done(celery_client, expected_total, what)
             assert Outbox.objects.get(pk=in_flight.pk).status == Outbox.Status.UNKNOWN
         finally:
             gateway.release.set()

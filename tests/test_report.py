@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -15,6 +13,7 @@ from notifier.models import Family, Policy, Product
 from notifier.report.query import UNKNOWN, ReportParamError, ReportParams, ReportRow, build_report
 from tests.factories import bulk_families
 from tests.report_helpers import (
+    BAD_QUERIES,
     INVALID_PHONE,
     OTHER_VALID_PHONE,
     VALID_PHONE,
@@ -22,6 +21,7 @@ from tests.report_helpers import (
     add_family,
     add_officer,
     add_policy,
+    fill_query,
 )
 
 
@@ -62,31 +62,10 @@ def test_it_defaults_to_mode_all_and_finds_the_current_officer(tree: Tree) -> No
     assert params.officer_label == "EO1 Juma Renamed"
 
 
-@pytest.mark.parametrize(
-    ("query", "param"),
-    [
-        ({}, "districtUuid"),
-        ({"regionUuid": "", "districtUuid": " "}, "districtUuid"),
-        ({"districtUuid": "not-a-uuid"}, "districtUuid"),
-        ({"regionUuid": "12345"}, "regionUuid"),
-        ({"districtUuid": "{d1}", "regionUuid": "nope"}, "regionUuid"),
-        ({"districtUuid": "{unknown}"}, "districtUuid"),
-        ({"regionUuid": "{unknown}"}, "regionUuid"),
-        ({"regionUuid": "{d1}"}, "regionUuid"),  # a district's UUID is not a region
-        ({"districtUuid": "{r1}"}, "districtUuid"),
-        ({"districtUuid": "{d1}", "officerUuid": "x"}, "officerUuid"),
-        ({"districtUuid": "{d1}", "officerUuid": "{unknown}"}, "officerUuid"),
-        ({"districtUuid": "{d1}", "mode": "7"}, "mode"),
-        ({"districtUuid": "{d1}", "mode": "-1"}, "mode"),
-        ({"districtUuid": "{d1}", "mode": "two"}, "mode"),
-        ({"districtUuid": "{d1}", "mode": "1.5"}, "mode"),
-    ],
-)
+@pytest.mark.parametrize(("query", "param"), BAD_QUERIES)
 def test_it_rejects_a_bad_parameter_naming_it(tree: Tree, query: dict[str, str], param: str) -> None:
-    values = {"d1": str(tree.d1.uuid), "r1": str(tree.r1.uuid), "unknown": str(uuid.uuid4())}
-    filled = {key: value.format(**values) for key, value in query.items()}
     with pytest.raises(ReportParamError) as caught:
-        ReportParams.from_query(filled)
+        ReportParams.from_query(fill_query(tree, query))
     assert caught.value.param == param
     assert str(caught.value).startswith(f"{param}: ")
 

@@ -9,6 +9,7 @@ import pytest
 from notifier import types
 from notifier.config import ConfigError, parse_config
 from notifier.types import NOTIFICATION_TYPES, get_type, known_types
+from tests.factories import DEFAULT_MAX_DELAY
 
 
 def test_the_registry_holds_the_six_seed_types_in_order() -> None:
@@ -43,14 +44,7 @@ def test_the_config_has_one_key_per_type_and_its_default_delay() -> None:
     config = parse_config({"eligibleNotificationTypes": {"renewal_of_policy": True}})
     assert list(config.eligibleNotificationTypes) == list(NOTIFICATION_TYPES)
     assert config.enabled_types() == ["renewal_of_policy"]
-    assert {name: config.max_delay(name) for name in NOTIFICATION_TYPES} == {
-        "activation_of_policy": 5,
-        "starting_of_policy": 2,
-        "need_for_renewal": 4,
-        "expiration_of_policy": 2,
-        "reminder_after_expiration": 5,
-        "renewal_of_policy": 5,
-    }
+    assert {name: config.max_delay(name) for name in NOTIFICATION_TYPES} == DEFAULT_MAX_DELAY
     assert [config.expiry_offset(name) for name in ("need_for_renewal", "expiration_of_policy")] == [-5, 0]
     with pytest.raises(ConfigError, match=re.escape("'max_delay_days.birthday': unknown key")):
         parse_config({"max_delay_days": {"birthday": 1}})

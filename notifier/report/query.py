@@ -177,6 +177,11 @@ def _blank_to_none(value: str | None) -> str | None:
     return value if value is not None and value.strip() else None
 
 
+# The places a row is filed under, outermost first: each gives a `<level>_code` and a `<level>_name` column.
+_PLACE_LEVELS = ((Location.Type.DISTRICT, "district"), (Location.Type.WARD, "ward"), (Location.Type.VILLAGE, "village"))
+_PLACE_COLUMNS = tuple(f"{level}_{part}" for _, level in _PLACE_LEVELS for part in ("code", "name"))
+
+
 def report_queryset(params: ReportParams) -> QuerySet[Family, dict[str, Any]]:
     """The report as one SELECT (exposed so that tests and the bench can inspect or count it). Every row carries
     `families`, the number of rows (a window count), so that the JSON and the PDF can say it before the rows."""
@@ -192,24 +197,14 @@ def report_queryset(params: ReportParams) -> QuerySet[Family, dict[str, Any]]:
         )
     families = families.annotate(
         consent=FilteredRelation("notification", condition=Q(notification__validity_to__isnull=True)),
-        district_code=_level(Location.Type.DISTRICT, "code"),
-        district_name=_level(Location.Type.DISTRICT, "name"),
-        ward_code=_level(Location.Type.WARD, "code"),
-        ward_name=_level(Location.Type.WARD, "name"),
-        village_code=_level(Location.Type.VILLAGE, "code"),
-        village_name=_level(Location.Type.VILLAGE, "name"),
+        **{f"{level}_{part}": _level(kind, part) for kind, level in _PLACE_LEVELS for part in ("code", "name")},
         families=Window(Count(Value(1))),
     )
     ordered = families.order_by(
         *(
             F(name).asc(nulls_last=True)
             for name in (
-                "district_code",
-                "district_name",
-                "ward_code",
-                "ward_name",
-                "village_code",
-                "village_name",
+                *_PLACE_COLUMNS,
                 "head_insuree__last_name",
                 "head_insuree__other_names",
                 "head_insuree__chf_id",
@@ -217,14 +212,9 @@ def report_queryset(params: ReportParams) -> QuerySet[Family, dict[str, Any]]:
         ),
         "id",
     )
-    return ordered.values(
+    rows: QuerySet[Family, dict[str, Any]] = ordered.values(  # typed: the django plugin cannot read *_PLACE_COLUMNS
         "uuid",
-        "district_code",
-        "district_name",
-        "ward_code",
-        "ward_name",
-        "village_code",
-        "village_name",
+        *_PLACE_COLUMNS,
         "head_insuree_id",
         "head_insuree__chf_id",
         "head_insuree__other_names",
@@ -239,6 +229,7 @@ def report_queryset(params: ReportParams) -> QuerySet[Family, dict[str, Any]]:
         "sms_phone__insuree__phone",
         "families",
     )
+    return rows
 
 
 def _row(values: dict[str, Any]) -> ReportRow:

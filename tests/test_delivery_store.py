@@ -1,0 +1,61 @@
+"""delivery.store: the sweeper hands out due rows once, a dead worker's leases are reclaimed, one claim wins."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+from django.utils import timezone
+
+from notifier.delivery.runner import deliver
+from notifier.delivery.store import hand_out_due, reclaim_expired
+from notifier.models import Outbox
+from tests.delivery_helpers import SWEEP_GRACE, swept
+from tests.factories import bare_outbox, ega_account, in_threads
+from tests.gateway import GatewayServer, Reply
+
+pytestmark = pytest.mark.usefixtures("quick_delivery_settings")
+
+
+def test_it_hands_out_due_retries_oldest_first_and_once(make_outbox: Callable[..., Outbox]) -> None:
+    now = timezone.now()
+    retried = {"claimed_at": now - dt.timedelta(hours=1), "attempts": 1}
+    late = make_outbox(**retried, next_attempt_at=now - dt.timedelta(minutes=1))
+    early = make_outbox(**retried, next_attempt_at=now - dt.timedelta(minutes=5))
+    make_outbox(**retried, next_attempt_at=now + dt.timedelta(minutes=5))
+    make_outbox(**retried, status=Outbox.Status.FAILED, next_attempt_at=now - dt.timedelta(minutes=9))
+    make_outbox(next_attempt_at=now - dt.timedelta(minutes=1))  # fresh from detection: its own task carries it
+    assert hand_out_due(1, SWEEP_GRACE, now) == [early.pk]
+    assert hand_out_due(10, SWEEP_GRACE, now) == [late.pk]
+    assert hand_out_due(10, SWEEP_GRACE, now) == [], "handed out once"
+
+
+def test_it_marks_rows_a_dead_worker_was_sending_unknown_and_queues_the_untried_again(
+    make_outbox: Callable[..., Outbox],
+) -> None:
+    now = timezone.now()
+    long_ago, expired = now - dt.timedelta(minutes=30), now - dt.timedelta(seconds=1)
+    leased = {"status": Outbox.Status.SENDING, "claimed_at": long_ago, "lease_owner": "dead"}
+    started = make_outbox(**leased, send_started_at=long_ago, lease_expires_at=expired)
+    untried = make_outbox(**leased, next_attempt_at=long_ago, lease_expires_at=expired)
+    # Claimed half an hour ago, but its run is alive and extends its lease: it is left alone, whatever its age.
+    alive = make_outbox(**leased, send_started_at=now, lease_expires_at=now + dt.timedelta(seconds=5))
+    assert reclaim_expired(now=now) == (1, 1)
+    assert Outbox.objects.get(pk=started.pk).status == Outbox.Status.UNKNOWN
+    assert Outbox.objects.get(pk=started.pk).lease_owner == "dead", "kept: the run may still write the outcome"
+    assert Outbox.objects.filter(pk=untried.pk).values_list("status", "lease_owner").get() == ("pending", "")
+    assert Outbox.objects.get(pk=alive.pk).status == Outbox.Status.SENDING
+    assert swept(now) == [untried.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_only_one_of_two_concurrent_workers_send(gateway: GatewayServer) -> None:
+
+    ega_account("ega", gateway.url, 10)
+    gateway.default = Reply(delay=0.1)
+    outbox = bare_outbox("Your policy expires today.")
+    results: list[str] = []
+    in_threads(lambda: results.append(deliver(outbox.pk)))
+    assert sorted(results) == ["sent", "skipped"]
+    assert len(gateway.received) == 1
