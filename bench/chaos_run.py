@@ -166,8 +166,8 @@ class Chaos:
     def queue_rows(self, count: int) -> list[int]:
         from django.utils import timezone
 
+        from notifier.delivery.handoff import enqueue_delivery
         from notifier.models import Outbox, Policy
-        from notifier.tasks import enqueue_delivery
         from notifier.types import NOTIFICATION_TYPES
 
         policies = list(

@@ -201,7 +201,7 @@ def benchmark(
     from django.db import connection
     from django.utils import timezone
 
-    from notifier.tasks import chunk_size, deliver_outbox_chunk
+    from notifier.delivery.handoff import chunk_size, deliver_outbox_chunk
     from project.celery import app
 
     broker_url = broker_url or settings.CELERY_BROKER_URL

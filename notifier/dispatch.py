@@ -31,13 +31,13 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from notifier.delivery.handoff import chunk_size, enqueue_delivery
 from notifier.delivery.runner import deliver_chunk
 from notifier.detection import DetectionResult, Observer, run_detection, scheme_today
 from notifier.locks import dispatcher_lock
 from notifier.models import DispatcherRun
 from notifier.phones import refresh_changed_family_phones
 from notifier.settings import get_config
-from notifier.tasks import chunk_size, enqueue_delivery
 from notifier.types import known_types
 
 logger = logging.getLogger(__name__)

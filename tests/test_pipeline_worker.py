@@ -24,10 +24,10 @@ from celery import Celery
 from django.db import connection
 from django.utils import timezone
 
+from notifier.delivery.handoff import chunk_size
 from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.models import DetectionRun, DispatcherRun, Outbox
-from notifier.tasks import chunk_size
 from notifier.types import NOTIFICATION_TYPES
 from tests.factories import ega_account
 from tests.gateway import EGA_KEY, GatewayServer

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifier import tasks
+from notifier.delivery import handoff
 from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.locks import dispatcher_lock
@@ -98,7 +99,7 @@ def test_it_enqueues_delivery_in_chunks_after_commit(scheme, ega_gateway, settin
     run_all_detection(scheme)
     ids = list(Outbox.objects.order_by("id").values_list("id", flat=True)[:7])
     with transaction.atomic():
-        assert tasks.enqueue_delivery(ids) == 3
+        assert handoff.enqueue_delivery(ids) == 3
         assert not Outbox.objects.filter(status=Outbox.Status.SENT).exists()  # nothing runs before the commit
     assert set(Outbox.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Outbox.Status.SENT}
     assert sum(ega_gateway.counts().values()) == 7
