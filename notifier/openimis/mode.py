@@ -11,6 +11,7 @@ import logging
 import re
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
@@ -125,10 +126,9 @@ def detect_family_sms_spelling(connection: BaseDatabaseWrapper) -> str | None:
 
 def apply_family_sms_spelling(spelling: str) -> None:
     """Point the FamilyNotification model's fields at the columns of `spelling`."""
-    from notifier.openimis.models import FamilyNotification
-
+    model = apps.get_model("openimis", "FamilyNotification")  # the registry: the models module imports this one
     for name, column in FAMILY_SMS_SPELLINGS[spelling].items():
-        field = FamilyNotification._meta.get_field(name)
+        field = model._meta.get_field(name)
         # Only the column the SQL uses: db_column (what migrations compare) keeps the standalone spelling.
         field.column = column  # type: ignore[union-attr]
 
