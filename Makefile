@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Names derived from the checkout's path, so that two checkouts (or a CI clone beside a work tree) on one machine
-# never share a test database or a Redis db: pytest-django creates test_<name>; Redis db 1-15 from the same hash.
+# never share a test database or a Redis db: pytest-django creates test_<name>; the Redis db (1-15) is the first from
+# the same hash that no other checkout has claimed (bin/test-redis-db).
 RUN_ID := $(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/notifier_$(RUN_ID)
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/$(shell expr $(RUN_ID) % 15 + 1)
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/$(shell bin/test-redis-db $(RUN_ID))
 
 .PHONY: venv demo serve test lint typecheck migrations-check pytest clean-demo
 

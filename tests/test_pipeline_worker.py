@@ -33,6 +33,8 @@ from tests.factories import ega_account
 from tests.gateway import EGA_KEY, GatewayServer
 from tests.processes import SERVICE_SECRET_KEY, kill_group, subprocess_database_url, wait_for
 
+RUN_CLAIM = "notifier:test-run:owner"  # bin/test-redis-db
+
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,10 +53,18 @@ def redis_url(settings) -> Iterator[str]:
     if not url:
         pytest.fail("REDIS_URL must point at the test Redis (make pytest sets it)")
     client = redis.Redis.from_url(url)
-    client.flushdb()  # this test owns its Redis database: no queued task from an earlier run may leak in
+    _empty(client)  # this test owns its Redis database: no queued task from an earlier run may leak in
     yield url
-    client.flushdb()
+    _empty(client)
     client.close()
+
+
+def _empty(client: redis.Redis) -> None:
+    """FLUSHDB, keeping the key by which this checkout's run claims the db (bin/test-redis-db)."""
+    owner, ttl = client.get(RUN_CLAIM), client.ttl(RUN_CLAIM)
+    client.flushdb()
+    if owner is not None:
+        client.set(RUN_CLAIM, owner, ex=ttl if ttl > 0 else 7200)
 
 
 @pytest.fixture
