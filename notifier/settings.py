@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.utils.functional import empty
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from notifier.config import ConfigError, NotifierConfig, load_from_environment, parse_config
@@ -170,7 +171,13 @@ def _copied(values: tuple[object, ...]) -> tuple[object, ...]:
 def get_settings() -> NotifierSettings:
     """Every NOTIFIER_* setting as it is now (however it was changed), validated. Validated again only when a value
     differs from the last ones: it is read on hot paths (one phone of a million), where this costs a microsecond."""
-    values: tuple[object, ...] = _read_values(settings)
+    # From the settings object behind the lazy proxy (where the proxy's own writes go, and override_settings
+    # swaps in its holder): attrgetter in C instead of the proxy's Python __getattribute__ for each of the names.
+    wrapped = getattr(settings, "_wrapped", empty)
+    if wrapped is empty:
+        _ = settings.DEBUG  # the proxy sets itself up on its first read
+        wrapped = getattr(settings, "_wrapped", empty)
+    values: tuple[object, ...] = _read_values(wrapped)
     if _VALIDATED and _VALIDATED[0][0] == values:
         return _VALIDATED[0][1]
     # A list in settings (as Django's are), a tuple here.

@@ -7,6 +7,7 @@ UCS-2: 70 UTF-16 code units in one message, 67 per part; a surrogate pair is nev
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 GSM7 = "GSM-7"
@@ -106,7 +107,15 @@ def _count_segments(costs: list[int], encoding: str) -> int:
     return parts
 
 
+# Every character GSM-7 can carry (one character class: a C-speed scan of a whole message).
+_ALL_GSM7 = re.compile("[" + "".join(re.escape(char) for char in sorted(GSM7_BASIC | GSM7_EXTENSION)) + "]*")
+
+
 def analyse(text: str) -> SmsInfo:
+    if _ALL_GSM7.fullmatch(text):  # the common case, without a Python step per character
+        length = len(text) + sum(map(text.count, GSM7_EXTENSION))
+        if length <= SINGLE_LIMITS[GSM7]:
+            return SmsInfo(encoding=GSM7, length=length, segments=1 if length else 0)
     forcing = list(dict.fromkeys(char for char in text if not is_gsm7_char(char)))
     encoding = UCS2 if forcing else GSM7
     costs = _unit_costs(text, encoding)

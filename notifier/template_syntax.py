@@ -5,6 +5,7 @@ Rendering fills them (`rendering.py`); the template model refuses a text that do
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from notifier.types import REGISTRY, Amount
@@ -37,6 +38,13 @@ class Placeholder:
 
 def parse_template(text: str) -> list[str | Placeholder]:
     """Split a template into literal text and placeholders; raise TemplateError on anything else."""
+    return list(_parsed(text))
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(text: str) -> tuple[str | Placeholder, ...]:
+    """parse_template's work, kept per text: delivery fills the same few templates for every message (an invalid
+    text raises each time, as exceptions are not kept)."""
     pieces: list[str | Placeholder] = []
     literal: list[str] = []
     index, end = 0, len(text)
@@ -71,7 +79,7 @@ def parse_template(text: str) -> list[str | Placeholder]:
             index += 1
     if literal:
         pieces.append("".join(literal))
-    return pieces
+    return tuple(pieces)
 
 
 def validate_template(text: str) -> None:

@@ -116,3 +116,22 @@ def test_a_service_with_a_broker_refuses_to_start_without_its_own_secret_key() -
     assert _start(CELERY_BROKER_URL=broker, DJANGO_SECRET_KEY="k" * 50).stdout.strip() == "k" * 50
     assert _start(CELERY_BROKER_URL=broker, DJANGO_DEBUG="1").stdout.strip() == "embedded-mode-only-not-a-secret"
     assert _start(CELERY_BROKER_URL="").stdout.strip() == "embedded-mode-only-not-a-secret"  # embedded: the demo
+
+
+def test_it_sees_each_way_django_settings_change() -> None:
+    from django.conf import settings as django_settings
+    from django.test import override_settings
+
+    before = get_settings().delivery_chunk_size
+    with override_settings(NOTIFIER_DELIVERY_CHUNK_SIZE=before + 3):
+        assert get_settings().delivery_chunk_size == before + 3
+        with override_settings(NOTIFIER_DELIVERY_CHUNK_SIZE=before + 4):
+            assert get_settings().delivery_chunk_size == before + 4
+        assert get_settings().delivery_chunk_size == before + 3
+    assert get_settings().delivery_chunk_size == before
+    try:
+        django_settings.NOTIFIER_DELIVERY_CHUNK_SIZE = before + 5
+        assert get_settings().delivery_chunk_size == before + 5
+    finally:
+        django_settings.NOTIFIER_DELIVERY_CHUNK_SIZE = before
+    assert get_settings().delivery_chunk_size == before

@@ -86,3 +86,28 @@ def test_it_reports_each_forcing_character_once_in_order_and_only_lookalikes_as_
 def test_it_names_invisible_characters_readably() -> None:
     assert sms.describe_char("\u00a0") == "U+00A0"
     assert sms.describe_char("\u2019") == "\u2019 (U+2019)"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "a",
+        "Habari Asha, bima yako CHF01 itaisha 28/11/2026.",
+        "x" * 160,
+        "x" * 159 + "€",  # 161 septets: the extension character counts two
+        "x" * 158 + "€",  # 160 septets exactly
+        "[" * 80,
+        "{}" * 40 + "~",
+        "é" * 160 + "\n\r@£$¥",
+        "Habari \u2019Asha\u2019",  # a look-alike: UCS-2
+        "x" * 500,
+    ],
+)
+def test_the_quick_gsm7_path_counts_like_the_character_by_character_rule(text: str) -> None:
+    forcing = [char for char in text if not sms.is_gsm7_char(char)]
+    encoding = UCS2 if forcing else GSM7
+    costs = [(2 if char in sms.GSM7_EXTENSION else 1) if encoding == GSM7 else 1 for char in text]
+    info = analyse(text)
+    assert (info.encoding, info.length, info.segments) == (encoding, sum(costs), sms._count_segments(costs, encoding))
+    assert info.ucs2_forcing == list(dict.fromkeys(forcing))
