@@ -13,7 +13,9 @@ What it does, in order:
 3. starts the Celery workers (`celery -A project worker`, prefork, --concurrency C, own queue) and waits until
    they are ready;
 4. enqueues the rows the way notifier.tasks does after detection: `deliver_outbox_chunk` tasks of
-   NOTIFIER_DELIVERY_CHUNK_SIZE ids, noting when each chunk was enqueued;
+   NOTIFIER_DELIVERY_CHUNK_SIZE ids (notifier.delivery.handoff.split), noting when each was enqueued; with
+   --enqueue-rate, a batch of NOTIFIER_DELIVERY_CHUNK_SIZE rows at a time, handed off the same way (a batch that
+   small is cut into SPREAD chunks);
 5. waits until the gateway has received N messages and no row is pending or sending (bounded by --timeout),
    reads the workers' CPU time, stops the workers (SIGTERM, then SIGKILL of their process group) and the gateway.
 
@@ -201,7 +203,7 @@ def benchmark(
     from django.db import connection
     from django.utils import timezone
 
-    from notifier.delivery.handoff import chunk_size, deliver_outbox_chunk
+    from notifier.delivery.handoff import chunk_size, deliver_outbox_chunk, split
     from project.celery import app
 
     broker_url = broker_url or settings.CELERY_BROKER_URL
@@ -233,16 +235,20 @@ def benchmark(
             bench_cpu_before, machine_before = cpu_seconds(), machine_busy_seconds()
             size = chunk_size()
             enqueued_at: dict[int, float] = {}
+            # All at once: one batch, handed off as detection hands off its rows. Paced: a batch of chunk-size
+            # rows at a time, each when the rate allows, handed off the same way (a small batch is cut in SPREAD).
+            batches = [ids[start : start + size] for start in range(0, len(ids), size)] if enqueue_rate else [ids]
             with app.connection_for_write(broker_url) as broker, broker.Producer() as producer:
-                started = time.time()
-                for start in range(0, len(ids), size):
-                    chunk = ids[start : start + size]
-                    if enqueue_rate:  # the chunk's turn: as many messages before it as the rate allows by now
-                        time.sleep(max(0.0, started + start / enqueue_rate - time.time()))
+                started, done = time.time(), 0
+                for batch in batches:
+                    if enqueue_rate:  # the batch's turn: as many messages before it as the rate allows by now
+                        time.sleep(max(0.0, started + done / enqueue_rate - time.time()))
                     moment = time.time()
-                    deliver_outbox_chunk.apply_async(args=(chunk,), queue=queue, producer=producer)
-                    for outbox_id in chunk:
+                    for chunk in split(batch):
+                        deliver_outbox_chunk.apply_async(args=(chunk,), queue=queue, producer=producer)
+                    for outbox_id in batch:
                         enqueued_at[outbox_id] = moment
+                    done += len(batch)
             enqueue_seconds = time.time() - started
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:

@@ -97,12 +97,33 @@ def test_it_refuses_an_unknown_notification_type(embedded):
 def test_it_enqueues_delivery_in_chunks_after_commit(scheme, ega_gateway, settings):
     settings.NOTIFIER_DELIVERY_CHUNK_SIZE = 3
     run_all_detection(scheme)
-    ids = list(Outbox.objects.order_by("id").values_list("id", flat=True)[:7])
+    ids = list(Outbox.objects.order_by("id").values_list("id", flat=True)[:13])
+    assert len(ids) == 13
     with transaction.atomic():
-        assert handoff.enqueue_delivery(ids) == 3
+        assert handoff.enqueue_delivery(ids) == 5  # 3+3+3+3+1: 13 ids fill more than SPREAD chunks of 3
         assert not Outbox.objects.filter(status=Outbox.Status.SENT).exists()  # nothing runs before the commit
     assert set(Outbox.objects.filter(pk__in=ids).values_list("status", flat=True)) == {Outbox.Status.SENT}
-    assert sum(ega_gateway.counts().values()) == 7
+    assert sum(ega_gateway.counts().values()) == 13
+
+
+@pytest.mark.parametrize(
+    ("count", "sizes"),
+    [
+        (0, []),
+        (1, [1]),
+        (7, [2, 2, 2, 1]),  # fewer than SPREAD chunks of 50: cut in SPREAD, so several workers send them
+        (50, [13, 13, 13, 11]),
+        (150, [38, 38, 38, 36]),
+        (200, [50, 50, 50, 50]),
+        (401, [50] * 8 + [1]),
+    ],
+)
+def test_a_small_batch_is_spread_over_the_workers_and_a_big_one_keeps_the_chunk_size(settings, count, sizes):
+    settings.NOTIFIER_DELIVERY_CHUNK_SIZE = 50
+    assert handoff.SPREAD == 4
+    chunks = handoff.split(range(1000, 1000 + count))
+    assert [len(chunk) for chunk in chunks] == sizes
+    assert [outbox_id for chunk in chunks for outbox_id in chunk] == list(range(1000, 1000 + count))
 
 
 def test_it_requeues_pending_rows_whose_task_was_lost(scheme, ega_gateway, settings):
@@ -113,7 +134,12 @@ def test_it_requeues_pending_rows_whose_task_was_lost(scheme, ega_gateway, setti
     queued = sum(result.queued for result in results)
     assert queued > 10
     outcome = tasks.sweep_outbox()
-    assert outcome == {"skipped": False, "requeued": queued, "chunks": (queued + 9) // 10, "abandoned": 0}
+    assert outcome == {
+        "skipped": False,
+        "requeued": queued,
+        "chunks": len(handoff.split(range(queued))),
+        "abandoned": 0,
+    }
     assert set(Outbox.objects.values_list("status", flat=True)) == {Outbox.Status.SENT}
     assert sum(ega_gateway.counts().values()) == queued
     assert tasks.sweep_outbox()["requeued"] == 0
@@ -212,6 +238,8 @@ def test_it_hands_the_rows_to_the_workers_when_a_broker_is_configured(scheme, eg
     call_command("send_notifications", "--date", scheme.isoformat(), stdout=out)
     queued = Outbox.objects.count()
     per_type = Counter(Outbox.objects.values_list("notification_type", flat=True))
-    chunks = sum(-(-count // 10) for count in per_type.values())  # each type's rows are handed off in chunks of 10
+    # Each type's rows are handed off on their own: in chunks of 10, a batch of fewer than 40 in SPREAD chunks.
+    chunks = sum(len(handoff.split(range(count))) for count in per_type.values())
+    assert chunks > sum(-(-count // 10) for count in per_type.values())  # small batches here: spread
     assert f"Handed {queued} outbox row(s) to the workers in {chunks} delivery task(s)." in out.getvalue()
     assert Outbox.objects.filter(status=Outbox.Status.SENT).count() == queued
