@@ -254,6 +254,7 @@ class PooledSession:
         self._direct.pool_classes_by_scheme = ONE_WRITE_POOLS
         self._proxied: dict[str, urllib3.ProxyManager] = {}
         self._routes: dict[str, tuple[urllib3.PoolManager, dict[str, str]]] = {}
+        self._targets: dict[str, tuple[str | None, str | None, int | None, str]] = {}
 
     def _route(self, url: str) -> tuple[urllib3.PoolManager, dict[str, str]]:
         found = self._routes.get(url)
@@ -281,17 +282,24 @@ class PooledSession:
     ) -> HttpResponse:
         manager, extra = self._route(url)
         sent = {"User-Agent": USER_AGENT, "Accept": "*/*", **extra, **headers}
-        answer = manager.urlopen(
-            method,
-            url,
-            body=body,
-            headers=sent,
-            timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.read),
-            retries=False,
-            redirect=False,
-            preload_content=True,
-        )
+        timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
+        options: dict[str, Any] = {"retries": False, "redirect": False, "preload_content": True}
+        if manager is self._direct:
+            # Straight to the host's pool (what PoolManager.urlopen does after parsing the URL again every call).
+            scheme, host, port, target = self._target(url)
+            pool = manager.connection_from_host(host, port=port, scheme=scheme)
+            options["assert_same_host"] = False
+            answer = pool.urlopen(method, target, body=body, headers=sent, timeout=timeout, **options)
+        else:
+            answer = manager.urlopen(method, url, body=body, headers=sent, timeout=timeout, **options)
         return HttpResponse(answer.status, answer.data, answer.headers)
+
+    def _target(self, url: str) -> tuple[str | None, str | None, int | None, str]:
+        found = self._targets.get(url)
+        if found is None:
+            parts = urllib3.util.parse_url(url)
+            found = self._targets[url] = (parts.scheme, parts.host, parts.port, parts.request_uri)
+        return found
 
     def close(self) -> None:
         self._direct.clear()
