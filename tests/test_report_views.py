@@ -160,6 +160,7 @@ def test_json_and_csv_of_varied_rows_are_byte_for_byte_the_encoders_and_csv_writ
     add_family(tree.v1, "Kimaro", head_phone=INVALID_PHONE, member_phones=(None, VALID_PHONE), approval=None)
     add_family(tree.v2, "Ñandú 日本", head_phone=None, language="sw", approval=False)
     add_family(tree.w2, "Wardonly", head_phone="  ")
+    add_family(tree.v2, "Mwita", other_names='Baba "Juma"')  # a quote without a comma
     add_family(tree.d2, "Districtonly", approval=False, language="fr")
     bulk_families(tree.v3, 3)
     query = {"regionUuid": str(tree.r1.uuid)}
