@@ -19,7 +19,7 @@ from django.utils import timezone
 from pytest_django import Settings
 
 from notifier.report.access import REPORT_GROUP
-from notifier.report.query import FETCH_ROWS, FIELDS, ReportRow
+from notifier.report.query import FETCH_ROWS, FIELDS, ReportParams, ReportRow, build_report
 from tests.factories import bulk_families
 from tests.report_helpers import (
     BAD_QUERIES,
@@ -150,6 +150,45 @@ def test_it_writes_csv_that_parses_back_to_the_json_rows(tree: Tree, viewer: Cli
     csv_rows = [_from_csv(record) for record in reader]
     assert len(json_rows) == 8
     assert csv_rows == json_rows
+
+
+def test_json_and_csv_of_varied_rows_are_byte_for_byte_the_encoders_and_csv_writers(tree: Tree, viewer: Client) -> None:
+    """The JSON rows are written from a template and the CSV rows without converting each value: the bytes must be
+    those of JsonResponse over the rows' dicts and of csv.writer over their string values (None empty, approval
+    true/false), with non-ASCII, quotes, backslashes, commas, None and false in them, over several places."""
+    add_family(tree.v1, "O'Brien, Jr.", other_names='Anna "Nana" \\ Zoë', member_phones=(VALID_PHONE,))
+    add_family(tree.v1, "Kimaro", head_phone=INVALID_PHONE, member_phones=(None, VALID_PHONE), approval=None)
+    add_family(tree.v2, "Ñandú 日本", head_phone=None, language="sw", approval=False)
+    add_family(tree.w2, "Wardonly", head_phone="  ")
+    add_family(tree.v2, "Mwita", other_names='Baba "Juma"')  # a quote without a comma
+    add_family(tree.d2, "Districtonly", approval=False, language="fr")
+    bulk_families(tree.v3, 3)
+    query = {"regionUuid": str(tree.r1.uuid)}
+    rows = build_report(ReportParams.from_query(query))
+    assert {row.approval for row in rows} == {True, False}
+    assert {row.member_phone is None for row in rows} == {True, False}
+    assert len({(row.district, row.ward, row.village) for row in rows}) == 5
+
+    body = get_report(viewer, **query).content
+    header = {
+        "location": {"uuid": str(tree.r1.uuid), "type": "R", "code": "R1", "name": "Dodoma"},
+        "officer": None,
+        "mode": 0,
+        "modeLabel": "0 All",
+        "date": timezone.localdate().isoformat(),
+        "count": len(rows),
+        "rows": [row.as_dict() for row in rows],
+    }
+    assert body == JsonResponse(header).content
+
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    writer.writerow(FIELDS)
+    for row in rows:
+        writer.writerow(
+            ["" if v is None else ("true" if v else "false") if v is True or v is False else v for v in row]
+        )
+    assert get_report(viewer, **query, format="csv").content.decode("utf-8") == expected.getvalue()
 
 
 def test_it_serves_the_json_report_in_the_same_number_of_queries_for_10_and_1000_families(

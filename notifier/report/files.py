@@ -72,7 +72,8 @@ def produce(report_id: int) -> ReportFile:
     partial = target.with_suffix(target.suffix + ".part")
     try:
         params = ReportParams.from_query(report.query)
-        opened = open_report(params)
+        # Not in a transaction of its own: the progress written while the rows are read must be seen as it goes.
+        opened = open_report(params, own_transaction=False)
         ReportFile.objects.filter(pk=report.pk).update(progress=10, families=opened.count)
         today = timezone.localdate()
         with partial.open("wb") as handle:
