@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -59,3 +60,45 @@ def test_it_lets_only_one_of_two_concurrent_workers_send(gateway: GatewayServer)
     in_threads(lambda: results.append(deliver(outbox.pk)))
     assert sorted(results) == ["sent", "skipped"]
     assert len(gateway.received) == 1
+
+
+def test_claimed_rows_loads_what_select_related_loads_in_one_statement(
+    make_outbox: Callable[..., Outbox],
+) -> None:
+    """PostgreSQL reads the rows with a fixed SELECT; the instances must be those of select_related, relations
+    included (a family without a head too), and reading them must cost no further query."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifier.delivery.store import claimed_rows
+    from notifier.models import Family
+
+    rows = [make_outbox(recipient=f"+25571234567{n}") for n in range(3)]
+    headless = rows[1].family
+    Family.objects.filter(pk=headless.pk).update(head_insuree=None)
+    ids = [rows[2].pk, rows[0].pk, rows[1].pk]
+
+    def model_to_dict(instance: Any) -> dict[str, Any]:  # every column, not only the editable ones
+        return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+
+    expected = {
+        row.pk: row
+        for row in Outbox.objects.filter(pk__in=ids).select_related("policy__product", "family__head_insuree")
+    }
+    with CaptureQueriesContext(connection) as queries:
+        loaded = claimed_rows(ids)
+        related = [(row.policy, row.policy.product, row.family, row.family.head_insuree) for row in loaded]
+    assert len(queries) == 1
+    assert [row.pk for row in loaded] == ids
+    for row, (policy, product, family, head) in zip(loaded, related, strict=True):
+        want = expected[row.pk]
+        assert not row._state.adding and row._state.db == "default"
+        assert model_to_dict(row) == model_to_dict(want)
+        assert model_to_dict(policy) == model_to_dict(want.policy)
+        assert model_to_dict(product) == model_to_dict(want.policy.product)
+        assert model_to_dict(family) == model_to_dict(want.family)
+        if want.family.head_insuree is None:
+            assert head is None
+        else:
+            assert model_to_dict(head) == model_to_dict(want.family.head_insuree)
+    assert related[2][3] is None and related[0][3] is not None
