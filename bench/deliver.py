@@ -14,8 +14,8 @@ What it does, in order:
    they are ready;
 4. enqueues the rows the way notifier.tasks does after detection: `deliver_outbox_chunk` tasks of
    NOTIFIER_DELIVERY_CHUNK_SIZE ids (notifier.delivery.handoff.split), noting when each was enqueued; with
-   --enqueue-rate, a batch of NOTIFIER_DELIVERY_CHUNK_SIZE rows at a time, handed off the same way (a batch that
-   small is cut into SPREAD chunks);
+   --enqueue-rate, a batch of --batch rows (default NOTIFIER_DELIVERY_CHUNK_SIZE) at a time, handed off the same
+   way (a batch that small is cut into SPREAD chunks);
 5. waits until the gateway has received N messages and no row is pending or sending (bounded by --timeout),
    reads the workers' CPU time, stops the workers (SIGTERM, then SIGKILL of their process group) and the gateway.
 
@@ -197,8 +197,10 @@ def benchmark(
     broker_url: str | None = None,
     day: dt.date | None = None,
     enqueue_rate: float | None = None,
+    batch: int | None = None,
 ) -> dict[str, Any]:
-    """Deliver `messages` rows; `enqueue_rate` (messages per second) paces the enqueueing, default all at once."""
+    """Deliver `messages` rows; `enqueue_rate` (messages per second) paces the enqueueing, default all at once, in
+    batches of `batch` rows handed off together (default NOTIFIER_DELIVERY_CHUNK_SIZE)."""
     from django.conf import settings
     from django.db import connection
     from django.utils import timezone
@@ -235,20 +237,21 @@ def benchmark(
             bench_cpu_before, machine_before = cpu_seconds(), machine_busy_seconds()
             size = chunk_size()
             enqueued_at: dict[int, float] = {}
-            # All at once: one batch, handed off as detection hands off its rows. Paced: a batch of chunk-size
-            # rows at a time, each when the rate allows, handed off the same way (a small batch is cut in SPREAD).
-            batches = [ids[start : start + size] for start in range(0, len(ids), size)] if enqueue_rate else [ids]
+            # All at once: one batch, handed off as detection hands off its rows. Paced: a batch of `batch` rows
+            # at a time, each when the rate allows, handed off the same way (a small batch is cut in SPREAD).
+            step = batch or size
+            batches = [ids[start : start + step] for start in range(0, len(ids), step)] if enqueue_rate else [ids]
             with app.connection_for_write(broker_url) as broker, broker.Producer() as producer:
                 started, done = time.time(), 0
-                for batch in batches:
+                for handed in batches:
                     if enqueue_rate:  # the batch's turn: as many messages before it as the rate allows by now
                         time.sleep(max(0.0, started + done / enqueue_rate - time.time()))
                     moment = time.time()
-                    for chunk in split(batch):
+                    for chunk in split(handed):
                         deliver_outbox_chunk.apply_async(args=(chunk,), queue=queue, producer=producer)
-                    for outbox_id in batch:
+                    for outbox_id in handed:
                         enqueued_at[outbox_id] = moment
-                    done += len(batch)
+                    done += len(handed)
             enqueue_seconds = time.time() - started
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -294,6 +297,7 @@ def benchmark(
         "concurrency": concurrency,
         "chunk_size": size,
         "enqueue_rate": enqueue_rate,
+        "batch": (batch or size) if enqueue_rate else messages,
         "timed_out": timed_out,
         "enqueue_seconds": round(enqueue_seconds, 3),
         "seconds": round(elapsed, 3),
@@ -328,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--enqueue-rate", type=float, help="enqueue at this many messages per second (default: all at once)"
     )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        help="with --enqueue-rate: rows handed off together (default NOTIFIER_DELIVERY_CHUNK_SIZE)",
+    )
     parser.add_argument("--json", help="write the result here (default bench/results/deliver.json)")
     args = parser.parse_args(argv)
     if args.messages < 1:
@@ -336,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--concurrency: must be at least 1")
     if args.timeout <= 0:
         parser.error("--timeout: must be positive")
+    if args.batch is not None and (args.batch < 1 or args.enqueue_rate is None):
+        parser.error("--batch: a positive number of rows, with --enqueue-rate")
     if args.enqueue_rate is not None and args.enqueue_rate <= 0:
         parser.error("--enqueue-rate: must be positive")
     redis_url = os.environ.get("REDIS_URL", "")
@@ -345,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_hex(32))  # a process with a broker needs its own
     setup_django()
 
-    result = benchmark(args.messages, args.concurrency, args.timeout, enqueue_rate=args.enqueue_rate)
-    pace = f"at {args.enqueue_rate:g} msg/s" if args.enqueue_rate else "all at once"
+    result = benchmark(args.messages, args.concurrency, args.timeout, enqueue_rate=args.enqueue_rate, batch=args.batch)
+    pace = f"at {args.enqueue_rate:g} msg/s in batches of {result['batch']}" if args.enqueue_rate else "all at once"
     print(
         f"{result['gateway_received']:,}/{result['messages']:,} messages in {result['seconds']:.2f} s: "
         f"{result['messages_per_second']} msg/s with {result['concurrency']} worker processes "
