@@ -28,6 +28,7 @@ from reportlab.platypus import (
     Table,
     TableStyle,
 )
+from reportlab.platypus.tables import CellStyle
 
 from notifier.report.query import OpenReport, ReportParams, ReportRow
 
@@ -100,31 +101,112 @@ def _joined(*parts: str | None) -> str:
     return " ".join(part for part in parts if part)
 
 
+# The widest printable ASCII character of Helvetica ("@"), in points per point of font size: an ASCII text
+# whose length times this fits its column fits without measuring it.
+_WIDEST_ASCII = 1.0151
+
+
 def _cell(value: str | None, width: float, style: ParagraphStyle) -> str | Paragraph:
     """A plain string when it fits on one line (most cells: cheap to lay out), else a Paragraph that wraps."""
     if not value:
         return ""
-    if stringWidth(value, _CELL_FONT, _CELL_SIZE) <= width - 2 * CELL_PADDING:
+    room = width - 2 * CELL_PADDING
+    if len(value) * _WIDEST_ASCII * _CELL_SIZE <= room and value.isascii():
+        return value  # fits whatever its characters: not measured
+    if stringWidth(value, _CELL_FONT, _CELL_SIZE) <= room:
         return value
     return Paragraph(escape(value), style)
 
+
+def _cell_style(name: str, **values: Any) -> CellStyle:
+    style = CellStyle(name)
+    for key, value in values.items():
+        setattr(style, key, value)
+    return style
+
+
+# The cells' styles, shared by all cells of a row kind instead of one CellStyle per cell set by TableStyle commands
+# for every table (the same values: header row as reportlab's defaults, TOP, 3-point padding; body rows in the cell
+# font). The TableStyle keeps only backgrounds and the grid, which reportlab keeps as commands, not per cell.
+_HEAD_CELL = _cell_style("head", valign="TOP", leftPadding=CELL_PADDING, rightPadding=CELL_PADDING)
+_BODY_CELL = _cell_style(
+    "body",
+    valign="TOP",
+    leftPadding=CELL_PADDING,
+    rightPadding=CELL_PADDING,
+    fontname=_CELL_FONT,
+    fontsize=_CELL_SIZE,
+    leading=9,
+)
+_HEAD_ROW_STYLES = [_HEAD_CELL] * len(_COLUMNS)
+_BODY_ROW_STYLES = [_BODY_CELL] * len(_COLUMNS)
+# The height reportlab computes for a row of one-line strings: a line and the top and bottom padding.
+_PLAIN_ROW_HEIGHT = _BODY_CELL.leading + _BODY_CELL.topPadding + _BODY_CELL.bottomPadding
 
 _TABLE_STYLE = TableStyle(
     [
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde4ee")),
         ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f5f5f5")]),
-        ("FONT", (0, 1), (-1, -1), _CELL_FONT, _CELL_SIZE, 9),
-        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
-        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
     ]
 )
+
+
+class _VillageTable(Table):  # type: ignore[misc]
+    """A Table that writes its one-line body cells into one PDF text object (each at the position reportlab's
+    _drawCell gives it: left padding in, the top padding and the font size down from the cell's top) instead of
+    one text object per cell. Anything else (the header row's Paragraphs, wrapped names) is drawn by reportlab,
+    after the text gathered so far is written, so the page's text keeps reportlab's order."""
+
+    _text: Any = None  # the text object being filled
+    _curcellstyle: CellStyle | None  # reportlab's: the style whose colour and font the canvas has
+
+    def _drawCell(
+        self, cellval: Any, cellstyle: CellStyle, pos: tuple[float, float], size: tuple[float, float]
+    ) -> None:
+        if cellstyle is not _BODY_CELL or cellval.__class__ is not str or "\n" in cellval:
+            self._write_text()
+            super()._drawCell(cellval, cellstyle, pos, size)
+            return
+        if self._curcellstyle is not cellstyle:  # as reportlab's _drawCell: the cell's colour and font
+            self._write_text()
+            current, canvas = self._curcellstyle, self.canv
+            if current is None or cellstyle.color != current.color:
+                canvas.setFillColor(cellstyle.color)
+            if (
+                current is None
+                or cellstyle.leading != current.leading
+                or cellstyle.fontname != current.fontname
+                or cellstyle.fontsize != current.fontsize
+            ):
+                canvas.setFont(cellstyle.fontname, cellstyle.fontsize, cellstyle.leading)
+            self._curcellstyle = cellstyle
+        if not cellval:
+            return
+        colpos, rowpos = pos
+        x, y = colpos + cellstyle.leftPadding, rowpos + size[1] - cellstyle.topPadding - cellstyle.fontsize
+        text = self._text
+        if text is None:
+            text = self._text = self.canv.beginText(x, y)
+        else:
+            text.setTextOrigin(x, y)
+        text.textLine(cellval)  # as canvas.drawString (T* after it is harmless: the next cell sets its origin)
+
+    def _write_text(self) -> None:
+        if self._text is not None:
+            self.canv.drawText(self._text)
+            self._text = None
+
+    def _drawLines(self) -> None:
+        self._write_text()
+        super()._drawLines()
 
 
 def _village_table(rows: Iterable[ReportRow], styles: dict[str, ParagraphStyle]) -> Table:
     cell = styles["cell"]
     data: list[list[Any]] = [[Paragraph(title, styles["head_cell"]) for title in _COLUMNS]]
+    # None: reportlab computes the row's height (the header, a row with a wrapped name); else the fixed height.
+    heights: list[float | None] = [None]
     for row in rows:
         texts = (
             row.head_chf_id,
@@ -136,8 +218,11 @@ def _village_table(rows: Iterable[ReportRow], styles: dict[str, ParagraphStyle])
             row.member_phone,
             row.sms_phone,
         )
-        data.append([_cell(text, width, cell) for text, width in zip(texts, _WIDTHS, strict=True)])
-    table = Table(data, colWidths=_WIDTHS, repeatRows=1)
+        cells = [_cell(text, width, cell) for text, width in zip(texts, _WIDTHS, strict=True)]
+        data.append(cells)
+        heights.append(_PLAIN_ROW_HEIGHT if all(value.__class__ is str for value in cells) else None)
+    styles_per_row = [_HEAD_ROW_STYLES] + [_BODY_ROW_STYLES] * (len(data) - 1)
+    table = _VillageTable(data, colWidths=_WIDTHS, rowHeights=heights, repeatRows=1, cellStyles=styles_per_row)
     table.setStyle(_TABLE_STYLE)
     return table
 
