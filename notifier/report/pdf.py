@@ -222,7 +222,10 @@ def _village_table(rows: Iterable[ReportRow], styles: dict[str, ParagraphStyle])
         data.append(cells)
         heights.append(_PLAIN_ROW_HEIGHT if all(value.__class__ is str for value in cells) else None)
     styles_per_row = [_HEAD_ROW_STYLES] + [_BODY_ROW_STYLES] * (len(data) - 1)
-    table = _VillageTable(data, colWidths=_WIDTHS, rowHeights=heights, repeatRows=1, cellStyles=styles_per_row)
+    # normalizedData: the cells are already what reportlab's normalizeData makes of them (str or a Paragraph).
+    table = _VillageTable(
+        data, colWidths=_WIDTHS, rowHeights=heights, repeatRows=1, cellStyles=styles_per_row, normalizedData=1
+    )
     table.setStyle(_TABLE_STYLE)
     return table
 
