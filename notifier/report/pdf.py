@@ -247,7 +247,12 @@ def _header(
     return story
 
 
-def _villages(rows: Iterator[ReportRow], styles: dict[str, ParagraphStyle]) -> Iterator[tuple[int, list[Flowable]]]:
+TableMaker = Callable[[Iterable[ReportRow], dict[str, ParagraphStyle]], Table]
+
+
+def _villages(
+    rows: Iterator[ReportRow], styles: dict[str, ParagraphStyle], make_table: TableMaker
+) -> Iterator[tuple[int, list[Flowable]]]:
     """Per village, in order: (families so far, its headings and table), the district and ward headings going
     with the first village under them."""
     done = 0
@@ -265,7 +270,7 @@ def _villages(rows: Iterator[ReportRow], styles: dict[str, ParagraphStyle]) -> I
             piece.append(Paragraph(f"Ward: {escape(village_ward)}", styles["ward"]))
             ward = village_ward
         piece.append(Paragraph(f"Village: {escape(village)} ({len(families)})", styles["village"]))
-        piece.append(_village_table(families, styles))
+        piece.append(make_table(families, styles))
         yield done, piece
 
 
@@ -275,9 +280,12 @@ def render_report_pdf(
     generated_on: dt.date,
     output: BinaryIO | None = None,
     progress: Callable[[float], None] | None = None,
+    *,
+    make_table: TableMaker | None = None,
 ) -> bytes:
     """The PDF's bytes, or, with `output`, written there (b"" returned). `progress` gets 0..1 as the families are
-    laid out, for the admin's progress bar.
+    laid out, for the admin's progress bar. `make_table` builds a village's table (default: the fast one; a test
+    gives reportlab's stock Table, the reference the fast one must look like).
 
     The document is laid out a village at a time as the rows come from the cursor (reportlab's build loop, fed
     piece by piece instead of with the whole story), so only one village's rows and flowables are held."""
@@ -300,7 +308,7 @@ def render_report_pdf(
     document.canv._doctemplate = document  # as build() does: KeepTogether asks the template for the next frame
     pending = _header(params, report.count, generated_on, styles)
     _lay_out(document, pending)
-    for done, piece in _villages(report.rows, styles):
+    for done, piece in _villages(report.rows, styles, make_table or _village_table):
         pending.extend(piece)
         _lay_out(document, pending)
         if progress is not None:
