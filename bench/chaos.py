@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                 outcomes.append(outcome)
                 print(table([outcome])[-1] + (f"  {outcome.note}" if outcome.note else ""), flush=True)
         finally:
+            # A second signal (Ctrl-C, then the caller's TERM) must not cut the clean-up short: that would leave
+            # the PostgreSQL, Redis and workers of this run behind.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             chaos.stop()
     print()
     print("\n".join(table(outcomes)))

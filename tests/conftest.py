@@ -17,6 +17,7 @@ from django.utils import timezone
 from notifier import coordination, services
 from notifier.models import Family, Location, Officer, Outbox, Policy, Product
 from notifier.report.access import REPORT_GROUP
+from tests import chaos_background
 from tests.baseline import restore_migration_data
 from tests.factories import ALL_TYPES_ON, APPROVED, TODAY, at, due_fields, ega_account, outbox_for
 from tests.gateway import EGA_KEY, GatewayServer
@@ -233,3 +234,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
+
+
+# --- the chaos run, in the background from the start of the session (tests/chaos_background.py) -----------------
+
+_CHAOS_KEY = pytest.StashKey[chaos_background.ChaosRun]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if any(Path(str(item.path)).name == "test_chaos.py" for item in session.items):
+        session.config.stash[_CHAOS_KEY] = chaos_background.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    run = session.config.stash.get(_CHAOS_KEY, None)
+    if run is not None:
+        run.close()
+
+
+@pytest.fixture
+def chaos_run(request: pytest.FixtureRequest) -> chaos_background.ChaosRun:
+    """The session's background chaos run (started now if the collection hook did not, e.g. under another runner)."""
+    run = request.config.stash.get(_CHAOS_KEY, None)
+    if run is None:
+        run = request.config.stash[_CHAOS_KEY] = chaos_background.start()
+    return run
