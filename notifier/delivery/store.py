@@ -19,6 +19,7 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -266,27 +267,44 @@ _ROW_TABLES: tuple[tuple[str, type[Model], str | None, str | None], ...] = (
     ("f", Family, "o", "family"),
     ("h", Insuree, "f", "head_insuree"),
 )
-_ROWS_SQL: dict[str, str] = {}
 
 
-def _rows_sql(connection: Any) -> str:
+@dataclass(frozen=True)
+class _RowPlan:
+    """The fixed SELECT and how to cut its columns back into instances: per table (model, attnames, first and last
+    column, the position of its pk in that span), and per join the foreign key linking table to table."""
+
+    sql: str
+    spans: tuple[tuple[type[Model], list[str], int, int, int], ...]
+    links: tuple[tuple[int, int, ForeignKey[Any, Any]], ...]  # (table, the table it hangs from, that key)
+
+
+_ROW_PLANS: dict[str, _RowPlan] = {}
+
+
+def _row_plan(connection: Any) -> _RowPlan:
     """One SELECT of every column of the five tables, joined as Django joins them (INNER for a required foreign
     key, LEFT for a nullable one and below it), written once per database: Django compiles the same select_related
     query anew on every call (~3-5 ms of CPU a chunk; the statement itself is a fraction of that)."""
-    found = _ROWS_SQL.get(connection.alias)
+    found = _ROW_PLANS.get(connection.alias)
     if found is not None:
         return found
     quote = connection.ops.quote_name
-    models = {alias: model for alias, model, _parent, _name in _ROW_TABLES}
+    position = {alias: index for index, (alias, _model, _parent, _name) in enumerate(_ROW_TABLES)}
     columns: list[str] = []
     joins: list[str] = []
     left: set[str] = set()
+    spans: list[tuple[type[Model], list[str], int, int, int]] = []
+    links: list[tuple[int, int, ForeignKey[Any, Any]]] = []
     for alias, model, parent, name in _ROW_TABLES:
+        names = [field.attname for field in model._meta.concrete_fields]
+        spans.append((model, names, len(columns), len(columns) + len(names), names.index(model._meta.pk.attname)))
         columns += [f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields]
         if parent is None or name is None:
             continue
-        key = models[parent]._meta.get_field(name)
+        key = _ROW_TABLES[position[parent]][1]._meta.get_field(name)
         assert isinstance(key, ForeignKey)
+        links.append((position[alias], position[parent], key))
         if key.null or parent in left:
             left.add(alias)
         kind = "LEFT OUTER JOIN" if alias in left else "INNER JOIN"
@@ -296,35 +314,30 @@ def _rows_sql(connection: Any) -> str:
         f"SELECT {', '.join(columns)} FROM {quote(Outbox._meta.db_table)} o {' '.join(joins)} "  # noqa: S608
         f"WHERE o.{quote(Outbox._meta.pk.column)} = ANY(%s)"
     )
-    _ROWS_SQL[connection.alias] = sql
-    return sql
+    plan = _ROW_PLANS[connection.alias] = _RowPlan(sql, tuple(spans), tuple(links))
+    return plan
 
 
 def _claimed_rows_sql(connection: Any, outbox_ids: list[int]) -> list[Outbox]:
     """claimed_rows on PostgreSQL: the fixed SELECT, and model instances made from its columns as Django makes
-    them (no field of these models converts its database value there)."""
+    them (no field of these models converts its database value there), each related one cached on its row as
+    select_related caches it."""
+    plan = _row_plan(connection)
     with connection.cursor() as cursor:
-        cursor.execute(_rows_sql(connection), [outbox_ids])
+        cursor.execute(plan.sql, [outbox_ids])
         fetched = cursor.fetchall()
-    spans: list[tuple[type[Model], list[str], int, int]] = []
-    start = 0
-    for _alias, model, _parent, _name in _ROW_TABLES:
-        names = [field.attname for field in model._meta.concrete_fields]
-        spans.append((model, names, start, start + len(names)))
-        start += len(names)
-    pk_index = [names.index(model._meta.pk.attname) for model, names, _start, _end in spans]
     rows: list[Outbox] = []
     for values in fetched:
         made: list[Model | None] = []
-        for (model, names, first, last), at in zip(spans, pk_index, strict=True):
+        for model, names, first, last, pk_at in plan.spans:
             part = values[first:last]
-            made.append(None if part[at] is None else model.from_db(connection.alias, names, part))
-        row, policy, product, family, head = made
-        assert isinstance(row, Outbox) and isinstance(policy, Policy) and isinstance(family, Family)
-        Policy._meta.get_field("product").set_cached_value(policy, product)  # type: ignore[union-attr]
-        Family._meta.get_field("head_insuree").set_cached_value(family, head)  # type: ignore[union-attr]
-        Outbox._meta.get_field("policy").set_cached_value(row, policy)  # type: ignore[union-attr]
-        Outbox._meta.get_field("family").set_cached_value(row, family)  # type: ignore[union-attr]
+            made.append(None if part[pk_at] is None else model.from_db(connection.alias, names, part))
+        for child, parent, key in plan.links:
+            holder = made[parent]
+            if holder is not None:
+                key.set_cached_value(holder, made[child])
+        row = made[0]
+        assert isinstance(row, Outbox)
         rows.append(row)
     return rows
 

@@ -95,24 +95,11 @@ def _json_rows(batch: list[ReportRow]) -> str:
         if row[:3] != place:
             place = row[:3]
             place_json = _JSON_PLACE % (quoted(place[0]), quoted(place[1]), quoted(place[2]))
-        _, _, _, uuid, chf_id, other, last, phone, approval, language, m_other, m_last, m_phone, sms = row
-        rows.append(
-            place_json
-            + rest
-            % (
-                quoted(uuid),
-                "null" if chf_id is None else quoted(chf_id),
-                "null" if other is None else quoted(other),
-                "null" if last is None else quoted(last),
-                "null" if phone is None else quoted(phone),
-                "true" if approval else "false",
-                "null" if language is None else quoted(language),
-                "null" if m_other is None else quoted(m_other),
-                "null" if m_last is None else quoted(m_last),
-                "null" if m_phone is None else quoted(m_phone),
-                "null" if sms is None else quoted(sms),
-            )
-        )
+        # Every field after the place is a string or None but the approval (true/false).
+        texts: tuple[str | None, ...] = row[3:_APPROVAL] + row[_APPROVAL + 1 :]  # type: ignore[assignment]
+        values = ["null" if value is None else quoted(value) for value in texts]
+        values.insert(_APPROVAL - 3, "true" if row[_APPROVAL] else "false")
+        rows.append(place_json + rest % tuple(values))
     return ", ".join(rows)
 
 

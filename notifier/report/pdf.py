@@ -49,7 +49,7 @@ _COLUMNS = (
 # With 3 points of padding an 11-digit CHFID and a spaced phone number ("+255 62113 2442") fit on one line.
 _WIDTHS = (20 * mm, 33 * mm, 23 * mm, 14 * mm, 16 * mm, 26 * mm, 23 * mm, 25 * mm)
 CELL_PADDING = 3  # points, left and right
-_CELL_FONT, _CELL_SIZE = "Helvetica", 7.5
+_CELL_FONT, _CELL_SIZE, _CELL_LEADING = "Helvetica", 7.5, 9
 _FOOTER_Y = 8 * mm
 
 
@@ -90,7 +90,9 @@ def _styles() -> dict[str, ParagraphStyle]:
         "district": ParagraphStyle("district", parent=sheet["Heading2"], keepWithNext=1, spaceBefore=8),
         "ward": ParagraphStyle("ward", parent=sheet["Heading3"], keepWithNext=1, leftIndent=4 * mm),
         "village": ParagraphStyle("village", parent=sheet["Heading4"], keepWithNext=1, leftIndent=8 * mm),
-        "cell": ParagraphStyle("cell", parent=sheet["Normal"], fontName=_CELL_FONT, fontSize=_CELL_SIZE, leading=9),
+        "cell": ParagraphStyle(
+            "cell", parent=sheet["Normal"], fontName=_CELL_FONT, fontSize=_CELL_SIZE, leading=_CELL_LEADING
+        ),
         "head_cell": ParagraphStyle(
             "head_cell", parent=sheet["Normal"], fontSize=7.5, leading=9, fontName="Helvetica-Bold", splitLongWords=0
         ),
@@ -136,7 +138,7 @@ _BODY_CELL = _cell_style(
     rightPadding=CELL_PADDING,
     fontname=_CELL_FONT,
     fontsize=_CELL_SIZE,
-    leading=9,
+    leading=_CELL_LEADING,
 )
 _HEAD_ROW_STYLES = [_HEAD_CELL] * len(_COLUMNS)
 _BODY_ROW_STYLES = [_BODY_CELL] * len(_COLUMNS)

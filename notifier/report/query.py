@@ -210,6 +210,11 @@ _LOCATION_CHAIN = ("", "parent", "parent__parent")  # the same chain as _FAMILY_
 _MAX_RANK_SPAN = 1_000_000
 
 
+def _place_columns(chain: tuple[str, ...] = _FAMILY_CHAIN) -> dict[str, Case]:
+    """The _PLACE_COLUMNS as expressions over the location chain starting at `chain`."""
+    return {f"{level}_{part}": _level(kind, part, chain) for kind, level in _PLACE_LEVELS for part in ("code", "name")}
+
+
 class _Places:
     """Every location's place (district, ward and village labels) and its rank in the report's order.
 
@@ -223,11 +228,7 @@ class _Places:
         located = (
             Location.objects.order_by()
             .annotate(
-                **{
-                    f"{level}_{part}": _level(kind, part, _LOCATION_CHAIN)
-                    for kind, level in _PLACE_LEVELS
-                    for part in ("code", "name")
-                },
+                **_place_columns(_LOCATION_CHAIN),
                 place_rank=Window(DenseRank(), order_by=[F(name).asc(nulls_last=True) for name in _PLACE_COLUMNS]),
             )
             .values_list("id", "place_rank", *_PLACE_COLUMNS)
@@ -246,9 +247,8 @@ class _Places:
         if labels is None:
             columns = (
                 Location.objects.filter(pk=location_id)
-                .values_list(
-                    *(_level(kind, part, _LOCATION_CHAIN) for kind, _ in _PLACE_LEVELS for part in ("code", "name"))
-                )
+                .annotate(**_place_columns(_LOCATION_CHAIN))
+                .values_list(*_PLACE_COLUMNS)
                 .get()
             )
             labels = self.labels[location_id] = _labels(columns)
@@ -342,9 +342,7 @@ def report_queryset(params: ReportParams, places: _Places | None = None) -> Quer
     if ranks is not None:
         place_order: list[Any] = [_RankOf(F("location_id"), *ranks).asc(nulls_last=True)]
     else:
-        families = families.annotate(
-            **{f"{level}_{part}": _level(kind, part) for kind, level in _PLACE_LEVELS for part in ("code", "name")}
-        )
+        families = families.annotate(**_place_columns())
         place_order = [F(name).asc(nulls_last=True) for name in _PLACE_COLUMNS]
     ordered = families.order_by(
         *place_order,
@@ -386,7 +384,6 @@ def _row_maker(places: _Places) -> Callable[[tuple[Any, ...]], ReportRow]:
             member = (member_other_names, member_last_name, _blank_to_none(member_phone))
         else:
             member = (None, None, None)
-        head_phone = head_phone if head_phone is not None and head_phone.strip() else None
         return make(  # type: ignore[no-any-return]
             ReportRow,
             (
@@ -397,7 +394,7 @@ def _row_maker(places: _Places) -> Callable[[tuple[Any, ...]], ReportRow]:
                 chf_id,
                 other_names,
                 last_name,
-                head_phone,
+                _blank_to_none(head_phone),
                 bool(approved),
                 language,
                 *member,
