@@ -101,7 +101,14 @@ def test_it_sends_nothing_of_what_a_sweeper_took_back_from_a_run_that_stalled(se
     with time_machine.travel(T0, tick=False) as clock:
         Outbox.objects.update(next_attempt_at=T0, created_at=T0)
         assert sorted(claim_chunk([first.pk, second.pk], T0, "paused-run")) == [first.pk, second.pk]
+        lease = Outbox.objects.get(pk=first.pk).lease_expires_at
+        clock.shift(1)
         assert take_turn(first.pk, "paused-run"), "the owner, within its lease"
+        marked = Outbox.objects.get(pk=first.pk)
+        assert marked.send_started_at == T0 + dt.timedelta(seconds=1), "the send is marked as started"
+        # Only the keeper extends leases: the per-message mark writes no indexed column, so PostgreSQL can update
+        # the row in place (HOT) instead of adding an entry to each of the outbox's indexes for every message.
+        assert marked.lease_expires_at == lease
         assert not take_turn(first.pk, "another-run"), "not the owner"
         clock.shift(61)
         assert not take_turn(second.pk, "paused-run"), "an expired lease proves nothing, even before any sweep"

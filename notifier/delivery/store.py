@@ -115,9 +115,14 @@ def _claim_batch(ids: list[int], now: datetime, owner: str) -> list[int]:
 
 
 def take_turn(outbox_id: int, owner: str) -> bool:
-    """Before each provider call: prove that `owner` still holds the row's lease, extend it, and mark the send as
+    """Before each provider call: prove that `owner` still holds the row's unexpired lease and mark the send as
     started (kept from the first call of this claim), in one statement. False: the row is no longer ours (the
     sweeper took it back after our lease expired) and must not be sent.
+
+    It leaves the lease to the keeper (notifier.delivery.lease), which extends it every third of the lease while
+    the run makes progress: the mark then writes no indexed column, so PostgreSQL updates the row in place (a HOT
+    update) instead of adding an entry to each of the outbox's indexes for every message. A lease about to expire
+    when the mark is written is safe: once marked, the sweeper can only make the row `unknown`, never resend it.
 
     Outside a transaction the statement commits on its own: the mark is durable before the provider is called, and
     costs no other round trip. On PostgreSQL it is a prepared statement on the connection (psycopg prepares it
@@ -125,11 +130,10 @@ def take_turn(outbox_id: int, owner: str) -> bool:
     """
     now = timezone.now()
     connection, table = _sql()
-    expires = now + timedelta(seconds=get_settings().delivery_lease_seconds)
     if connection.vendor == "postgresql":
-        params: list[Any] = [now, expires, outbox_id, Status.SENDING.value, owner, now]
+        params: list[Any] = [now, outbox_id, Status.SENDING.value, owner, now]
         return run_prepared(connection, _take_turn_sql(table, "%s"), params) == 1
-    params = [_stamp(connection, now), _stamp(connection, expires), outbox_id, Status.SENDING.value, owner]
+    params = [_stamp(connection, now), outbox_id, Status.SENDING.value, owner]
     with connection.cursor() as cursor:
         cursor.execute(_take_turn_sql(table, "%s"), [*params, _stamp(connection, now)])
         return bool(cursor.rowcount == 1)
@@ -158,15 +162,14 @@ def run_prepared(connection: Any, sql: str, params: list[Any]) -> int:
 
 def _take_turn_sql(table: str, mark: str) -> str:
     return (
-        f"UPDATE {table} SET send_started_at = COALESCE(send_started_at, {mark}), "  # noqa: S608
-        f"lease_expires_at = {mark} WHERE id = {mark} AND status = {mark} AND lease_owner = {mark} "
-        f"AND lease_expires_at > {mark}"
+        f"UPDATE {table} SET send_started_at = COALESCE(send_started_at, {mark}) "  # noqa: S608
+        f"WHERE id = {mark} AND status = {mark} AND lease_owner = {mark} AND lease_expires_at > {mark}"
     )
 
 
 def extend(owner: str, outbox_ids: Sequence[int]) -> int:
     """Extend the leases `owner` still holds among these rows. Never waits for a row lock (a row being written at
-    this moment is extended by that write or at the next tick). Returns the number extended."""
+    this moment is extended at the next tick, a third of a lease later). Returns the number extended."""
     ids = [int(outbox_id) for outbox_id in outbox_ids]
     if not ids:
         return 0
