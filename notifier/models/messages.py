@@ -119,7 +119,10 @@ class Outbox(models.Model):
         DELIVERED = "delivered", "Delivered (receipt)"
         UNDELIVERED = "undelivered", "Not delivered (receipt)"
 
-    policy = models.ForeignKey(Policy, models.DO_NOTHING, related_name="+", db_constraint=False)
+    # No index of its own on policy_id or provider_account_id: the unique (policy, type) constraint and the
+    # (provider account, reference) index lead with them and serve every lookup; each extra index costs every
+    # outbox write (the claim and the outcome of each message update indexed columns).
+    policy = models.ForeignKey(Policy, models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False)
     notification_type = type_field()
     event_date = models.DateField()
     family = models.ForeignKey(Family, models.DO_NOTHING, related_name="+", db_constraint=False)
@@ -131,7 +134,9 @@ class Outbox(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
-    provider_account = models.ForeignKey(ProviderAccount, models.SET_NULL, null=True, blank=True, related_name="+")
+    provider_account = models.ForeignKey(
+        ProviderAccount, models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
     detection_run = models.ForeignKey(
         "DetectionRun",
         models.SET_NULL,
