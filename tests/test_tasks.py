@@ -111,8 +111,12 @@ def test_it_enqueues_delivery_in_chunks_after_commit(scheme, ega_gateway, settin
     [
         (0, []),
         (1, [1]),
-        (7, [2, 2, 2, 1]),  # fewer than SPREAD chunks of 50: cut in SPREAD, so several workers send them
-        (50, [13, 13, 13, 11]),
+        (4, [4]),
+        (9, [9]),  # a chunk of its own: cut, each piece would cost more as a task than it gains
+        (10, [5, 5]),  # fewer than SPREAD chunks of 50: cut, so that several workers send them
+        (19, [7, 7, 5]),
+        (25, [7, 7, 7, 4]),
+        (50, [13, 13, 13, 11]),  # SPREAD pieces from SPREAD × MIN_SPREAD_ROWS ids on
         (150, [38, 38, 38, 36]),
         (200, [50, 50, 50, 50]),
         (401, [50] * 8 + [1]),
@@ -120,7 +124,7 @@ def test_it_enqueues_delivery_in_chunks_after_commit(scheme, ega_gateway, settin
 )
 def test_a_small_batch_is_spread_over_the_workers_and_a_big_one_keeps_the_chunk_size(settings, count, sizes):
     settings.NOTIFIER_DELIVERY_CHUNK_SIZE = 50
-    assert handoff.SPREAD == 4
+    assert (handoff.SPREAD, handoff.MIN_SPREAD_ROWS) == (4, 5)
     chunks = handoff.split(range(1000, 1000 + count))
     assert [len(chunk) for chunk in chunks] == sizes
     assert [outbox_id for chunk in chunks for outbox_id in chunk] == list(range(1000, 1000 + count))
@@ -238,8 +242,10 @@ def test_it_hands_the_rows_to_the_workers_when_a_broker_is_configured(scheme, eg
     call_command("send_notifications", "--date", scheme.isoformat(), stdout=out)
     queued = Outbox.objects.count()
     per_type = Counter(Outbox.objects.values_list("notification_type", flat=True))
-    # Each type's rows are handed off on their own: in chunks of 10, a batch of fewer than 40 in SPREAD chunks.
+    # Each type's rows are handed off on their own; here every type's batch is too small to cut (fewer than twice
+    # MIN_SPREAD_ROWS): one task per type.
+    assert max(per_type.values()) < 2 * handoff.MIN_SPREAD_ROWS
     chunks = sum(len(handoff.split(range(count))) for count in per_type.values())
-    assert chunks > sum(-(-count // 10) for count in per_type.values())  # small batches here: spread
+    assert chunks == len(per_type)
     assert f"Handed {queued} outbox row(s) to the workers in {chunks} delivery task(s)." in out.getvalue()
     assert Outbox.objects.filter(status=Outbox.Status.SENT).count() == queued

@@ -1,5 +1,5 @@
 """The hand-off from detection (and the sweeper) to the delivery workers: outbox ids in chunks of
-NOTIFIER_DELIVERY_CHUNK_SIZE (a small batch in SPREAD smaller ones), enqueued once the transaction that wrote them
+NOTIFIER_DELIVERY_CHUNK_SIZE (a small batch in up to SPREAD smaller ones), enqueued once the transaction that wrote them
 commits, and the task that delivers a chunk. Only ids travel on the broker, never a text or a secret."""
 
 from __future__ import annotations
@@ -19,17 +19,25 @@ def chunk_size() -> int:
     return get_settings().delivery_chunk_size
 
 
-# A batch that would fill fewer chunks than this is cut into this many: its messages are sent by several workers
+# A batch that would fill fewer chunks than SPREAD is cut into up to SPREAD: its messages are sent by several workers
 # side by side instead of one after the other by one (a chunk is sent serially), so a small batch lands sooner.
 SPREAD = 4
+# ...but into no more pieces than it holds MIN_SPREAD_ROWS ids: a task costs the machine ~5 ms of CPU of its own
+# (Celery's hand-over and the chunk's statements), as much as two or three messages to a fast gateway. At 50 msg/s
+# arriving 5 at a time, one chunk of 5 used 5.4-5.6 ms of CPU per message for a p99 of 23-24 ms; chunks of 2, 1, 1
+# and 1 used 9.0-9.9 ms for a p99 of 33-34 ms (bench/README.md). Kept small because a slow gateway (hundreds of ms a
+# call) turns every extra message in a chunk into that much more waiting for the last one.
+MIN_SPREAD_ROWS = 5
 
 
 def split(outbox_ids: Sequence[int]) -> list[list[int]]:
     """The chunks a batch of ids is handed off in: NOTIFIER_DELIVERY_CHUNK_SIZE ids each, or, for a batch smaller
-    than SPREAD chunks, SPREAD nearly equal ones. A big batch keeps the size that spreads the per-chunk statements
-    over many messages; a small one is latency-bound, and its few extra statements cost nothing that matters."""
+    than SPREAD chunks, up to SPREAD nearly equal ones (one per MIN_SPREAD_ROWS ids). A big batch keeps the size
+    that spreads the per-chunk work over many messages; a small one is latency-bound, and is sent by several
+    workers side by side as long as each piece is worth its task."""
     ids = [int(outbox_id) for outbox_id in outbox_ids]
-    size = min(chunk_size(), max(1, -(-len(ids) // SPREAD)))
+    pieces = max(1, min(SPREAD, len(ids) // MIN_SPREAD_ROWS))
+    size = min(chunk_size(), max(1, -(-len(ids) // pieces)))
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
