@@ -1,6 +1,6 @@
 """The hand-off from detection (and the sweeper) to the delivery workers: outbox ids in chunks of
-NOTIFIER_DELIVERY_CHUNK_SIZE (a small batch in up to SPREAD smaller ones), enqueued once the transaction that wrote them
-commits, and the task that delivers a chunk. Only ids travel on the broker, never a text or a secret."""
+NOTIFIER_DELIVERY_CHUNK_SIZE (a small batch in up to SPREAD smaller ones), enqueued once the transaction that
+wrote them commits, and the task that delivers a chunk. Only ids travel on the broker, never a text or a secret."""
 
 from __future__ import annotations
 
