@@ -116,7 +116,7 @@ def test_it_enqueues_delivery_in_chunks_after_commit(scheme, ega_gateway, settin
         (10, [5, 5]),  # fewer than SPREAD chunks of 50: cut, so that several workers send them
         (19, [7, 7, 5]),
         (25, [7, 7, 7, 4]),
-        (50, [13, 13, 13, 11]),  # SPREAD pieces from SPREAD × MIN_SPREAD_ROWS ids on
+        (50, [13, 13, 13, 11]),  # SPREAD pieces from SPREAD * MIN_SPREAD_ROWS ids on
         (150, [38, 38, 38, 36]),
         (200, [50, 50, 50, 50]),
         (401, [50] * 8 + [1]),
