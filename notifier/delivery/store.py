@@ -128,14 +128,13 @@ def take_turn(outbox_id: int, owner: str) -> bool:
     costs no other round trip. On PostgreSQL it is a prepared statement on the connection (psycopg prepares it
     after a few runs): the server parses and plans it once per connection instead of once per message.
     """
-    now = timezone.now()
     connection, table = _sql()
+    now = timezone.now()
     if connection.vendor == "postgresql":
-        params: list[Any] = [now, outbox_id, Status.SENDING.value, owner, now]
-        return run_prepared(connection, _take_turn_sql(table, "%s"), params) == 1
-    params = [_stamp(connection, now), outbox_id, Status.SENDING.value, owner]
+        return run_prepared(connection, _take_turn_sql(table), [now, outbox_id, Status.SENDING.value, owner, now]) == 1
+    stamp = _stamp(connection, now)
     with connection.cursor() as cursor:
-        cursor.execute(_take_turn_sql(table, "%s"), [*params, _stamp(connection, now)])
+        cursor.execute(_take_turn_sql(table), [stamp, outbox_id, Status.SENDING.value, owner, stamp])
         return bool(cursor.rowcount == 1)
 
 
@@ -160,10 +159,11 @@ def run_prepared(connection: Any, sql: str, params: list[Any]) -> int:
         return int(cursor.rowcount)
 
 
-def _take_turn_sql(table: str, mark: str) -> str:
+def _take_turn_sql(table: str) -> str:
+    # Parameters: the send's start, the id, `sending`, the owner token, now (the lease must not have expired).
     return (
-        f"UPDATE {table} SET send_started_at = COALESCE(send_started_at, {mark}) "  # noqa: S608
-        f"WHERE id = {mark} AND status = {mark} AND lease_owner = {mark} AND lease_expires_at > {mark}"
+        f"UPDATE {table} SET send_started_at = COALESCE(send_started_at, %s) "  # noqa: S608
+        "WHERE id = %s AND status = %s AND lease_owner = %s AND lease_expires_at > %s"
     )
 
 
