@@ -7,6 +7,12 @@ success closes it and whose failure opens it for another cooldown.
 Both live in Redis at settings.REDIS_URL, updated by Lua scripts so that a check and its update are one step even
 with many workers. With REDIS_URL empty (embedded mode, one process) the same rules run in process memory.
 
+A delivery run may keep its send marks here too (NOTIFIER_DELIVERY_MARKS, "redis" by default with REDIS_URL): the
+mark that a row's send has started is set by the same script that admits the send, one hash per run, instead of a
+committed database write per message (notifier.delivery.store explains what the marks are for). The sweeper fences
+a run before it takes back its rows; lost marks (a restart without persistence, FLUSHALL, eviction) are detected,
+never mistaken for "nothing started".
+
 The breaker reads time from time.time() (passed into the scripts) so tests can pin it; the rate limiter uses the
 Redis server's clock so workers on different hosts agree on what "this second" is.
 """
@@ -23,9 +29,12 @@ import redis
 from django.conf import settings
 
 from notifier.coordination_local import PROBE_RETRY_SECONDS, LocalStore
-from notifier.settings import get_config
+from notifier.settings import get_config, get_settings
 
 KEY_PREFIX = "notifier:"
+# Send marks outlive any run (a chunk ends within its stall allowance) by far, so that the sweeper finds a dead run's
+# marks; a run still leased when they have expired is treated as if they were lost.
+MARKS_KEEP_SECONDS = 2 * 24 * 3600
 BreakerState = Literal["closed", "open", "half-open"]
 
 # {1}: closed; {2}: this caller is the half-open probe; {0, seconds}: refused (open, or another caller is probing)
@@ -97,9 +106,18 @@ return {0, tostring(tonumber(oldest[2]) + window - now)}
 
 # Breaker and rate limit in one round trip, for each send: {0, seconds} the breaker refuses (open, or another caller
 # probes); {-1, seconds} the rate limit is saturated (the probe, if any, is left for a later call); {1, admitted
-# at} admitted while closed; {2, admitted at} admitted as the half-open probe. KEYS: breaker, rate log.
-# ARGV: now, cooldown, probe retry, rate window, rate limit, admission id.
+# at} admitted while closed; {2, admitted at} admitted as the half-open probe. KEYS: breaker, rate log and, when
+# the run keeps its send marks here, the run's marks. ARGV: now, cooldown, probe retry, rate window, rate limit,
+# admission id and, with the marks, the outbox id. With the marks: {-2} the sweeper has fenced the run, {-3} the
+# marks are gone (Redis restarted or was flushed); an admission marks the row as started in the same step.
 _ADMIT = """
+if KEYS[3] then
+  local state = redis.call('HGET', KEYS[3], '_')
+  if state ~= 'open' then
+    if state then return {-2, '0'} end
+    return {-3, '0'}
+  end
+end
 local now = tonumber(ARGV[1])
 local cooldown = tonumber(ARGV[2])
 local probing = false
@@ -122,11 +140,37 @@ if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
 end
 redis.call('ZADD', KEYS[2], clock, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], math.ceil(window * 1000) + 1000)
+if KEYS[3] then redis.call('HSET', KEYS[3], ARGV[7], '1') end
 if probing then
   redis.call('HSET', KEYS[1], 'probe_at', ARGV[1])
   return {2, tostring(clock)}
 end
 return {1, tostring(clock)}
+"""
+
+# The sweeper's fence on a run whose leases expired: from now on its admissions are refused. Returns the state it
+# found ('open', 'fenced', 'database'; 'gone' when the marks were lost, then fenced too) and the rows marked.
+# KEYS: the run's marks. ARGV: seconds to keep them.
+_FENCE = """
+local state = redis.call('HGET', KEYS[1], '_')
+if not state then
+  redis.call('HSET', KEYS[1], '_', 'fenced')
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  return {'gone'}
+end
+if state == 'open' then redis.call('HSET', KEYS[1], '_', 'fenced') end
+local rows = redis.call('HKEYS', KEYS[1])
+table.insert(rows, 1, state)
+return rows
+"""
+
+# A live run whose marks are gone goes on with its marks in the database (after writing what it has done): 1, or 0
+# when the sweeper has fenced it meanwhile. KEYS: the run's marks. ARGV: seconds to keep them.
+_TO_DATABASE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], '_', 'database')
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 
@@ -160,6 +204,14 @@ def _rate_key(account_id: int) -> str:
     return f"{KEY_PREFIX}rate:{account_id}"
 
 
+def _marks_key(owner: str) -> str:
+    return f"{KEY_PREFIX}marks:{owner}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisStore:
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
@@ -168,6 +220,8 @@ class RedisStore:
         self._success = self.client.register_script(_SUCCESS)
         self._rate = self.client.register_script(_RATE)
         self._admit = self.client.register_script(_ADMIT)
+        self._fence = self.client.register_script(_FENCE)
+        self._to_database = self.client.register_script(_TO_DATABASE)
 
     def allow(self, account_id: int, now: float, cooldown: float) -> tuple[int, float]:
         args = [repr(now), repr(cooldown), repr(PROBE_RETRY_SECONDS)]
@@ -191,7 +245,15 @@ class RedisStore:
         admitted, value = self._rate(keys=[_rate_key(account_id)], args=[repr(window), limit, uuid.uuid4().hex])
         return bool(int(admitted)), float(value)
 
-    def admit(self, account_id: int, now: float, cooldown: float, window: float, limit: int) -> tuple[int, float]:
+    def admit(
+        self,
+        account_id: int,
+        now: float,
+        cooldown: float,
+        window: float,
+        limit: int,
+        mark: tuple[str, int] | None = None,
+    ) -> tuple[int, float]:
         # One EVALSHA (redis-py's Script falls back to EVAL once when the server has forgotten the script).
         args: list[str | int] = [
             repr(now),
@@ -201,8 +263,28 @@ class RedisStore:
             limit,
             uuid.uuid4().hex,
         ]
-        code, value = self._admit(keys=[_breaker_key(account_id), _rate_key(account_id)], args=args)
+        keys = [_breaker_key(account_id), _rate_key(account_id)]
+        if mark is not None:
+            keys.append(_marks_key(mark[0]))
+            args.append(mark[1])
+        code, value = self._admit(keys=keys, args=args)
         return int(code), float(value)
+
+    def open_run(self, owner: str) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(_marks_key(owner), "_", "open")
+            pipe.expire(_marks_key(owner), MARKS_KEEP_SECONDS)
+            pipe.execute()
+
+    def fence(self, owner: str) -> tuple[str, set[int]]:
+        state, *rows = self._fence(keys=[_marks_key(owner)], args=[MARKS_KEEP_SECONDS])
+        return _text(state), {int(row) for row in rows if _text(row) != "_"}
+
+    def to_database(self, owner: str) -> bool:
+        return bool(int(self._to_database(keys=[_marks_key(owner)], args=[MARKS_KEEP_SECONDS])))
+
+    def close_run(self, owner: str) -> None:
+        self.client.delete(_marks_key(owner))
 
     def reset(self) -> None:
         keys = list(self.client.scan_iter(match=f"{KEY_PREFIX}breaker:*")) + list(
@@ -295,16 +377,27 @@ class Admission:
 
     ok: bool
     probe: bool = False
-    reason: Literal["", "breaker", "rate"] = ""
+    reason: Literal["", "breaker", "rate", "fenced", "gone"] = ""
     wait: float = 0.0
 
 
-def admit(account_id: int, per_second: float, max_wait: float = 5.0, *, cooldown: float | None = None) -> Admission:
+def admit(
+    account_id: int,
+    per_second: float,
+    max_wait: float = 5.0,
+    *,
+    cooldown: float | None = None,
+    mark: tuple[str, int] | None = None,
+) -> Admission:
     """Breaker check and rate-limit slot for one send, in one Redis round trip (one script) while a slot is free.
 
     A saturated rate limit is waited for, up to `max_wait` seconds (each retry is one more round trip); an open
     breaker is not. Same rules as `breaker_admit` followed by `acquire_rate_slot`, except that the half-open probe
     is handed out only together with a rate slot, so a probe never waits behind the rate limit.
+
+    `mark` (a run's owner token, an outbox id): the run keeps its send marks in Redis (`open_run`), and an
+    admission marks the row as started in the same step. Refused as "fenced" once the sweeper has fenced the run,
+    and as "gone" when Redis has lost the run's marks.
     """
     if per_second <= 0:
         raise ValueError("per_second: must be positive")
@@ -312,11 +405,18 @@ def admit(account_id: int, per_second: float, max_wait: float = 5.0, *, cooldown
     cooldown = breaker_settings().cooldown if cooldown is None else cooldown
     deadline = time.monotonic() + max_wait
     while True:
-        code, value = store().admit(account_id, time.time(), cooldown, window, limit)
+        if mark is None:
+            code, value = store().admit(account_id, time.time(), cooldown, window, limit)
+        else:
+            code, value = _marks_store().admit(account_id, time.time(), cooldown, window, limit, mark)
         if code > 0:
             return Admission(ok=True, probe=code == 2)
         if code == 0:
             return Admission(ok=False, reason="breaker", wait=max(value, 0.001))
+        if code == -2:
+            return Admission(ok=False, reason="fenced")
+        if code == -3:
+            return Admission(ok=False, reason="gone")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Admission(ok=False, reason="rate", wait=1.0)
@@ -326,3 +426,44 @@ def admit(account_id: int, per_second: float, max_wait: float = 5.0, *, cooldown
 def reset() -> None:
     """Forget all breaker and rate-limit state (tests; an operator after fixing a gateway)."""
     store().reset()
+
+
+# --- send marks --------------------------------------------------------------------------------------------
+
+
+def marks_in_redis() -> bool:
+    """Do delivery runs keep their send marks in Redis (REDIS_URL set and NOTIFIER_DELIVERY_MARKS "redis")?"""
+    return bool(settings.REDIS_URL) and get_settings().delivery_marks == "redis"
+
+
+def _marks_store() -> RedisStore:
+    found = store()
+    if not isinstance(found, RedisStore):
+        raise RuntimeError("send marks in Redis need REDIS_URL")
+    return found
+
+
+def open_run(owner: str) -> None:
+    """Before a run claims its rows: the hash of its send marks, open (kept MARKS_KEEP_SECONDS at most)."""
+    _marks_store().open_run(owner)
+
+
+def fence_run(owner: str) -> set[int] | None:
+    """The sweeper, before it takes back rows of `owner` whose leases expired: refuse the run every further
+    admission, and return the rows it marked as started. None when the marks are lost (Redis restarted, was
+    flushed, or forgot them): any of the run's rows may have been sent."""
+    if not settings.REDIS_URL:
+        return None  # marks written to a Redis this process does not know of
+    state, rows = _marks_store().fence(owner)
+    return None if state == "gone" else rows
+
+
+def marks_to_database(owner: str) -> bool:
+    """A live run whose marks Redis lost, after writing the outcomes of every row it started: its marks are in
+    the database from now on (notifier.delivery.store.take_turn). False: the sweeper fenced the run meanwhile."""
+    return _marks_store().to_database(owner)
+
+
+def close_run(owner: str) -> None:
+    """After the run's outcomes are written: its marks are no longer needed."""
+    _marks_store().close_run(owner)

@@ -15,7 +15,7 @@ import operator
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.utils.functional import empty
@@ -63,6 +63,9 @@ class NotifierSettings(BaseModel):
     delivery_chunk_size: int = Field(default=50, ge=1)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     delivery_flush_seconds: float = Field(default=2.0, gt=0)  # longest a chunk keeps outcomes before writing them
+    # Where a run marks a send as started: "redis" (with REDIS_URL; in the admission's round trip) or "database"
+    # (a committed write per message; for a Redis that may fail over to a replica without the latest writes).
+    delivery_marks: Literal["redis", "database"] = "redis"
     retry_base_seconds: float = Field(default=60.0, gt=0)
     sweep_interval_seconds: int = Field(default=15, ge=1)
     sweep_grace_seconds: int = Field(default=600, ge=1)

@@ -243,6 +243,7 @@ NOTIFIER_PHONE_REFRESH_HOUR = _notifier.phone_refresh_hour
 NOTIFIER_DELIVERY_CHUNK_SIZE = _notifier.delivery_chunk_size
 NOTIFIER_DELIVERY_LEASE_SECONDS = _notifier.delivery_lease_seconds
 NOTIFIER_DELIVERY_FLUSH_SECONDS = _notifier.delivery_flush_seconds
+NOTIFIER_DELIVERY_MARKS = _notifier.delivery_marks
 NOTIFIER_RETRY_BASE_SECONDS = _notifier.retry_base_seconds
 NOTIFIER_SWEEP_INTERVAL_SECONDS = _notifier.sweep_interval_seconds
 NOTIFIER_SWEEP_GRACE_SECONDS = _notifier.sweep_grace_seconds

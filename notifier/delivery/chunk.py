@@ -55,6 +55,7 @@ class Chunk:
     attempts: list[Attempt] = field(default_factory=list)
     flushed_at: float = field(default_factory=time.monotonic)
     keeper: LeaseKeeper | None = None
+    marks_in_redis: bool = False  # send marks in the admission script (notifier.coordination), else take_turn
     lost: set[int] = field(default_factory=set)  # rows whose lease this run lost before sending them
     in_flight: tuple[int, int] | None = None  # (outbox id, account id) of a call that may have sent the SMS
     skips: Counter[tuple[str, str]] = field(default_factory=Counter)  # (account, reason) -> messages

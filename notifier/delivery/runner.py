@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
+import redis
 from django.conf import settings
 from django.utils import timezone
 
@@ -76,14 +77,16 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
     """
     ids = list(dict.fromkeys(int(outbox_id) for outbox_id in outbox_ids))
     statuses = dict.fromkeys(ids, SKIPPED)
-    owner = store.new_owner()
+    marks_in_redis, owner = _open_run()
     claimed = set(store.claim_chunk(ids, timezone.now(), owner))
     if not claimed:
+        _close_run(owner, marks_in_redis)
         return statuses
     rows = store.claimed_rows([outbox_id for outbox_id in ids if outbox_id in claimed])
     chunk: Chunk | None = None
     try:
         chunk = load_chunk(rows, owner)
+        chunk.marks_in_redis = marks_in_redis
         chunk.keeper = LeaseKeeper(owner, [row.pk for row in rows], stall_seconds(chunk)).start()
         _deliver_rows(chunk, rows, statuses)
     except BaseException:
@@ -102,6 +105,9 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
             finally:
                 if chunk.keeper is not None:
                     chunk.keeper.stop()
+    # Every outcome is written: the marks have done their work, unless rows were lost to the sweeper's fence (it
+    # reads the marks again until it has taken them back).
+    _close_run(owner, marks_in_redis and not chunk.lost)
     for (account, reason), count in sorted(chunk.skips.items()):
         logger.info("outbox chunk: account %s skipped for %s message(s): %s", account, count, reason)
     logger.info("outbox chunk of %s: %s", len(ids), dict(Counter(statuses.values())))
@@ -109,6 +115,29 @@ def deliver_chunk(outbox_ids: Sequence[int]) -> dict[int, str]:
 
 
 _CRASHED_BEFORE = "delivery crashed before sending"
+
+
+def _open_run() -> tuple[bool, str]:
+    """The run's owner token and where it keeps its send marks. In Redis, they are opened before the claim, so that
+    the sweeper finds the marks of every run it may fence; a Redis out of reach leaves them to the database (the
+    run's admissions will tell whether Redis is back)."""
+    if coordination.marks_in_redis():
+        owner = store.new_owner(marks_in_redis=True)
+        try:
+            coordination.open_run(owner)
+            return True, owner
+        except redis.RedisError as exc:
+            logger.warning("outbox chunk: Redis out of reach (%s); send marks in the database", exc)
+    return False, store.new_owner()
+
+
+def _close_run(owner: str, marks_in_redis: bool) -> None:
+    if not marks_in_redis:
+        return
+    try:
+        coordination.close_run(owner)
+    except redis.RedisError as exc:  # they expire on their own
+        logger.warning("outbox chunk: could not remove the send marks of run %s: %s", owner, exc)
 
 
 def _deliver_rows(chunk: Chunk, rows: list[Outbox], statuses: dict[int, str]) -> None:
@@ -223,19 +252,18 @@ def _turn(chunk: Chunk, row: Outbox, account: ProviderAccount, text: str, langua
         attempt(chunk, row, account, Outcome.PERMANENT, started_at=started_at, error=error)
         return Turn(account.pk, account.name, Result.INVALID, error), False
     rate = account.rate_limit_per_second or chunk.config.rate_limit_per_second
-    # Breaker and rate slot in one Redis round trip.
-    admission = coordination.admit(account.pk, rate, RATE_LIMIT_MAX_WAIT_SECONDS, cooldown=chunk.rules.cooldown)
+    # Breaker and rate slot in one Redis round trip, which also marks the send as started when the run keeps its
+    # marks there.
+    admission = _admit(chunk, row, account, rate)
+    if admission.reason in ("fenced", "gone"):
+        return _lost(chunk, row)
     if not admission.ok:
         reason = "circuit breaker open" if admission.reason == "breaker" else f"rate limit ({rate}/s) saturated"
         chunk.skips[(account.name, reason)] += 1
         return Turn(account.pk, account.name, Result.SKIPPED, reason, wait=admission.wait), False
     secrets = provider.secret_values()
-    if not store.take_turn(row.pk, chunk.owner):
-        # The lease lapsed (this process was paused or the database unreachable for longer than the lease) and
-        # the sweeper took the row back: it is someone else's now, or `unknown` if a call of ours had started.
-        logger.warning("outbox %s: lease lost before sending; left to the sweeper", row.pk)
-        chunk.lost.add(row.pk)
-        return None, False
+    if not chunk.marks_in_redis and not store.take_turn(row.pk, chunk.owner):
+        return _lost(chunk, row)
     assert chunk.keeper is not None
     chunk.keeper.progress()
     started_at = timezone.now()
@@ -262,6 +290,34 @@ def _turn(chunk: Chunk, row: Outbox, account: ProviderAccount, text: str, langua
         return Turn(account.pk, account.name, Result.UNKNOWN, error), admission.probe
     attempt(chunk, row, account, Outcome.SUCCESS, started_at, clock)
     return Turn(account.pk, account.name, Result.SUCCESS, reference=reference), admission.probe
+
+
+def _admit(chunk: Chunk, row: Outbox, account: ProviderAccount, rate: float) -> coordination.Admission:
+    """The account's admission for this row; with the marks in Redis, the row's send marked as started too.
+
+    Marks Redis has lost (a restart, FLUSHALL) while this run is alive: the outcomes of every row it started are
+    written first, so that nothing it may have sent depends on the lost marks, then its marks move to the database
+    for the rest of the chunk, unless the sweeper fenced the run meanwhile ("gone": the row is not ours to send).
+    """
+    mark = (chunk.owner, row.pk) if chunk.marks_in_redis else None
+    cooldown = chunk.rules.cooldown
+    admission = coordination.admit(account.pk, rate, RATE_LIMIT_MAX_WAIT_SECONDS, cooldown=cooldown, mark=mark)
+    if admission.reason != "gone":
+        return admission
+    logger.warning("outbox chunk %s: Redis lost its send marks; writing outcomes, then marking in the database", row.pk)
+    chunk.flush()
+    if not coordination.marks_to_database(chunk.owner):
+        return admission
+    chunk.marks_in_redis = False
+    return coordination.admit(account.pk, rate, RATE_LIMIT_MAX_WAIT_SECONDS, cooldown=cooldown)
+
+
+def _lost(chunk: Chunk, row: Outbox) -> tuple[None, bool]:
+    # The lease lapsed (this process was paused, or the database or Redis unreachable, for longer than the lease)
+    # and the sweeper took the row back: it is someone else's now, or `unknown` if a call of ours had started.
+    logger.warning("outbox %s: lease lost before sending; left to the sweeper", row.pk)
+    chunk.lost.add(row.pk)
+    return None, False
 
 
 def _record_copies(

@@ -2,13 +2,14 @@
 what a run loads.
 
 A delivery run claims rows (pending → sending) under a random owner token and an expiry (`lease_expires_at`).
-Only that owner sends them, and only after one conditional statement per provider call has proved that it still
-owns the row (`take_turn`); its writes (notifier.delivery.outcomes) are conditional on the token too. While the
-run works, a keeper thread (notifier.delivery.lease) extends the leases of its rows; a run that is killed, paused
-(SIGSTOP) or hung stops extending them, and once they have expired the sweeper takes the rows back
-(`reclaim_expired`): a row whose send had started becomes `unknown` (never resent automatically), an untried one
-pending again. A paused run that wakes up finds its rows gone and sends nothing: a slow gateway or a long chunk can
-delay messages, never duplicate them.
+Only that owner sends them, and only after marking the row's send as started, in a step that also proves the row
+is still its own: either one conditional statement per provider call (`take_turn`), or, when the run keeps its
+marks in Redis (notifier.coordination), the admission script, which refuses a run the sweeper has fenced. Its
+writes (notifier.delivery.outcomes) are conditional on the token too. While the run works, a keeper thread
+(notifier.delivery.lease) extends the leases of its rows; a run that is killed, paused (SIGSTOP) or hung stops
+extending them, and once they have expired the sweeper takes the rows back (`reclaim_expired`): a row whose send
+had started becomes `unknown` (never resent automatically), an untried one pending again. A paused run that wakes
+up finds its rows gone and sends nothing: a slow gateway or a long chunk can delay messages, never duplicate them.
 
 All times are the application's clock (`timezone.now()`), as every other outbox timestamp.
 """
@@ -24,10 +25,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+import redis
 from django.db import connections, router, transaction
 from django.db.models import F, Field, ForeignKey, Model, Q
 from django.utils import timezone
 
+from notifier import coordination
 from notifier.models import DeliveryAttempt, Family, Insuree, Outbox, Policy, Product, ProviderAccount
 from notifier.settings import get_settings
 
@@ -37,8 +40,14 @@ _CLAIM_BATCH = 500
 Status = Outbox.Status
 
 
-def new_owner() -> str:
-    return secrets.token_hex(16)
+# The owner token of a run that keeps its send marks in Redis starts with this (never a hex digit).
+MARKS_IN_REDIS = "r"
+
+
+def new_owner(marks_in_redis: bool = False) -> str:
+    """A run's random owner token (32 characters); `marks_in_redis`: the sweeper asks Redis what it started."""
+    token = secrets.token_hex(16)
+    return MARKS_IN_REDIS + token[1:] if marks_in_redis else token
 
 
 def _sql() -> tuple[Any, str]:
@@ -196,7 +205,12 @@ def extend(owner: str, outbox_ids: Sequence[int]) -> int:
 def reclaim_expired(now: datetime | None = None) -> tuple[int, int]:
     """Rows `sending` whose lease has expired (their run died, was paused or hung): untried → pending (due now,
     the lease cleared), started → `unknown` (the owner token kept, so that a run that was only paused may still
-    write the real outcome). Returns (queued again, made unknown)."""
+    write the real outcome). Returns (queued again, made unknown).
+
+    Started: marked in the database (`send_started_at`), or, for a run that keeps its marks in Redis, marked there
+    (asked after fencing the run, so that it cannot start another row). When Redis has lost a run's marks every
+    row of it counts as started; when Redis cannot be reached the run's rows wait for the next sweep.
+    """
     now = now or timezone.now()
     legacy = timedelta(seconds=get_settings().delivery_lease_seconds)  # rows claimed before leases existed
     expired = Outbox.objects.filter(status=Status.SENDING).filter(
@@ -204,20 +218,40 @@ def reclaim_expired(now: datetime | None = None) -> tuple[int, int]:
         | Q(lease_expires_at__isnull=True, claimed_at__lt=now - legacy)
         | Q(lease_expires_at__isnull=True, claimed_at__isnull=True)
     )
-    queued = expired.filter(send_started_at__isnull=True).update(
-        status=Status.PENDING,
-        lease_owner="",
-        lease_expires_at=None,
-        next_attempt_at=now,
-        last_error="its delivery run stopped before sending it; queued again",
-        updated_at=now,
-    )
-    unknown = expired.filter(send_started_at__isnull=False).update(
-        status=Status.UNKNOWN,
-        lease_expires_at=None,
-        last_error="its delivery run stopped while sending it; outcome unknown",
-        updated_at=now,
-    )
+    found = list(expired.values_list("id", "lease_owner", "send_started_at"))
+    started = {outbox_id for outbox_id, _owner, mark in found if mark is not None}
+    waiting: set[int] = set()
+    runs: dict[str, set[int]] = {}
+    for outbox_id, owner, _mark in found:
+        if owner.startswith(MARKS_IN_REDIS):
+            runs.setdefault(owner, set()).add(outbox_id)
+    for owner, ids in runs.items():
+        try:
+            marked = coordination.fence_run(owner)
+        except redis.RedisError as exc:
+            logger.warning("sweeper: cannot ask Redis what run %s started (%s); its rows wait", owner, exc)
+            waiting |= ids
+            continue
+        started |= ids if marked is None else ids & marked
+    untried = [outbox_id for outbox_id, _owner, _mark in found if outbox_id not in started | waiting]
+    queued = unknown = 0
+    for start in range(0, len(untried), _CLAIM_BATCH):
+        queued += expired.filter(pk__in=untried[start : start + _CLAIM_BATCH]).update(
+            status=Status.PENDING,
+            lease_owner="",
+            lease_expires_at=None,
+            next_attempt_at=now,
+            last_error="its delivery run stopped before sending it; queued again",
+            updated_at=now,
+        )
+    marked_rows = sorted(started - waiting)
+    for start in range(0, len(marked_rows), _CLAIM_BATCH):
+        unknown += expired.filter(pk__in=marked_rows[start : start + _CLAIM_BATCH]).update(
+            status=Status.UNKNOWN,
+            lease_expires_at=None,
+            last_error="its delivery run stopped while sending it; outcome unknown",
+            updated_at=now,
+        )
     return queued, unknown
 
 

@@ -1,0 +1,244 @@
+"""Send marks in Redis (NOTIFIER_DELIVERY_MARKS=redis): the admission marks a row's send as started; the sweeper
+fences a run before taking its rows back; marks Redis lost are never read as "nothing started".
+
+Transactional, with the real Redis of the run and real HTTP gateways: the lease keeper and the sweeper's thread use
+connections of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+from django.db import connection
+from django.utils import timezone
+
+from notifier import coordination
+from notifier.delivery.runner import deliver_chunk
+from notifier.delivery.store import MARKS_IN_REDIS, claim_chunk, new_owner, reclaim_expired
+from notifier.models import Outbox
+from tests.factories import bare_outboxes, json_account
+from tests.gateway import GatewayServer, Reply, closed_port_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def quick_settings(settings: Any) -> None:
+    settings.NOTIFIER_DELIVERY_MARKS = "redis"
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "http_connect_timeout_seconds": 1.0,
+        "http_read_timeout_seconds": 5.0,
+        "rate_limit_per_second": 1000.0,
+    }
+
+
+def client(settings: Any) -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def marks_key(owner: str) -> str:
+    return f"{coordination.KEY_PREFIX}marks:{owner}"
+
+
+def statuses(rows: list[Outbox]) -> list[str]:
+    found = dict(Outbox.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", "status"))
+    return [found[row.pk] for row in rows]
+
+
+def received(gateway: GatewayServer) -> Counter[str]:
+    return Counter(json.loads(request.body)["to"] for request in gateway.received)
+
+
+def owner_of(rows: list[Outbox]) -> str:
+    owners = set(Outbox.objects.filter(pk__in=[row.pk for row in rows]).values_list("lease_owner", flat=True))
+    owners.discard("")
+    assert len(owners) == 1, owners
+    return owners.pop()
+
+
+def admit(owner: str, outbox_id: int) -> coordination.Admission:
+    return coordination.admit(1, 1000.0, 0.0, cooldown=30.0, mark=(owner, outbox_id))
+
+
+# --- the protocol ---------------------------------------------------------------------------------------------
+
+
+def test_a_run_owner_says_where_its_marks_are() -> None:
+    in_redis, in_database = new_owner(marks_in_redis=True), new_owner()
+    assert in_redis.startswith(MARKS_IN_REDIS) and not in_database.startswith(MARKS_IN_REDIS)
+    assert len(in_redis) == len(in_database) == 32, "the width of Outbox.lease_owner"
+    assert all(character in "0123456789abcdef" for character in in_database)
+
+
+def test_an_admission_marks_the_row_and_the_fence_ends_the_run(settings: Any) -> None:
+    owner = new_owner(marks_in_redis=True)
+    coordination.open_run(owner)
+    assert client(settings).ttl(marks_key(owner)) > 24 * 3600, "kept far longer than any run"
+    assert admit(owner, 11).ok
+    assert admit(owner, 12).ok
+    assert coordination.fence_run(owner) == {11, 12}
+    refused = admit(owner, 13)
+    assert (refused.ok, refused.reason) == (False, "fenced")
+    assert coordination.fence_run(owner) == {11, 12}, "a second sweep reads the same marks"
+    assert not coordination.marks_to_database(owner), "a fenced run cannot move its marks"
+    coordination.close_run(owner)
+    assert not client(settings).exists(marks_key(owner))
+
+
+def test_marks_redis_lost_are_gone_for_the_run_and_everything_for_the_sweeper(settings: Any) -> None:
+    owner = new_owner(marks_in_redis=True)
+    coordination.open_run(owner)
+    assert admit(owner, 21).ok
+    client(settings).delete(marks_key(owner))  # a restart without persistence, FLUSHALL, an eviction
+    gone = admit(owner, 22)
+    assert (gone.ok, gone.reason) == (False, "gone")
+    assert coordination.marks_to_database(owner), "the live run moves its marks to the database"
+    refused = admit(owner, 22)
+    assert (refused.ok, refused.reason) == (False, "fenced"), "and never marks in Redis again"
+
+    other = new_owner(marks_in_redis=True)
+    coordination.open_run(other)
+    client(settings).delete(marks_key(other))
+    assert coordination.fence_run(other) is None, "lost: any of its rows may have been sent"
+    assert (admit(other, 31).reason, coordination.marks_to_database(other)) == ("fenced", False)
+
+
+def test_the_breaker_still_refuses_before_anything_is_marked(settings: Any) -> None:
+    owner = new_owner(marks_in_redis=True)
+    coordination.open_run(owner)
+    for _ in range(coordination.breaker_settings().threshold):
+        coordination.record_failure(1)
+    refused = admit(owner, 41)
+    assert (refused.ok, refused.reason) == (False, "breaker")
+    assert coordination.fence_run(owner) == set()
+
+
+# --- the sweeper ----------------------------------------------------------------------------------------------
+
+
+def test_the_sweeper_asks_redis_what_a_dead_run_started(settings: Any) -> None:
+    settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 60
+    rows = bare_outboxes(3)
+    now = timezone.now()
+    owner = new_owner(marks_in_redis=True)
+    coordination.open_run(owner)
+    assert sorted(claim_chunk([row.pk for row in rows], now, owner)) == [row.pk for row in rows]
+    assert admit(owner, rows[0].pk).ok  # then the run died
+    assert reclaim_expired(now + dt.timedelta(seconds=30)) == (0, 0), "leases not expired"
+    assert reclaim_expired(now + dt.timedelta(seconds=61)) == (2, 1)
+    assert statuses(rows) == ["unknown", "pending", "pending"]
+    assert admit(owner, rows[1].pk).reason == "fenced", "a run that was only paused sends nothing more"
+
+
+def test_the_sweeper_gives_up_on_every_row_of_a_run_whose_marks_redis_lost(settings: Any) -> None:
+    settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 60
+    rows = bare_outboxes(2)
+    now = timezone.now()
+    owner = new_owner(marks_in_redis=True)
+    coordination.open_run(owner)
+    claim_chunk([row.pk for row in rows], now, owner)
+    client(settings).delete(marks_key(owner))
+    assert reclaim_expired(now + dt.timedelta(seconds=61)) == (0, 2)
+    assert statuses(rows) == ["unknown", "unknown"]
+    assert Outbox.objects.filter(pk=rows[0].pk, lease_owner=owner).exists(), "a paused run may still write"
+
+
+def test_the_sweeper_leaves_a_runs_rows_while_redis_is_out_of_reach(settings: Any) -> None:
+    settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 60
+    plain, marked = bare_outboxes(2)
+    now = timezone.now()
+    owner = new_owner(marks_in_redis=True)
+    coordination.open_run(owner)
+    claim_chunk([marked.pk], now, owner)
+    claim_chunk([plain.pk], now, new_owner())
+    working = settings.REDIS_URL
+    settings.REDIS_URL = closed_port_url().replace("http://", "redis://") + "/0"
+    try:
+        assert reclaim_expired(now + dt.timedelta(seconds=61)) == (1, 0), "marks in the database need no Redis"
+    finally:
+        settings.REDIS_URL = working
+    assert statuses([plain, marked]) == ["pending", "sending"]
+    assert reclaim_expired(now + dt.timedelta(seconds=61)) == (1, 0), "Redis is back: the untried row is queued"
+    assert statuses([plain, marked]) == ["pending", "pending"]
+
+
+# --- a live run -----------------------------------------------------------------------------------------------
+
+
+def test_a_run_whose_marks_redis_lost_goes_on_with_marks_in_the_database(settings: Any, gateway: GatewayServer) -> None:
+    json_account(gateway.url)
+    gateway.queue(Reply(), Reply(delay=0.5))
+    rows = bare_outboxes(5)
+
+    def flush_while_the_second_call_is_out() -> None:
+        try:
+            if gateway.wait_for_requests(2, timeout=30):
+                client(settings).delete(marks_key(owner_of(rows)))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=flush_while_the_second_call_is_out)
+    thread.start()
+    try:
+        outcome = deliver_chunk([row.pk for row in rows])
+    finally:
+        thread.join(timeout=10)
+    assert list(outcome.values()) == ["sent"] * 5
+    assert received(gateway) == Counter({row.recipient: 1 for row in rows})
+    marked = list(Outbox.objects.filter(pk__in=[row.pk for row in rows]).order_by("pk").values_list("send_started_at"))
+    assert [at is not None for (at,) in marked] == [False, False, True, True, True], "marks in the database after"
+    assert not client(settings).exists(marks_key(owner_of(rows))), "removed once every outcome was written"
+
+
+def test_a_run_the_sweeper_fenced_sends_nothing_more(settings: Any, gateway: GatewayServer) -> None:
+    settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 1.5
+    json_account(gateway.url)
+    gateway.queue(Reply(), Reply(delay=0.5))
+    rows = bare_outboxes(4)
+    fenced: list[set[int] | None] = []
+
+    def fence_while_the_second_call_is_out() -> None:
+        try:
+            if gateway.wait_for_requests(2, timeout=30):
+                fenced.append(coordination.fence_run(owner_of(rows)))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=fence_while_the_second_call_is_out)
+    thread.start()
+    try:
+        outcome = deliver_chunk([row.pk for row in rows])
+    finally:
+        thread.join(timeout=10)
+    assert fenced == [{rows[0].pk, rows[1].pk}]
+    assert list(outcome.values()) == ["sent", "sent", "skipped", "skipped"]
+    assert received(gateway) == Counter({rows[0].recipient: 1, rows[1].recipient: 1})
+    assert statuses(rows) == ["sent", "sent", "sending", "sending"], "left to the sweeper"
+    time.sleep(1.6)
+    assert reclaim_expired() == (2, 0)
+    assert statuses(rows) == ["sent", "sent", "pending", "pending"]
+
+
+def test_a_run_keeps_no_marks_once_its_outcomes_are_written(settings: Any, gateway: GatewayServer) -> None:
+    json_account(gateway.url)
+    rows = bare_outboxes(3)
+    before = set(client(settings).scan_iter(match=f"{coordination.KEY_PREFIX}marks:*"))
+    assert list(deliver_chunk([row.pk for row in rows]).values()) == ["sent"] * 3
+    assert set(client(settings).scan_iter(match=f"{coordination.KEY_PREFIX}marks:*")) <= before
+    assert not Outbox.objects.filter(pk__in=[row.pk for row in rows], send_started_at__isnull=False).exists()
+
+
+def test_database_marks_when_chosen(settings: Any, gateway: GatewayServer) -> None:
+    settings.NOTIFIER_DELIVERY_MARKS = "database"
+    json_account(gateway.url)
+    rows = bare_outboxes(2)
+    assert list(deliver_chunk([row.pk for row in rows]).values()) == ["sent"] * 2
+    assert Outbox.objects.filter(pk__in=[row.pk for row in rows], send_started_at__isnull=False).count() == 2
