@@ -25,6 +25,7 @@ from notifier.settings import get_config, get_settings
 logger = logging.getLogger(__name__)
 
 RATE_LIMIT_MAX_WAIT_SECONDS = 5.0
+FLUSH_PATIENCE_SECONDS = 30.0
 Status = Outbox.Status
 
 
@@ -61,11 +62,22 @@ class Chunk:
     skips: Counter[tuple[str, str]] = field(default_factory=Counter)  # (account, reason) -> messages
 
     def flush(self) -> None:
+        """Write the outcomes and attempts noted so far. On failure they are kept for the next try: each write is
+        conditional on the row's state (written twice, it changes nothing more)."""
         writes, self.writes = self.writes, {}
         attempts, self.attempts = self.attempts, []
         self.flushed_at = time.monotonic()
-        write_outcomes(writes, self.owner)
-        add_attempts(attempts)
+        try:
+            write_outcomes(writes, self.owner)
+        except BaseException:
+            self.writes = {**writes, **self.writes}
+            self.attempts = attempts + self.attempts
+            raise
+        try:
+            add_attempts(attempts)
+        except BaseException:
+            self.attempts = attempts + self.attempts
+            raise
 
     def flush_if_due(self) -> None:
         if time.monotonic() - self.flushed_at >= self.flush_seconds:
@@ -73,11 +85,13 @@ class Chunk:
 
 
 def flush_patiently(chunk: Chunk) -> None:
-    """The chunk's last write. When the database is briefly away (a restart), try again for a third of the lease
-    (the rows are still ours meanwhile): what this run sent should be `sent`, not `unknown` by the sweeper."""
+    """The chunk's last write. When the database is away (a restart), try again for a third of the lease, and at
+    least FLUSH_PATIENCE_SECONDS: what this run sent should be `sent`, not `unknown`. Late is still right: the write
+    applies to rows still ours, and to rows the sweeper made `unknown` meanwhile (a send of ours had started); a
+    row it queued again (untried) has lost its owner and is left alone."""
     connection = connections[router.db_for_write(Outbox)]
-    deadline = time.monotonic() + get_settings().delivery_lease_seconds / 3
-    writes, attempts = dict(chunk.writes), list(chunk.attempts)
+    patience = max(get_settings().delivery_lease_seconds / 3, FLUSH_PATIENCE_SECONDS)
+    deadline = time.monotonic() + patience
     while True:
         try:
             chunk.flush()
@@ -87,7 +101,6 @@ def flush_patiently(chunk: Chunk) -> None:
                 raise
             logger.warning("outbox chunk: could not write its outcomes, trying again", exc_info=True)
             connection.close()
-            chunk.writes, chunk.attempts = dict(writes), list(attempts)
             time.sleep(1.0)
 
 
