@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from notifier.delivery.store import hand_out_due
+import redis
+from django.conf import settings
+
+from notifier import coordination
+from notifier.delivery.store import MARKS_IN_REDIS, hand_out_due
 from notifier.models import DeliveryAttempt, Outbox, ProviderAccount
 
 Outcome = DeliveryAttempt.Outcome
@@ -32,3 +36,19 @@ def attempts(outbox: Outbox) -> list[tuple[str, str, int | None]]:
         (a.provider_account.name if a.provider_account else "", a.outcome, a.http_status)
         for a in DeliveryAttempt.objects.filter(outbox=outbox).select_related("provider_account")
     ]
+
+
+def started_sending() -> list[Outbox]:
+    """Rows `sending` whose send has started: marked in the database, or in the Redis marks of their run."""
+    rows = list(Outbox.objects.filter(status=Outbox.Status.SENDING))
+    client = redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    found = []
+    for row in rows:
+        in_redis = (
+            client is not None
+            and row.lease_owner.startswith(MARKS_IN_REDIS)
+            and client.hexists(f"{coordination.KEY_PREFIX}marks:{row.lease_owner}", str(row.pk))
+        )
+        if row.send_started_at is not None or in_redis:
+            found.append(row)
+    return found

@@ -29,6 +29,7 @@ from notifier.demo import load_demo
 from notifier.detection import run_all_detection
 from notifier.models import DetectionRun, DispatcherRun, Outbox
 from notifier.types import NOTIFICATION_TYPES
+from tests.delivery_helpers import started_sending
 from tests.factories import ega_account
 from tests.gateway import EGA_KEY, GatewayServer
 from tests.processes import SERVICE_SECRET_KEY, kill_group, subprocess_database_url, wait_for
@@ -263,7 +264,7 @@ def test_it_delivers_everything_after_a_worker_is_killed_mid_delivery(scheme, ce
         claimed = outbox_messages(Outbox.Status.SENDING)
         assert 1 <= sum(claimed.values()) <= chunk_size()
         assert in_flight.keys() <= claimed.keys()
-        assert Outbox.objects.filter(status=Outbox.Status.SENDING, send_started_at__isnull=False).count() == 1
+        assert len(started_sending()) == 1
 
         start_worker("rescuer", concurrency=2)
         sweep_until_every_row_is_done(celery_client, expected_total, "the sweeper and redelivery to finish every row")
@@ -288,7 +289,7 @@ def test_it_never_sends_twice_what_a_worker_paused_past_its_lease_was_holding(sc
         paused, expected_total = dispatch_and_hold_the_first(scheme, celery_client, start_worker, gateway, "paused")
         os.killpg(paused.pid, signal.SIGSTOP)
         try:
-            [in_flight] = Outbox.objects.filter(status=Outbox.Status.SENDING, send_started_at__isnull=False)
+            [in_flight] = started_sending()
             start_worker("rescuer", concurrency=2)
             what = "the sweeper and the rescuer to finish every other row"
             sweep_until_every_row_is_done(celery_client, expected_total, what)

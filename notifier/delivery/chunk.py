@@ -58,6 +58,7 @@ class Chunk:
     keeper: LeaseKeeper | None = None
     marks_in_redis: bool = False  # send marks in the admission script (notifier.coordination), else take_turn
     lost: set[int] = field(default_factory=set)  # rows whose lease this run lost before sending them
+    started: dict[int, datetime] = field(default_factory=dict)  # outbox id -> when this run's first call began
     in_flight: tuple[int, int] | None = None  # (outbox id, account id) of a call that may have sent the SMS
     skips: Counter[tuple[str, str]] = field(default_factory=Counter)  # (account, reason) -> messages
 
@@ -176,6 +177,13 @@ def finish(
     """Note how a claimed row leaves `sending`; written with the chunk's next flush, which ends its lease."""
     sent = status == Status.SENT
     chunk.writes[row.pk] = RowOutcome(
-        status, error, timezone.now(), count_attempt, account, reference if sent else None, next_at
+        status,
+        error,
+        timezone.now(),
+        count_attempt,
+        account,
+        reference if sent else None,
+        next_at,
+        chunk.started.get(row.pk),
     )
     return str(status)

@@ -28,6 +28,7 @@ class RowOutcome:
     account: int | None = None  # the provider account the row names; None: unchanged
     reference: str | None = None  # the gateway's reference; None: unchanged
     next_at: datetime | None = None  # due again then; None: unchanged
+    started: datetime | None = None  # when this run's first provider call began; kept if the row has a mark
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,11 @@ _WRITE_OUTCOMES = (
     "attempts = o.attempts + v.increment, provider_account_id = COALESCE(v.account, o.provider_account_id), "
     "provider_reference = COALESCE(v.reference, o.provider_reference), "
     "sent_at = CASE WHEN v.status = %s THEN v.at ELSE o.sent_at END, "
-    "next_attempt_at = COALESCE(v.next_at, o.next_attempt_at) "
+    "next_attempt_at = COALESCE(v.next_at, o.next_attempt_at), "
+    "send_started_at = COALESCE(o.send_started_at, v.started) "
     "FROM unnest(%s::bigint[], %s::varchar[], %s::text[], %s::timestamptz[], %s::integer[], %s::bigint[], "
-    "%s::varchar[], %s::timestamptz[]) AS v(id, status, last_error, at, increment, account, reference, next_at) "
+    "%s::varchar[], %s::timestamptz[], %s::timestamptz[]) "
+    "AS v(id, status, last_error, at, increment, account, reference, next_at, started) "
     "WHERE o.id = v.id AND o.lease_owner = %s AND o.status IN (%s, %s)"
 )
 _WRITE_TEXTS = (
@@ -102,6 +105,7 @@ def write_outcomes(outcomes: dict[int, RowOutcome], owner: str) -> None:
         [outcome.account for outcome in rows],
         [outcome.reference for outcome in rows],
         [outcome.next_at for outcome in rows],
+        [outcome.started for outcome in rows],
     ]
     run_prepared(connection, _WRITE_OUTCOMES, [*params, owner, Status.SENDING.value, Status.UNKNOWN.value])
 

@@ -267,6 +267,7 @@ def _turn(chunk: Chunk, row: Outbox, account: ProviderAccount, text: str, langua
     assert chunk.keeper is not None
     chunk.keeper.progress()
     started_at = timezone.now()
+    chunk.started.setdefault(row.pk, started_at)
     clock = time.monotonic()
     chunk.in_flight = (row.pk, account.pk)
     metadata = {"language": language, "notification_type": row.notification_type}

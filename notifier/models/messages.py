@@ -153,8 +153,8 @@ class Outbox(models.Model):
     send_started_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="Set just before the first provider call of a delivery; a row a dead worker left `sending` "
-        "without it was never tried and is queued again, with it its outcome is unknown.",
+        help_text="When the first provider call of its delivery began: marked just before it with the send marks in "
+        "the database, else written with the outcome (the sweeper then reads the run's marks in Redis).",
     )
     sent_at = models.DateTimeField(null=True, blank=True)
     requeued_at = models.DateTimeField(
