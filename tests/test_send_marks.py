@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import redis
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from notifier import coordination
@@ -251,3 +251,34 @@ def test_database_marks_when_chosen(settings: Any, gateway: GatewayServer) -> No
     rows = bare_outboxes(2)
     assert list(deliver_chunk([row.pk for row in rows]).values()) == ["sent"] * 2
     assert Outbox.objects.filter(pk__in=[row.pk for row in rows], send_started_at__isnull=False).count() == 2
+
+
+# --- writes that fail ------------------------------------------------------------------------------------------
+
+
+def test_a_chunk_keeps_what_it_could_not_write_and_writes_it_once_the_database_is_back(
+    settings: Any, gateway: GatewayServer
+) -> None:
+    """A write that fails (here: the database connection is gone, as in a PostgreSQL restart) loses nothing: the
+    outcomes and attempts stay with the chunk, and the patient last write puts them in once it can."""
+    from notifier.delivery.chunk import attempt, finish, flush_patiently, load_chunk
+    from notifier.delivery.store import claimed_rows
+
+    account = json_account(gateway.url)
+    rows = bare_outboxes(2)
+    owner = new_owner()
+    claim_chunk([row.pk for row in rows], timezone.now(), owner)
+    chunk = load_chunk(claimed_rows([row.pk for row in rows]), owner)
+    for row in rows:
+        attempt(chunk, row, account, "success", timezone.now())
+        finish(chunk, row, Outbox.Status.SENT, account=account.pk, reference="ref", count_attempt=True)
+    connection.ensure_connection()
+    connection.connection.close()  # the server side of the connection is gone
+    with pytest.raises(DatabaseError):
+        chunk.flush()
+    assert sorted(chunk.writes) == [row.pk for row in rows] and len(chunk.attempts) == 2, "nothing dropped"
+    connection.close()
+    flush_patiently(chunk)
+    assert statuses(rows) == ["sent", "sent"]
+    assert DeliveryAttempt.objects.filter(outbox__in=rows).count() == 2
+    assert (chunk.writes, chunk.attempts) == ({}, [])
