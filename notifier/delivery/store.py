@@ -233,7 +233,8 @@ def reclaim_expired(now: datetime | None = None) -> tuple[int, int]:
             waiting |= ids
             continue
         started |= ids if marked is None else ids & marked
-    untried = [outbox_id for outbox_id, _owner, _mark in found if outbox_id not in started | waiting]
+    settled = started | waiting
+    untried = [outbox_id for outbox_id, _owner, _mark in found if outbox_id not in settled]
     queued = unknown = 0
     for start in range(0, len(untried), _CLAIM_BATCH):
         queued += expired.filter(pk__in=untried[start : start + _CLAIM_BATCH]).update(
