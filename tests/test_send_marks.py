@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -62,6 +63,23 @@ def owner_of(rows: list[Outbox]) -> str:
     owners.discard("")
     assert len(owners) == 1, owners
     return owners.pop()
+
+
+def deliver_while(rows: list[Outbox], meanwhile: Callable[[], None]) -> dict[int, str]:
+    """deliver_chunk over the rows while `meanwhile` runs in a thread of its own (with its own connection)."""
+
+    def run() -> None:
+        try:
+            meanwhile()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        return deliver_chunk([row.pk for row in rows])
+    finally:
+        thread.join(timeout=10)
 
 
 def admit(owner: str, outbox_id: int) -> coordination.Admission:
@@ -180,23 +198,15 @@ def test_a_run_whose_marks_redis_lost_goes_on_with_marks_in_the_database(setting
     seen: dict[str, Any] = {}
 
     def flush_while_the_second_call_is_out() -> None:
-        try:
-            if gateway.wait_for_requests(2, timeout=30):
-                owner = owner_of(rows)
-                client(settings).delete(marks_key(owner))
-                if gateway.wait_for_requests(3, timeout=30):
-                    seen["marks"] = client(settings).hgetall(marks_key(owner))
-                    seen["statuses"] = statuses(rows)
-                    seen["marked"] = Outbox.objects.get(pk=rows[2].pk).send_started_at is not None
-        finally:
-            connection.close()
+        if gateway.wait_for_requests(2, timeout=30):
+            owner = owner_of(rows)
+            client(settings).delete(marks_key(owner))
+            if gateway.wait_for_requests(3, timeout=30):
+                seen["marks"] = client(settings).hgetall(marks_key(owner))
+                seen["statuses"] = statuses(rows)
+                seen["marked"] = Outbox.objects.get(pk=rows[2].pk).send_started_at is not None
 
-    thread = threading.Thread(target=flush_while_the_second_call_is_out)
-    thread.start()
-    try:
-        outcome = deliver_chunk([row.pk for row in rows])
-    finally:
-        thread.join(timeout=10)
+    outcome = deliver_while(rows, flush_while_the_second_call_is_out)
     assert list(outcome.values()) == ["sent"] * 5
     assert received(gateway) == Counter({row.recipient: 1 for row in rows})
     # By the third call: what the run had sent was written, its marks were in the database, the third one marked.
@@ -212,18 +222,10 @@ def test_a_run_the_sweeper_fenced_sends_nothing_more(settings: Any, gateway: Gat
     fenced: list[set[int] | None] = []
 
     def fence_while_the_second_call_is_out() -> None:
-        try:
-            if gateway.wait_for_requests(2, timeout=30):
-                fenced.append(coordination.fence_run(owner_of(rows)))
-        finally:
-            connection.close()
+        if gateway.wait_for_requests(2, timeout=30):
+            fenced.append(coordination.fence_run(owner_of(rows)))
 
-    thread = threading.Thread(target=fence_while_the_second_call_is_out)
-    thread.start()
-    try:
-        outcome = deliver_chunk([row.pk for row in rows])
-    finally:
-        thread.join(timeout=10)
+    outcome = deliver_while(rows, fence_while_the_second_call_is_out)
     assert fenced == [{rows[0].pk, rows[1].pk}]
     assert list(outcome.values()) == ["sent", "sent", "skipped", "skipped"]
     assert received(gateway) == Counter({rows[0].recipient: 1, rows[1].recipient: 1})
