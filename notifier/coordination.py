@@ -10,8 +10,10 @@ with many workers. With REDIS_URL empty (embedded mode, one process) the same ru
 A delivery run may keep its send marks here too (NOTIFIER_DELIVERY_MARKS, "redis" by default with REDIS_URL): the
 mark that a row's send has started is set by the same script that admits the send, one hash per run, instead of a
 committed database write per message (notifier.delivery.store explains what the marks are for). The sweeper fences
-a run before it takes back its rows; lost marks (a restart without persistence, FLUSHALL, eviction) are detected,
-never mistaken for "nothing started".
+a run before it takes back its rows. Marks that may be incomplete are detected, never mistaken for "nothing
+started": the hash is gone (FLUSHALL, an eviction, a restart without persistence) or was written to another server
+than the one answering now (each hash names the server's run_id, new at every start: a restart from a snapshot or an
+AOF, a failover).
 
 The breaker reads time from time.time() (passed into the scripts) so tests can pin it; the rate limiter uses the
 Redis server's clock so workers on different hosts agree on what "this second" is.
@@ -104,29 +106,32 @@ return {0, tostring(tonumber(oldest[2]) + window - now)}
 """
 
 
+# The Redis server's run_id: new at every start, so a restart (even one that reloads an older snapshot or an AOF
+# missing its last second) and a replica promoted in a failover are told from the server the marks were written to.
+_SERVER_ID = "string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')"
+
 # Breaker and rate limit in one round trip, for each send: {0, seconds} the breaker refuses (open, or another caller
 # probes); {-1, seconds} the rate limit is saturated (the probe, if any, is left for a later call); {1, admitted
 # at} admitted while closed; {2, admitted at} admitted as the half-open probe. KEYS: breaker, rate log and, when
 # the run keeps its send marks here, the run's marks. ARGV: now, cooldown, probe retry, rate window, rate limit,
 # admission id and, with the marks, the outbox id. With the marks: {-2} the sweeper has fenced the run, {-3} the
-# marks are gone (Redis restarted or was flushed); an admission marks the row as started in the same step.
-_ADMIT = """
+# marks are gone or were written to another server (Redis restarted, was flushed, failed over); an admission marks
+# the row as started in the same step.
+_ADMIT = f"""
 if KEYS[3] then
-  local state = redis.call('HGET', KEYS[3], '_')
-  if state ~= 'open' then
-    if state then return {-2, '0'} end
-    return {-3, '0'}
-  end
+  local run = redis.call('HMGET', KEYS[3], '_', '~server')
+  if run[1] and run[1] ~= 'open' then return {{-2, '0'}} end
+  if not run[1] or run[2] ~= {_SERVER_ID} then return {{-3, '0'}} end
 end
 local now = tonumber(ARGV[1])
 local cooldown = tonumber(ARGV[2])
 local probing = false
 local opened = redis.call('HGET', KEYS[1], 'opened_at')
 if opened then
-  if now < tonumber(opened) + cooldown then return {0, tostring(tonumber(opened) + cooldown - now)} end
+  if now < tonumber(opened) + cooldown then return {{0, tostring(tonumber(opened) + cooldown - now)}} end
   local probe = redis.call('HGET', KEYS[1], 'probe_at')
   if probe and now < tonumber(probe) + cooldown then
-    return {0, tostring(math.min(tonumber(probe) + cooldown - now, tonumber(ARGV[3])))}
+    return {{0, tostring(math.min(tonumber(probe) + cooldown - now, tonumber(ARGV[3])))}}
   end
   probing = true
 end
@@ -136,39 +141,52 @@ local window = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', clock - window)
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  return {-1, tostring(tonumber(oldest[2]) + window - clock)}
+  return {{-1, tostring(tonumber(oldest[2]) + window - clock)}}
 end
 redis.call('ZADD', KEYS[2], clock, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], math.ceil(window * 1000) + 1000)
 if KEYS[3] then redis.call('HSET', KEYS[3], ARGV[7], '1') end
 if probing then
   redis.call('HSET', KEYS[1], 'probe_at', ARGV[1])
-  return {2, tostring(clock)}
+  return {{2, tostring(clock)}}
 end
-return {1, tostring(clock)}
+return {{1, tostring(clock)}}
+"""
+
+# A run's marks, open, with the server they are written to. KEYS: the run's marks. ARGV: seconds to keep them.
+_OPEN = f"""
+redis.call('HSET', KEYS[1], '_', 'open', '~server', {_SERVER_ID})
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 # The sweeper's fence on a run whose leases expired: from now on its admissions are refused. Returns the state it
-# found ('open', 'fenced', 'database'; 'gone' when the marks were lost, then fenced too) and the rows marked.
-# KEYS: the run's marks. ARGV: seconds to keep them.
-_FENCE = """
+# found ('open', 'fenced'; 'database': the run marks in the database; 'gone' when the marks were lost or written to
+# another server, then fenced as 'gone' for good, so that a later sweep never reads what is left as complete) and
+# the rows marked. KEYS: the run's marks. ARGV: seconds to keep them.
+_FENCE = f"""
 local state = redis.call('HGET', KEYS[1], '_')
-if not state then
-  redis.call('HSET', KEYS[1], '_', 'fenced')
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  return {'gone'}
-end
-if state == 'open' then redis.call('HSET', KEYS[1], '_', 'fenced') end
+if state == 'database' then return {{'database'}} end
+local server = {_SERVER_ID}
+local trusted = state and state ~= 'gone' and redis.call('HGET', KEYS[1], '~server') == server
+redis.call('HSET', KEYS[1], '_', trusted and 'fenced' or 'gone', '~server', server)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if not trusted then return {{'gone'}} end
 local rows = redis.call('HKEYS', KEYS[1])
 table.insert(rows, 1, state)
 return rows
 """
 
-# A live run whose marks are gone goes on with its marks in the database (after writing what it has done): 1, or 0
-# when the sweeper has fenced it meanwhile. KEYS: the run's marks. ARGV: seconds to keep them.
-_TO_DATABASE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], '_', 'database')
+# A live run whose marks are gone, or were written to another server, goes on with its marks in the database (after
+# writing what it has done): 1, or 0 when this server's sweeper has fenced it meanwhile. (A fence the server lost in
+# a restart is no matter: each mark in the database proves again that the row is still the run's.) KEYS: the run's
+# marks. ARGV: seconds to keep them.
+_TO_DATABASE = f"""
+local run = redis.call('HMGET', KEYS[1], '_', '~server')
+local server = {_SERVER_ID}
+if run[1] and run[1] ~= 'database' and run[2] == server then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '_', 'database', '~server', server)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
@@ -220,6 +238,7 @@ class RedisStore:
         self._success = self.client.register_script(_SUCCESS)
         self._rate = self.client.register_script(_RATE)
         self._admit = self.client.register_script(_ADMIT)
+        self._open = self.client.register_script(_OPEN)
         self._fence = self.client.register_script(_FENCE)
         self._to_database = self.client.register_script(_TO_DATABASE)
 
@@ -271,14 +290,11 @@ class RedisStore:
         return int(code), float(value)
 
     def open_run(self, owner: str) -> None:
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(_marks_key(owner), "_", "open")
-            pipe.expire(_marks_key(owner), MARKS_KEEP_SECONDS)
-            pipe.execute()
+        self._open(keys=[_marks_key(owner)], args=[MARKS_KEEP_SECONDS])
 
     def fence(self, owner: str) -> tuple[str, set[int]]:
         state, *rows = self._fence(keys=[_marks_key(owner)], args=[MARKS_KEEP_SECONDS])
-        return _text(state), {int(row) for row in rows if _text(row) != "_"}
+        return _text(state), {int(row) for row in map(_text, rows) if row.isdigit()}
 
     def to_database(self, owner: str) -> bool:
         return bool(int(self._to_database(keys=[_marks_key(owner)], args=[MARKS_KEEP_SECONDS])))
@@ -450,8 +466,10 @@ def open_run(owner: str) -> None:
 
 def fence_run(owner: str) -> set[int] | None:
     """The sweeper, before it takes back rows of `owner` whose leases expired: refuse the run every further
-    admission, and return the rows it marked as started. None when the marks are lost (Redis restarted, was
-    flushed, or forgot them): any of the run's rows may have been sent."""
+    admission, and return the rows it marked as started in Redis (none once it marks in the database). None when
+    the marks cannot be trusted to be complete: lost (FLUSHALL, an eviction, a restart without persistence) or
+    written before the server last started (a restart from a snapshot or an AOF, a failover): any of the run's
+    rows may have been sent."""
     if not settings.REDIS_URL:
         return None  # marks written to a Redis this process does not know of
     state, rows = _marks_store().fence(owner)

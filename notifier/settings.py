@@ -64,7 +64,7 @@ class NotifierSettings(BaseModel):
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     delivery_flush_seconds: float = Field(default=2.0, gt=0)  # longest a chunk keeps outcomes before writing them
     # Where a run marks a send as started: "redis" (with REDIS_URL; in the admission's round trip) or "database"
-    # (a committed write per message; for a Redis that may fail over to a replica without the latest writes).
+    # (a committed conditional write per message, as before the marks moved to Redis).
     delivery_marks: Literal["redis", "database"] = "redis"
     retry_base_seconds: float = Field(default=60.0, gt=0)
     sweep_interval_seconds: int = Field(default=15, ge=1)

@@ -296,9 +296,10 @@ def _turn(chunk: Chunk, row: Outbox, account: ProviderAccount, text: str, langua
 def _admit(chunk: Chunk, row: Outbox, account: ProviderAccount, rate: float) -> coordination.Admission:
     """The account's admission for this row; with the marks in Redis, the row's send marked as started too.
 
-    Marks Redis has lost (a restart, FLUSHALL) while this run is alive: the outcomes of every row it started are
-    written first, so that nothing it may have sent depends on the lost marks, then its marks move to the database
-    for the rest of the chunk, unless the sweeper fenced the run meanwhile ("gone": the row is not ours to send).
+    Marks Redis has or may have lost (FLUSHALL, a restart, a failover) while this run is alive: the outcomes of
+    every row it started are written first, so that nothing it may have sent depends on those marks, then its marks
+    move to the database for the rest of the chunk, unless the sweeper fenced the run meanwhile ("gone": the row is
+    not ours to send).
     """
     mark = (chunk.owner, row.pk) if chunk.marks_in_redis else None
     cooldown = chunk.rules.cooldown
