@@ -82,6 +82,14 @@ def deliver_while(rows: list[Outbox], meanwhile: Callable[[], None]) -> dict[int
         thread.join(timeout=10)
 
 
+def claimed_by_a_redis_run(rows: list[Outbox], now: dt.datetime) -> str:
+    """The rows claimed by a run that keeps its marks in Redis, opened first as the runner does; its owner token."""
+    owner = new_owner(marks_in_redis=True)
+    coordination.open_run(owner)
+    assert sorted(claim_chunk([row.pk for row in rows], now, owner)) == sorted(row.pk for row in rows)
+    return owner
+
+
 def admit(owner: str, outbox_id: int) -> coordination.Admission:
     return coordination.admit(1, 1000.0, 0.0, cooldown=30.0, mark=(owner, outbox_id))
 
@@ -167,9 +175,7 @@ def test_the_sweeper_asks_redis_what_a_dead_run_started(settings: Any) -> None:
     settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 60
     rows = bare_outboxes(3)
     now = timezone.now()
-    owner = new_owner(marks_in_redis=True)
-    coordination.open_run(owner)
-    assert sorted(claim_chunk([row.pk for row in rows], now, owner)) == [row.pk for row in rows]
+    owner = claimed_by_a_redis_run(rows, now)
     assert admit(owner, rows[0].pk).ok  # then the run died
     assert reclaim_expired(now + dt.timedelta(seconds=30)) == (0, 0), "leases not expired"
     assert reclaim_expired(now + dt.timedelta(seconds=61)) == (2, 1)
@@ -181,9 +187,7 @@ def test_the_sweeper_gives_up_on_every_row_of_a_run_whose_marks_redis_lost(setti
     settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 60
     rows = bare_outboxes(2)
     now = timezone.now()
-    owner = new_owner(marks_in_redis=True)
-    coordination.open_run(owner)
-    claim_chunk([row.pk for row in rows], now, owner)
+    owner = claimed_by_a_redis_run(rows, now)
     client(settings).delete(marks_key(owner))
     assert reclaim_expired(now + dt.timedelta(seconds=61)) == (0, 2)
     assert statuses(rows) == ["unknown", "unknown"]
@@ -194,9 +198,7 @@ def test_the_sweeper_gives_up_on_every_row_of_a_run_whose_marks_another_server_w
     settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 60
     rows = bare_outboxes(2)
     now = timezone.now()
-    owner = new_owner(marks_in_redis=True)
-    coordination.open_run(owner)
-    claim_chunk([row.pk for row in rows], now, owner)
+    owner = claimed_by_a_redis_run(rows, now)
     assert admit(owner, rows[0].pk).ok
     client(settings).hset(marks_key(owner), "~server", "0" * 40)  # Redis restarted from an AOF since
     assert reclaim_expired(now + dt.timedelta(seconds=61)) == (0, 2)
@@ -207,9 +209,7 @@ def test_the_sweeper_leaves_a_runs_rows_while_redis_is_out_of_reach(settings: An
     settings.NOTIFIER_DELIVERY_LEASE_SECONDS = 60
     plain, marked = bare_outboxes(2)
     now = timezone.now()
-    owner = new_owner(marks_in_redis=True)
-    coordination.open_run(owner)
-    claim_chunk([marked.pk], now, owner)
+    claimed_by_a_redis_run([marked], now)
     claim_chunk([plain.pk], now, new_owner())
     working = settings.REDIS_URL
     settings.REDIS_URL = closed_port_url().replace("http://", "redis://") + "/0"
