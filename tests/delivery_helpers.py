@@ -38,6 +38,11 @@ def attempts(outbox: Outbox) -> list[tuple[str, str, int | None]]:
     ]
 
 
+def marks_key(owner: str) -> str:
+    """The Redis hash of a delivery run's send marks (notifier.coordination)."""
+    return f"{coordination.KEY_PREFIX}marks:{owner}"
+
+
 def started_sending() -> list[Outbox]:
     """Rows `sending` whose send has started: marked in the database, or in the Redis marks of their run."""
     rows = list(Outbox.objects.filter(status=Outbox.Status.SENDING))
@@ -47,7 +52,7 @@ def started_sending() -> list[Outbox]:
         in_redis = (
             client is not None
             and row.lease_owner.startswith(MARKS_IN_REDIS)
-            and client.hexists(f"{coordination.KEY_PREFIX}marks:{row.lease_owner}", str(row.pk))
+            and client.hexists(marks_key(row.lease_owner), str(row.pk))
         )
         if row.send_started_at is not None or in_redis:
             found.append(row)

@@ -24,6 +24,7 @@ from notifier import coordination
 from notifier.delivery.runner import deliver_chunk
 from notifier.delivery.store import MARKS_IN_REDIS, claim_chunk, new_owner, reclaim_expired
 from notifier.models import DeliveryAttempt, Outbox
+from tests.delivery_helpers import marks_key
 from tests.factories import bare_outboxes, json_account
 from tests.gateway import GatewayServer, Reply, closed_port_url
 
@@ -43,10 +44,6 @@ def quick_settings(settings: Any) -> None:
 
 def client(settings: Any) -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
-
-
-def marks_key(owner: str) -> str:
-    return f"{coordination.KEY_PREFIX}marks:{owner}"
 
 
 def statuses(rows: list[Outbox]) -> list[str]:
@@ -274,9 +271,9 @@ def test_a_run_the_sweeper_fenced_sends_nothing_more(settings: Any, gateway: Gat
 def test_a_run_keeps_no_marks_once_its_outcomes_are_written(settings: Any, gateway: GatewayServer) -> None:
     json_account(gateway.url)
     rows = bare_outboxes(3)
-    before = set(client(settings).scan_iter(match=f"{coordination.KEY_PREFIX}marks:*"))
+    before = set(client(settings).scan_iter(match=marks_key("*")))
     assert list(deliver_chunk([row.pk for row in rows]).values()) == ["sent"] * 3
-    assert set(client(settings).scan_iter(match=f"{coordination.KEY_PREFIX}marks:*")) <= before
+    assert set(client(settings).scan_iter(match=marks_key("*"))) <= before
     # The start of each send is written with its outcome, for the operator.
     started = {attempt.outbox_id: attempt.started_at for attempt in DeliveryAttempt.objects.all()}
     written = dict(Outbox.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", "send_started_at"))

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 import redis
 from django.db import connections, router, transaction
-from django.db.models import F, Field, ForeignKey, Model, Q
+from django.db.models import F, Field, ForeignKey, Model, Q, QuerySet
 from django.utils import timezone
 
 from notifier import coordination
@@ -36,7 +36,7 @@ from notifier.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-_CLAIM_BATCH = 500
+_IDS_PER_STATEMENT = 500
 Status = Outbox.Status
 
 
@@ -86,8 +86,8 @@ def claim_chunk(outbox_ids: Sequence[int], now: datetime, owner: str | None = No
     owner = owner or new_owner()
     ids = list(outbox_ids)
     claimed: list[int] = []
-    for start in range(0, len(ids), _CLAIM_BATCH):
-        claimed.extend(_claim_batch(ids[start : start + _CLAIM_BATCH], now, owner))
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        claimed.extend(_claim_batch(ids[start : start + _IDS_PER_STATEMENT], now, owner))
     return claimed
 
 
@@ -235,25 +235,33 @@ def reclaim_expired(now: datetime | None = None) -> tuple[int, int]:
         started |= ids if marked is None else ids & marked
     settled = started | waiting
     untried = [outbox_id for outbox_id, _owner, _mark in found if outbox_id not in settled]
-    queued = unknown = 0
-    for start in range(0, len(untried), _CLAIM_BATCH):
-        queued += expired.filter(pk__in=untried[start : start + _CLAIM_BATCH]).update(
-            status=Status.PENDING,
-            lease_owner="",
-            lease_expires_at=None,
-            next_attempt_at=now,
-            last_error="its delivery run stopped before sending it; queued again",
-            updated_at=now,
-        )
-    marked_rows = sorted(started - waiting)
-    for start in range(0, len(marked_rows), _CLAIM_BATCH):
-        unknown += expired.filter(pk__in=marked_rows[start : start + _CLAIM_BATCH]).update(
-            status=Status.UNKNOWN,
-            lease_expires_at=None,
-            last_error="its delivery run stopped while sending it; outcome unknown",
-            updated_at=now,
-        )
+    queued = _update_ids(
+        expired,
+        untried,
+        status=Status.PENDING,
+        lease_owner="",
+        lease_expires_at=None,
+        next_attempt_at=now,
+        last_error="its delivery run stopped before sending it; queued again",
+        updated_at=now,
+    )
+    unknown = _update_ids(
+        expired,
+        sorted(started - waiting),
+        status=Status.UNKNOWN,
+        lease_expires_at=None,
+        last_error="its delivery run stopped while sending it; outcome unknown",
+        updated_at=now,
+    )
     return queued, unknown
+
+
+def _update_ids(rows: QuerySet[Outbox], ids: list[int], **values: Any) -> int:
+    """UPDATE the rows among `rows` with these ids, _IDS_PER_STATEMENT ids per statement; returns the count."""
+    return sum(
+        rows.filter(pk__in=ids[start : start + _IDS_PER_STATEMENT]).update(**values)
+        for start in range(0, len(ids), _IDS_PER_STATEMENT)
+    )
 
 
 def hand_out_due(limit: int, grace: timedelta, now: datetime | None = None) -> list[int]:
