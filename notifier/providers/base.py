@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import urllib3
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from notifier.providers import http_client
 from notifier.providers.callbacks import (
     CallbackAnswer,
     CallbackError,
@@ -241,22 +242,22 @@ def _ca_bundle() -> str | None:
 
 
 class PooledSession:
-    """Keep-alive HTTP connections (urllib3) for one provider account, in one thread of one process.
+    """Keep-alive HTTP connections for one provider account, in one thread of one process.
 
     What the environment says about a URL (a proxy from the *_PROXY variables unless NO_PROXY exempts the host,
-    ~/.netrc credentials, the CA bundle) is read once per URL, as requests would read it on every call. One request
-    through a warm pool costs a fraction of a requests.Session call (no adapters, hooks or cookie jar).
+    ~/.netrc credentials, the CA bundle) is read once per URL, as requests would read it on every call. Calls
+    straight to the gateway go through notifier.providers.http_client (one kept-alive connection per origin, the
+    request in one write); calls through a proxy through urllib3's ProxyManager.
     """
 
     def __init__(self) -> None:
         self._ca = _ca_bundle()
-        self._direct = urllib3.PoolManager(num_pools=4, maxsize=1, retries=False, ca_certs=self._ca)
-        self._direct.pool_classes_by_scheme = ONE_WRITE_POOLS
+        self._direct = http_client.Client(self._ca)
         self._proxied: dict[str, urllib3.ProxyManager] = {}
-        self._routes: dict[str, tuple[urllib3.PoolManager, dict[str, str]]] = {}
-        self._targets: dict[str, tuple[str | None, str | None, int | None, str]] = {}
+        self._routes: dict[str, tuple[urllib3.ProxyManager | None, dict[str, str]]] = {}
 
-    def _route(self, url: str) -> tuple[urllib3.PoolManager, dict[str, str]]:
+    def _route(self, url: str) -> tuple[urllib3.ProxyManager | None, dict[str, str]]:
+        """The proxy a URL's calls go through (None: straight to the host), and the headers the environment adds."""
         found = self._routes.get(url)
         if found is not None:
             return found
@@ -265,7 +266,7 @@ class PooledSession:
         auth = _netrc_auth(url)
         if auth is not None:
             extra["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
-        manager: urllib3.PoolManager = self._direct
+        manager: urllib3.ProxyManager | None = None
         proxy = urllib.request.getproxies().get(parts.scheme)
         if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
             if proxy not in self._proxied:
@@ -282,27 +283,18 @@ class PooledSession:
     ) -> HttpResponse:
         manager, extra = self._route(url)
         sent = {"User-Agent": USER_AGENT, "Accept": "*/*", **extra, **headers}
+        if manager is None:
+            direct = self._direct.request(
+                method, url, body=body, headers=sent, connect_timeout=timeouts.connect, read_timeout=timeouts.read
+            )
+            return HttpResponse(direct.status, direct.body, direct.headers)
         timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
         options: dict[str, Any] = {"retries": False, "redirect": False, "preload_content": True}
-        if manager is self._direct:
-            # Straight to the host's pool (what PoolManager.urlopen does after parsing the URL again every call).
-            scheme, host, port, target = self._target(url)
-            pool = manager.connection_from_host(host, port=port, scheme=scheme)
-            options["assert_same_host"] = False
-            answer = pool.urlopen(method, target, body=body, headers=sent, timeout=timeout, **options)
-        else:
-            answer = manager.urlopen(method, url, body=body, headers=sent, timeout=timeout, **options)
+        answer = manager.urlopen(method, url, body=body, headers=sent, timeout=timeout, **options)
         return HttpResponse(answer.status, answer.data, answer.headers)
 
-    def _target(self, url: str) -> tuple[str | None, str | None, int | None, str]:
-        found = self._targets.get(url)
-        if found is None:
-            parts = urllib3.util.parse_url(url)
-            found = self._targets[url] = (parts.scheme, parts.host, parts.port, parts.request_uri)
-        return found
-
     def close(self) -> None:
-        self._direct.clear()
+        self._direct.close()
         for manager in self._proxied.values():
             manager.clear()
 
@@ -374,6 +366,14 @@ def http_request(
     client = PooledSession() if session is None else session
     try:
         return client.request(method, url, body=body, headers=headers, timeouts=timeouts)
+    except http_client.ConnectTimedOut as exc:
+        raise TransientError(f"connect timeout after {timeouts.connect}s: {exc}") from None
+    except http_client.CannotConnect as exc:  # refused, unreachable, no such host, a failed TLS handshake
+        raise TransientError(f"cannot connect: {exc}") from None
+    except http_client.NoAnswer:
+        raise UnknownOutcomeError(f"no answer within the read timeout of {timeouts.read}s") from None
+    except http_client.Dropped as exc:
+        raise UnknownOutcomeError(f"connection dropped after the request was sent: {exc}") from None
     except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable, no such host: nothing was sent
         raise TransientError(f"cannot connect: {exc}") from None
     except urllib3.exceptions.ConnectTimeoutError as exc:
