@@ -4,8 +4,9 @@
         .venv/bin/python bench/deliver.py --messages 20000
 
 What it does, in order:
-1. starts a fake eGA SMS gateway (stdlib ThreadingHTTPServer on 127.0.0.1, port 0) that checks each request's
-   HMAC the way the real one does and records recipient, text and the moment it arrived;
+1. starts a fake eGA SMS gateway (bench.gateways.EgaGateway: one thread, a selector over non-blocking sockets, on
+   127.0.0.1, port 0) that checks each request's HMAC the way the real one does and records recipient, text and the
+   moment it arrived;
 2. empties the notifier's state (outbox, attempts, decisions, detection runs, provider accounts), creates one eGA
    provider account pointing at the gateway with the rate limit off (10^9 per second: admission never waits, the
    shared Redis check still runs) and N pending outbox rows for current policies of the database, each with its
