@@ -36,11 +36,21 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def machine_busy_seconds() -> float:
+def _cpu_ticks() -> list[int]:
     with open("/proc/stat", encoding="ascii") as handle:
-        values = [int(value) for value in handle.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+        return [int(value) for value in handle.readline().split()[1:]]
+
+
+def machine_busy_seconds() -> float:
+    """CPU time this machine's processes and kernel used, every CPU together: user, nice, system, irq and softirq.
+    Idle, iowait and steal (time the hypervisor gave the virtual CPUs to someone else) are not counted."""
+    user, nice, system, _idle, _iowait, irq, softirq = _cpu_ticks()[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_steal_seconds() -> float:
+    """Time the hypervisor kept the virtual CPUs from running although they had work (a noisy host)."""
+    return _cpu_ticks()[7] / os.sysconf("SC_CLK_TCK")
 
 
 class Workers:

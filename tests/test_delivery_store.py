@@ -79,7 +79,10 @@ def test_claimed_rows_loads_what_select_related_loads_in_one_statement(
     ids = [rows[2].pk, rows[0].pk, rows[1].pk]
 
     def model_to_dict(instance: Any) -> dict[str, Any]:  # every column, not only the editable ones
-        return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+        values = {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+        # Timestamps are read by psycopg's own loader there: the same instants, and the same zone object as the ORM's.
+        zones = {f"{name}.tzinfo": value.tzinfo for name, value in values.items() if isinstance(value, dt.datetime)}
+        return values | zones
 
     expected = {
         row.pk: row
@@ -102,3 +105,4 @@ def test_claimed_rows_loads_what_select_related_loads_in_one_statement(
         else:
             assert model_to_dict(head) == model_to_dict(want.family.head_insuree)
     assert related[2][3] is None and related[0][3] is not None
+    assert isinstance(loaded[0].created_at, dt.datetime) and loaded[0].created_at.tzinfo is dt.UTC

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+import psycopg.types.datetime
 import redis
 from django.db import connections, router, transaction
 from django.db.models import F, Field, ForeignKey, Model, Q, QuerySet
@@ -370,6 +371,7 @@ def _claimed_rows_sql(connection: Any, outbox_ids: list[int]) -> list[Outbox]:
     select_related caches it."""
     plan = _row_plan(connection)
     with connection.cursor() as cursor:
+        _native_timestamps(connection, cursor)
         cursor.execute(plan.sql, [outbox_ids])
         fetched = cursor.fetchall()
     rows: list[Outbox] = []
@@ -386,6 +388,15 @@ def _claimed_rows_sql(connection: Any, outbox_ids: list[int]) -> list[Outbox]:
         assert isinstance(row, Outbox)
         rows.append(row)
     return rows
+
+
+def _native_timestamps(connection: Any, cursor: Any) -> None:
+    """Read `timestamptz` columns with psycopg's own loader (C) on this cursor. Django registers a subclass of the
+    pure-Python loader that only swaps the tzinfo for its connection's zone: 18 timestamps a claimed row, ~65 µs of
+    CPU a row. The values are the same instants: Django keeps the session's TimeZone at that zone (UTC unless the
+    database's TIME_ZONE says otherwise), and psycopg reads them in the session's zone."""
+    if connection.timezone_name == "UTC":  # psycopg's zone for UTC is datetime.timezone.utc, as Django's
+        cursor.cursor.adapters.register_loader("timestamptz", psycopg.types.datetime.TimestamptzLoader)
 
 
 def _column(model: type[Model], name: str) -> str:
