@@ -167,3 +167,53 @@ def test_it_keeps_the_probe_for_a_caller_that_gets_a_rate_slot(backend: str) -> 
         saturated = coordination.admit(4, 1, max_wait=0)
         assert (saturated.ok, saturated.reason) == (False, "rate")
         assert coordination.store().breaker_times(4)[1] is None, "no probe handed out without a slot"
+
+
+def _admission_connection_id() -> int:
+    store = coordination.store()
+    assert isinstance(store, coordination.RedisStore)
+    connection = store._own.connection
+    assert connection is not None
+    connection.send_command("CLIENT", "ID")
+    return int(connection.read_response())
+
+
+def test_the_admission_survives_a_closed_connection_and_a_forgotten_script(settings: Any) -> None:
+    """The admission runs over the thread's own connection: one the server closed (a Redis restart, a timeout on
+    the server's side) is replaced once, and a server that has forgotten the script (restarted) gets it again."""
+    assert settings.REDIS_URL
+    coordination.reset()
+    client = coordination.store().client  # type: ignore[attr-defined]
+    assert coordination.admit(5, 1000, max_wait=0).ok
+    first = _admission_connection_id()
+    assert client.client_kill_filter(_id=first) == 1
+    assert coordination.admit(5, 1000, max_wait=0).ok, "a new connection, the call made once more"
+    second = _admission_connection_id()
+    assert second != first
+    client.script_flush()
+    assert coordination.admit(5, 1000, max_wait=0).ok, "the script sent again"
+    assert client.script_exists(coordination.store()._admit.sha) == [True]  # type: ignore[attr-defined]
+    assert _admission_connection_id() == second, "the same connection throughout"
+    coordination.reset()
+
+
+def _admit_in_child(results: Any) -> None:
+    results.put((coordination.admit(6, 1000, max_wait=0).ok, _admission_connection_id()))
+
+
+def test_a_forked_process_opens_its_own_admission_connection(settings: Any) -> None:
+    """A Celery prefork child never writes into the socket of its parent (their replies would cross)."""
+    assert settings.REDIS_URL
+    coordination.reset()
+    assert coordination.admit(6, 1000, max_wait=0).ok
+    parent = _admission_connection_id()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_admit_in_child, args=(results,))
+    child.start()
+    admitted, connection_id = results.get(timeout=30)
+    child.join(timeout=10)
+    assert child.exitcode == 0 and admitted
+    assert connection_id != parent
+    assert _admission_connection_id() == parent, "the parent's connection still answers the parent"
+    coordination.reset()
