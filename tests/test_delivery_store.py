@@ -106,3 +106,35 @@ def test_claimed_rows_loads_what_select_related_loads_in_one_statement(
             assert model_to_dict(head) == model_to_dict(want.family.head_insuree)
     assert related[2][3] is None and related[0][3] is not None
     assert isinstance(loaded[0].created_at, dt.datetime) and loaded[0].created_at.tzinfo is dt.UTC
+
+
+def test_a_claim_finds_its_rows_by_primary_key_whatever_the_statistics_say(
+    make_outbox: Callable[..., Outbox],
+) -> None:
+    """Statistics taken before a batch of pending rows arrived (as after every detection run) must not lead the
+    claim through the index of pending rows: that scans every pending row for each chunk of 50."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifier.delivery.store import claim_chunk, new_owner
+
+    template = make_outbox()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE notifier_outbox")  # statistics of a table with one row
+    now = timezone.now()
+    fields = {"family_id": template.family_id, "event_date": template.event_date, "recipient": template.recipient}
+    batch = Outbox.objects.bulk_create(
+        Outbox(policy_id=template.policy_id + index, notification_type="expiry", language="en", **fields)
+        for index in range(1, 5001)
+    )
+    Outbox.objects.filter(pk__in=[row.pk for row in batch]).update(next_attempt_at=now - dt.timedelta(minutes=1))
+    ids = [row.pk for row in batch[1000:1050]]
+    with CaptureQueriesContext(connection) as queries:
+        claimed = claim_chunk(ids, now, new_owner())
+    assert sorted(claimed) == sorted(ids)
+    [claim] = [query["sql"] for query in queries if "UPDATE" in query["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE notifier_outbox SET status = 'pending' WHERE id = ANY(%s)", [ids])
+        cursor.execute(f"EXPLAIN {claim}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "outbox_status_due_idx" not in plan, plan
