@@ -75,6 +75,29 @@ def test_it_delivers_a_chunk_mixing_sent_transient_permanent_and_unknown_outcome
     assert len(gateway.received) == 4
 
 
+def test_it_writes_any_text_a_gateway_or_a_template_holds(
+    gateway: GatewayServer, make_outbox: Callable[..., Outbox]
+) -> None:
+    """Outcomes, texts and attempts travel to PostgreSQL as JSON: quotes, backslashes, line breaks, non-ASCII and
+    a NUL (which a text column cannot hold) come back as written, the NUL replaced."""
+    from notifier.models import NotificationTemplate
+
+    ega_account("ega", gateway.url, 10)
+    odd = 'Habari "{Name}" \\ 😀 ümlaut ☎\nmstari'
+    NotificationTemplate.objects.filter(notification_type="expiration_of_policy", language="en").update(text=odd)
+    rendered, refused = make_outbox(recipient="+255712345601"), make_outbox(recipient="+255712345602")
+    gateway.queue(Reply(), Reply(status=400, body='{"error": "nambari \u0000 si sahihi ✗ Ω"}'.encode()))
+    assert deliver_chunk([rendered.pk, refused.pk]) == {rendered.pk: "sent", refused.pk: "failed"}
+    rendered.refresh_from_db()
+    refused.refresh_from_db()
+    assert rendered.text.startswith('Habari "') and rendered.text.endswith('" \\ 😀 ümlaut ☎\nmstari')
+    assert rendered.encoding == "UCS-2" and rendered.segments == 1
+    assert "nambari \ufffd si sahihi ✗ Ω" in refused.last_error
+    [attempt] = DeliveryAttempt.objects.filter(outbox=refused)
+    assert (attempt.outcome, attempt.http_status) == ("permanent", 400)
+    assert "nambari \ufffd si sahihi ✗ Ω" in attempt.error
+
+
 def test_it_reuses_one_connection_for_the_messages_of_a_chunk(
     gateway: GatewayServer, make_outbox: Callable[..., Outbox]
 ) -> None:

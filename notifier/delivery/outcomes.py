@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,8 +47,10 @@ class Attempt:
 
 # Only rows still ours change: leased to the run and `sending`, or `unknown` because the sweeper gave up on us while
 # a call was in flight (its real outcome is better than a guess; a row taken back untried has lost its owner).
-# On PostgreSQL every write is one statement of a fixed text over arrays, prepared once per connection: no SQL
-# composed, parsed or planned per chunk (composing a CASE per row and column cost more CPU than the sending).
+# On PostgreSQL every write is one statement of a fixed text, prepared once per connection, over the chunk's rows
+# as one JSON parameter: no SQL composed, parsed or planned per chunk (composing a CASE per row and column cost more
+# CPU than the sending), and one string to pass (psycopg dumps arrays element by element in Python: ~1 ms of CPU for
+# the nine arrays of 50 outcomes, against ~0.3 ms for their JSON).
 _WRITE_OUTCOMES = (
     "UPDATE notifier_outbox AS o SET status = v.status, last_error = v.last_error, updated_at = v.at, "
     "lease_expires_at = NULL, lease_owner = CASE WHEN v.status = %s THEN '' ELSE o.lease_owner END, "
@@ -55,21 +59,39 @@ _WRITE_OUTCOMES = (
     "sent_at = CASE WHEN v.status = %s THEN v.at ELSE o.sent_at END, "
     "next_attempt_at = COALESCE(v.next_at, o.next_attempt_at), "
     "send_started_at = COALESCE(o.send_started_at, v.started) "
-    "FROM unnest(%s::bigint[], %s::varchar[], %s::text[], %s::timestamptz[], %s::integer[], %s::bigint[], "
-    "%s::varchar[], %s::timestamptz[], %s::timestamptz[]) "
-    "AS v(id, status, last_error, at, increment, account, reference, next_at, started) "
+    "FROM json_to_recordset(%s::json) AS v(id bigint, status varchar, last_error text, at timestamptz, "
+    "increment integer, account bigint, reference varchar, next_at timestamptz, started timestamptz) "
     "WHERE o.id = v.id AND o.lease_owner = %s AND o.status IN (%s, %s)"
 )
+_OUTCOME_FIELDS = ("id", "status", "last_error", "at", "increment", "account", "reference", "next_at", "started")
 _WRITE_TEXTS = (
     "UPDATE notifier_outbox AS o SET text = v.text, encoding = v.encoding, segments = v.segments "
-    "FROM unnest(%s::bigint[], %s::text[], %s::varchar[], %s::integer[]) AS v(id, text, encoding, segments) "
+    "FROM json_to_recordset(%s::json) AS v(id bigint, text text, encoding varchar, segments integer) "
     "WHERE o.id = v.id AND o.lease_owner = %s AND o.status IN (%s, %s)"
 )
 _ADD_ATTEMPTS = (
     "INSERT INTO notifier_delivery_attempt (outbox_id, provider_account_id, provider, started_at, duration_ms, "
-    "outcome, http_status, error) SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], "
-    "%s::timestamptz[], %s::integer[], %s::varchar[], %s::integer[], %s::text[])"
+    "outcome, http_status, error) SELECT outbox_id, account_id, provider, started_at, duration_ms, outcome, "
+    "http_status, error FROM json_to_recordset(%s::json) AS v(outbox_id bigint, account_id bigint, "
+    "provider varchar, started_at timestamptz, duration_ms integer, outcome varchar, http_status integer, error text)"
 )
+_ATTEMPT_FIELDS = (
+    "outbox_id", "account_id", "provider", "started_at", "duration_ms", "outcome", "http_status", "error"
+)  # fmt: skip
+
+
+def _json_rows(fields: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Rows for json_to_recordset: an object per row; datetimes (aware) in ISO 8601 with their offset, strings
+    without NUL (PostgreSQL text cannot hold it: a gateway's answer may)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace("\x00", "\ufffd") if "\x00" in value else value
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return value
+
+    return json.dumps([dict(zip(fields, map(clean, row), strict=True)) for row in rows], separators=(",", ":"))
 
 
 def write_texts(texts: dict[int, tuple[str, str, int]], owner: str) -> None:
@@ -81,8 +103,8 @@ def write_texts(texts: dict[int, tuple[str, str, int]], owner: str) -> None:
         fields = ("text", "encoding", "segments")
         _write_by_case({key: dict(zip(fields, value, strict=True)) for key, value in texts.items()}, owner)
         return
-    columns = [list(texts), *(list(column) for column in zip(*texts.values(), strict=True))]
-    run_prepared(connection, _WRITE_TEXTS, [*columns, owner, Status.SENDING.value, Status.UNKNOWN.value])
+    rows = _json_rows(("id", "text", "encoding", "segments"), ((key, *value) for key, value in texts.items()))
+    run_prepared(connection, _WRITE_TEXTS, [rows, owner, Status.SENDING.value, Status.UNKNOWN.value])
 
 
 def write_outcomes(outcomes: dict[int, RowOutcome], owner: str) -> None:
@@ -93,21 +115,15 @@ def write_outcomes(outcomes: dict[int, RowOutcome], owner: str) -> None:
     if connection.vendor != "postgresql":
         _write_by_case({key: _as_fields(outcome) for key, outcome in outcomes.items()}, owner)
         return
-    rows = outcomes.values()
-    params: list[Any] = [
-        Status.PENDING.value,
-        Status.SENT.value,
-        list(outcomes),
-        [outcome.status for outcome in rows],
-        [outcome.error[:2000] for outcome in rows],
-        [outcome.at for outcome in rows],
-        [int(outcome.counts_attempt) for outcome in rows],
-        [outcome.account for outcome in rows],
-        [outcome.reference for outcome in rows],
-        [outcome.next_at for outcome in rows],
-        [outcome.started for outcome in rows],
-    ]
-    run_prepared(connection, _WRITE_OUTCOMES, [*params, owner, Status.SENDING.value, Status.UNKNOWN.value])
+    rows = _json_rows(
+        _OUTCOME_FIELDS,
+        (
+            (key, o.status, o.error[:2000], o.at, int(o.counts_attempt), o.account, o.reference, o.next_at, o.started)
+            for key, o in outcomes.items()
+        ),
+    )
+    params = [Status.PENDING.value, Status.SENT.value, rows, owner, Status.SENDING.value, Status.UNKNOWN.value]
+    run_prepared(connection, _WRITE_OUTCOMES, params)
 
 
 def add_attempts(attempts: list[Attempt]) -> None:
@@ -129,8 +145,11 @@ def add_attempts(attempts: list[Attempt]) -> None:
             for a in attempts
         )
         return
-    names = ("outbox_id", "account_id", "provider", "started_at", "duration_ms", "outcome", "http_status", "error")
-    run_prepared(connection, _ADD_ATTEMPTS, [[getattr(a, name) for a in attempts] for name in names])
+    run_prepared(
+        connection,
+        _ADD_ATTEMPTS,
+        [_json_rows(_ATTEMPT_FIELDS, ([getattr(a, name) for name in _ATTEMPT_FIELDS] for a in attempts))],
+    )
 
 
 def _as_fields(outcome: RowOutcome) -> dict[str, Any]:
