@@ -398,3 +398,49 @@ def test_target_names_the_origin_and_refuses_what_is_not_http() -> None:
     for bad in ("mailto:x@y", "http:///path", "http://host:99999/", "http://host/a b"):
         with pytest.raises(http_client.RefusedBeforeSending):
             http_client.Target.of(bad)
+
+
+# --- what the environment says about a URL --------------------------------------------------------------------------
+
+
+def test_it_sends_netrc_credentials_for_the_gateway_host(
+    serve: Callable[..., ScriptedServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login gw-user password gw-pass\n", encoding="ascii")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    server = serve(answer_each(OK))
+    session = PooledSession()
+    try:
+        assert post(session, server.url())[0] == 200
+    finally:
+        session.close()
+    assert b"\r\nAuthorization: Basic Z3ctdXNlcjpndy1wYXNz\r\n" in server.requests[0]  # gw-user:gw-pass
+
+
+def test_it_goes_through_the_proxy_the_environment_names_unless_no_proxy_exempts_the_host(
+    serve: Callable[..., ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = serve(answer_each(OK))
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    session = PooledSession()
+    try:
+        assert post(session, "http://gateway.example:8080/api/sms?u=1") == (200, b'{"ok":true}')
+    finally:
+        session.close()
+    assert proxy.requests[0].startswith(b"POST http://gateway.example:8080/api/sms?u=1 HTTP/1.1\r\n")
+
+    direct = serve(answer_each(OK))
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1")
+    session = PooledSession()
+    try:
+        assert post(session, direct.url())[0] == 200
+    finally:
+        session.close()
+    assert len(proxy.requests) == 1 and len(direct.requests) == 1
+    assert direct.requests[0].startswith(b"POST /send HTTP/1.1\r\n")
