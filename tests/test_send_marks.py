@@ -224,7 +224,7 @@ def test_the_sweeper_leaves_a_runs_rows_while_redis_is_out_of_reach(settings: An
 
 def test_a_run_whose_marks_redis_lost_goes_on_with_marks_in_the_database(settings: Any, gateway: GatewayServer) -> None:
     json_account(gateway.url)
-    gateway.queue(Reply(), Reply(delay=0.5))
+    gateway.queue(Reply(), Reply(delay=0.5), Reply(delay=0.5))  # the third call is held while we look
     rows = bare_outboxes(5)
     seen: dict[str, Any] = {}
 
