@@ -28,7 +28,8 @@ import psycopg
 import psycopg.types.datetime
 import redis
 from django.db import connections, router, transaction
-from django.db.models import F, Field, ForeignKey, Model, Q, QuerySet
+from django.db.models import F, Field, ForeignKey, Model, Q, QuerySet, signals
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from notifier import coordination
@@ -383,12 +384,13 @@ def _claimed_rows_sql(connection: Any, outbox_ids: list[int]) -> list[Outbox]:
         _native_timestamps(connection, cursor)
         cursor.execute(plan.sql, [outbox_ids])
         fetched = cursor.fetchall()
+    alias = connection.alias
     rows: list[Outbox] = []
     for values in fetched:
         made: list[Model | None] = []
         for model, names, first, last, pk_at in plan.spans:
             part = values[first:last]
-            made.append(None if part[pk_at] is None else model.from_db(connection.alias, names, part))
+            made.append(None if part[pk_at] is None else _loaded(model, alias, names, part))
         for child, parent, key in plan.links:
             holder = made[parent]
             if holder is not None:
@@ -397,6 +399,19 @@ def _claimed_rows_sql(connection: Any, outbox_ids: list[int]) -> list[Outbox]:
         assert isinstance(row, Outbox)
         rows.append(row)
     return rows
+
+
+def _loaded(model: type[Model], alias: str, names: list[str], values: tuple[Any, ...]) -> Model:
+    """`model.from_db(alias, names, values)` for a row of every concrete field: what Model.__init__ leaves (each
+    attname in the instance's __dict__, a fresh ModelState, loaded from `alias`) without its per-field work, ~12 µs
+    a model, five models a claimed row. Through from_db itself whenever a pre_init or post_init receiver listens."""
+    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        return model.from_db(alias, names, values)
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(names, values, strict=True))
+    state = instance._state = ModelState()
+    state.adding, state.db = False, alias
+    return instance
 
 
 def _native_timestamps(connection: Any, cursor: Any) -> None:
