@@ -282,7 +282,7 @@ class RedisStore:
         limit: int,
         mark: tuple[str, int] | None = None,
     ) -> tuple[int, float]:
-        # One EVALSHA (redis-py's Script falls back to EVAL once when the server has forgotten the script).
+        # One EVALSHA over this thread's own connection (`_admission`).
         args: list[str | int] = [
             repr(now),
             repr(cooldown),

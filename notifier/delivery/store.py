@@ -102,12 +102,7 @@ def _claim_batch(ids: list[int], now: datetime, owner: str) -> list[int]:
         _stamp(connection, now + timedelta(seconds=get_settings().delivery_lease_seconds)),
     )
     # Only the table name and placeholders are formatted into the SQL; every value is a parameter.
-    update = (
-        f"UPDATE {table} SET status = %s, claimed_at = %s, updated_at = %s, send_started_at = NULL, "  # noqa: S608
-        "lease_owner = %s, lease_expires_at = %s WHERE id IN "
-    )
     head: list[Any] = [Status.SENDING.value, stamp, stamp, owner, expires]
-    due = "AND status = %s AND next_attempt_at <= %s"
     if connection.vendor == "postgresql":
         # The rows are found by their ids alone (the primary key), then checked: with the due conditions in the
         # same WHERE, PostgreSQL may scan outbox_status_due_idx for every pending row and filter the ids out of
@@ -122,7 +117,11 @@ def _claim_batch(ids: list[int], now: datetime, owner: str) -> list[int]:
         )
         params: list[Any] = [ids, *head, Status.PENDING.value, stamp]
     elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
-        sql = f"{update}({', '.join(['%s'] * len(ids))}) {due} RETURNING id"
+        sql = (
+            f"UPDATE {table} SET status = %s, claimed_at = %s, updated_at = %s, send_started_at = NULL, "  # noqa: S608
+            f"lease_owner = %s, lease_expires_at = %s WHERE id IN ({', '.join(['%s'] * len(ids))}) "
+            "AND status = %s AND next_attempt_at <= %s RETURNING id"
+        )
         params = [*head, *ids, Status.PENDING.value, stamp]
     else:  # no UPDATE … RETURNING: one conditional UPDATE per row
         return [outbox_id for outbox_id in ids if claim(outbox_id, now, owner)]

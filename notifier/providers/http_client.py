@@ -159,7 +159,10 @@ class Connection:
         except TimeoutError:
             self.close()
             raise NoAnswer("no answer within the read timeout") from None
-        except (OSError, Dropped) as exc:
+        except Dropped:
+            self.close()
+            raise
+        except OSError as exc:
             self.close()
             raise Dropped(str(exc) or type(exc).__name__) from None
         if not keep or self.buffer:  # bytes after the answer: nobody knows what they belong to
@@ -225,7 +228,9 @@ class Connection:
             if len(self.buffer) > MAX_HEAD_BYTES:
                 raise Dropped(f"the answer's headers are longer than {MAX_HEAD_BYTES} bytes")
             if not self._fill():
-                raise Dropped("the gateway closed the connection before answering" if not self.buffer else "cut short")
+                if not self.buffer:
+                    raise Dropped("the gateway closed the connection before answering")
+                raise Dropped("the answer's headers were cut short")
 
     def _read_answer(self, method: str) -> tuple[Answer, bool]:
         while True:
